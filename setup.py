@@ -1,0 +1,45 @@
+"""stemforge: audio corpora to separated stems and spectrogram shards with Apache Beam.
+
+This file is also what Beam's ``--setup_file`` installs on remote workers.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="stemforge",
+    version="0.1.0",
+    description="Beam pipeline: augment audio, separate it with CascadedNet, write stems and Parquet shards",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*"]),
+    package_data={"pipeline": ["py.typed"]},
+    install_requires=[
+        "torch>=2.6",
+        "apache-beam>=2.72",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "pyarrow>=16",
+        "soundfile>=0.12.1",
+        "soxr>=0.3.7",
+        "audiomentations>=0.40",
+        "fsspec>=2023.12",
+        "pyyaml>=6.0",
+        "pydantic>=2.6",
+        "safetensors>=0.4",
+        "rich>=13",
+    ],
+    extras_require={
+        "aws": ["s3fs>=2023.12"],
+        "gcp": ["gcsfs>=2023.12"],
+        "azure": ["adlfs>=2023.12"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.2",
+            "hypothesis>=6.100",
+            "librosa>=0.10",
+            "moto[server]>=5.0",
+            "s3fs>=2023.12",
+            "aiohttp>=3.9",
+        ],
+    },
+    entry_points={"console_scripts": ["stemforge=pipeline.cli:main"]},
+)

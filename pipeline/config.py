@@ -1,0 +1,222 @@
+"""The one config schema of a stemforge run: YAML in, validated pydantic models out.
+
+Unknown keys are errors; every default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
+REDACTED = "***"
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key path and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Section):
+    uri: str | None = None
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted_lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in value)
+
+
+class AudioConfig(_Section):
+    sample_rate: int = Field(44100, ge=1000, le=384000)
+    multichannel: Literal["downmix", "reject"] = "downmix"
+
+
+class AugmentConfig(_Section):
+    variants: int = Field(1, ge=1, le=1000)
+    seed: int = 0
+    keep_clean: bool = False
+    chain: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("chain")
+    @classmethod
+    def _each_names_a_transform(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for i, step in enumerate(value):
+            if "transform" not in step:
+                raise ValueError(f"chain[{i}] needs a 'transform' key (a class name)")
+        return value
+
+
+class ModelConfig(_Section):
+    checkpoint: str | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    allow_random_init: bool = False
+    random_init_nout: int = Field(32, ge=4)
+    random_init_nout_lstm: int = Field(128, ge=2)
+    n_fft: int = Field(2048, ge=64)
+    hop_length: int = Field(1024, ge=16)
+    cropsize: int = Field(256, ge=8)
+    batch_size: int = Field(4, ge=1, le=4096)
+    tta: bool = False
+    postprocess: bool = False
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    stems: tuple[str, str] = ("instruments", "vocals")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.n_fft % 2:
+            raise ValueError("n_fft must be even")
+        if self.cropsize <= 128:
+            raise ValueError("cropsize must exceed 2 * the model's offset (64): use > 128")
+        if len(set(self.stems)) != 2 or any(not s.isidentifier() for s in self.stems):
+            raise ValueError("stems must be two distinct identifier-like names")
+        if set(self.stems) & {"mixture", "clean"}:
+            raise ValueError("stems may not be named 'mixture' or 'clean' (reserved columns)")
+        return self
+
+
+class OutputConfig(_Section):
+    uri: str | None = None
+    write_stems: bool = True
+    stem_format: Literal["flac", "wav", "ogg"] = "flac"
+    stem_subtype: str | None = None
+    stem_path: str = "{track_key}/v{variant}/{stem}.{ext}"
+    spectrogram_dtype: Literal["float16", "float32"] = "float16"
+    segment_frames: int = Field(256, ge=1)
+    max_shard_bytes: int = Field(512 * 1024**2, ge=1024**2)
+    rows_per_row_group: int = Field(64, ge=1)
+
+    @field_validator("stem_path")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        try:
+            value.format(track_key="k", variant=0, stem="s", ext="e")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"stem_path may use only {{track_key}}, {{variant}}, {{stem}}, {{ext}}: {exc}") from None
+        if "{track_key}" not in value or "{stem}" not in value or "{variant}" not in value:
+            raise ValueError("stem_path must contain {track_key}, {variant} and {stem}")
+        return value
+
+    @property
+    def resolved_subtype(self) -> str:
+        """The soundfile subtype stems are written with."""
+        return self.stem_subtype or STEM_SUBTYPE_DEFAULTS[self.stem_format]
+
+
+class RunConfig(_Section):
+    skip_existing: bool = True
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    chunk_seconds: float = Field(60.0, gt=0.5)
+
+
+class Config(_Section):
+    input: InputConfig = InputConfig()
+    storage_options: dict[str, dict[str, Any]] = {}
+    audio: AudioConfig = AudioConfig()
+    augment: AugmentConfig = AugmentConfig()
+    model: ModelConfig = ModelConfig()
+    output: OutputConfig = OutputConfig()
+    run: RunConfig = RunConfig()
+
+    def require_runnable(self) -> None:
+        """Raise ConfigError unless the fields a run needs are present."""
+        if not self.input.uri:
+            raise ConfigError("input.uri: required (a directory, glob or manifest) — set it or pass --input")
+        if not self.output.uri:
+            raise ConfigError("output.uri: required — set it or pass --output")
+        if not self.model.checkpoint and not self.model.allow_random_init:
+            raise ConfigError(
+                "model.checkpoint: required — pass --checkpoint PATH (a vocal-remover .pth or .safetensors); "
+                "random weights run only with model.allow_random_init: true"
+            )
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data with every storage option value hidden (they hold secrets)."""
+        data = self.model_dump(mode="json")
+        data["storage_options"] = {
+            proto: {key: REDACTED for key in opts} for proto, opts in self.storage_options.items()
+        }
+        return data
+
+    def fingerprint(self, checkpoint_sha256: str) -> str:
+        """Hash of everything that decides a track's results; equal fingerprints mean reusable outputs."""
+        data = self.model_dump(mode="json")
+        relevant = {
+            "audio": data["audio"],
+            "augment": data["augment"],
+            "model": {k: v for k, v in data["model"].items() if k not in ("device", "batch_size", "checkpoint")},
+            "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
+                                                      "spectrogram_dtype", "segment_frames")},
+            "checkpoint_sha256": checkpoint_sha256,
+        }
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def default_run_id(self) -> str:
+        """UTC timestamp plus a short hash of the config, e.g. 20261124T071500Z-3f2a9c1d."""
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        digest = hashlib.sha256(json.dumps(self.redacted(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{stamp}-{digest}"
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "literal_error":
+        message = f"must be one of {first['ctx']['expected']}"
+    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {message}{more}"
+
+
+def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Validate plain data plus ``dotted.key=value`` overrides (values parsed as YAML)."""
+    data = json.loads(json.dumps(data or {}))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file and validate it with overrides applied."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return build_config(data, overrides)

@@ -1,0 +1,289 @@
+"""The Beam graph: list → prepare → batched inference across tracks → assemble → shards → commit.
+
+    inputs ─ ListInputs ─ unique keys ─ skip committed ─ variants ─ Reshuffle
+      ─ PrepareTrack (decode, resample, augment, peak; yields model windows)
+      ─ RunInference (windows of many tracks per batch; one model per worker process)
+      ─ StoreMask (per-window masks to OUTPUT/_tmp/{run_id}) ─ GroupByKey(track variant)
+      ─ AssembleTrack (stems + spectrogram rows, streamed) ─ WriteShards
+      ─ Commit (errors/{run_id}.jsonl, then runs/{run_id}.json last)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindows
+
+from pipeline.assemble import spectrogram_rows, write_stems
+from pipeline.config import Config
+from pipeline.inference import CascadedNetHandler, Window, WindowMask
+from pipeline.listing import TrackRef, expand_input, unique_keys
+from pipeline.sinks import ErrorRecord, ShardWriter, TrackDone, versions, write_errors, write_manifest
+from pipeline.storage import filesystem, join, publish_bytes, read_bytes
+from pipeline.track import MaskReader, PreparedTrack, TrackMeta, grids
+from transforms import AugmentChain
+
+LOG = logging.getLogger(__name__)
+NAMESPACE = "stemforge"
+ERRORS = "errors"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run knows before it starts: config, identity and the checkpoint's fingerprint."""
+
+    config: Config
+    run_id: str
+    started_at: str
+    checkpoint_sha256: str
+    random_init: bool
+    offset: int
+
+    @property
+    def fingerprint(self) -> str:
+        return self.config.fingerprint(self.checkpoint_sha256)
+
+    @property
+    def scratch(self) -> str:
+        return join(self.config.output.uri, "_tmp", self.run_id)
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "reason", None) or type(exc).__name__
+
+
+def _error(ref: TrackRef, stage: str, exc: Exception) -> beam.pvalue.TaggedOutput:
+    Metrics.counter(NAMESPACE, "rejected").inc()
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if ref.source not in message:
+        message = f"{ref.source}: {message}"
+    return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
+
+
+class ListInputs(beam.DoFn):
+    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def process(self, uri: str) -> Iterator[Any]:
+        config = self._job.config
+        try:
+            for ref in expand_input(uri, config.input.extensions, config.storage_options):
+                Metrics.counter(NAMESPACE, "inputs").inc()
+                yield ref
+        except Exception as exc:  # noqa: BLE001 - a listing failure is dead-lettered, the run goes on
+            yield _error(TrackRef(uri, ""), "list", exc)
+
+
+class ReadCommitted(beam.DoFn):
+    """Track keys that earlier runs with the same fingerprint committed (for skip_existing)."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def process(self, output_uri: str) -> Iterator[str]:
+        fs, path = filesystem(join(output_uri, "runs"), self._job.config.storage_options)
+        for manifest_path in fs.glob(f"{path}/*.json"):
+            manifest = json.loads(fs.cat_file(manifest_path))
+            if manifest.get("status") == "committed" and manifest.get("fingerprint") == self._job.fingerprint:
+                yield from manifest.get("tracks", [])
+
+
+class PrepareTrack(beam.DoFn):
+    """Decodes, resamples and augments one track variant, then yields its model windows."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def setup(self) -> None:
+        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
+
+    def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
+        ref, variant = element
+        config = self._job.config
+        try:
+            track = PreparedTrack(ref.source, ref.track_key, variant, config, config.storage_options, self._chain)
+        except Exception as exc:  # noqa: BLE001 - bad input is dead-lettered
+            stage = "augment" if type(exc).__name__ not in ("AudioError", "FileNotFoundError", "OSError") else "read"
+            yield _error(ref, stage, exc)
+            return
+        with track:
+            Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(track.meta.audio_seconds * 1000))
+            for pass_index, index, magnitude in track.windows(config, self._job.offset):
+                Metrics.counter(NAMESPACE, "windows").inc()
+                yield Window(track.meta, pass_index, index, magnitude)
+
+
+class StoreMask(beam.DoFn):
+    """Spills each window's mask to the run's scratch folder so assembly streams it back in order."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def process(self, item: WindowMask) -> Iterator[tuple[str, tuple[TrackMeta, int, int]]]:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(item.mask, np.float32))
+        uri = join(self._job.scratch, item.meta.track_id, f"{item.pass_index}-{item.index:07d}.npy")
+        publish_bytes(buffer.getvalue(), uri, self._job.config.storage_options)
+        yield item.meta.track_id, (item.meta, item.pass_index, item.index)
+
+
+class AssembleTrack(beam.DoFn):
+    """Writes the stems and yields the spectrogram rows of one track variant from its masks."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def setup(self) -> None:
+        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
+
+    def process(self, element: tuple[str, Any]) -> Iterator[Any]:
+        track_id, items = element
+        items = list(items)
+        meta: TrackMeta = items[0][0]
+        config = self._job.config
+        ref = TrackRef(meta.source, meta.track_key)
+        expected = {(p, i) for p, grid in enumerate(grids(meta, config, self._job.offset)) for i in range(grid.num_windows)}
+        if {(p, i) for _, p, i in items} != expected:
+            yield _error(ref, "separate", RuntimeError(f"{meta.source}: incomplete model windows"))
+            return
+        folder = join(self._job.scratch, track_id)
+
+        def load_window(pass_index: int, index: int) -> np.ndarray:
+            data = read_bytes(f"{folder}/{pass_index}-{index:07d}.npy", config.storage_options)
+            return np.load(io.BytesIO(data))
+
+        try:
+            with PreparedTrack(meta.source, meta.track_key, meta.variant, config, config.storage_options,
+                               self._chain) as track:
+                if track.meta != meta:
+                    raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
+                if config.output.write_stems:
+                    write_stems(track, MaskReader(meta, config, self._job.offset, load_window), config, config.storage_options)
+                rows = 0
+                for row in spectrogram_rows(track, MaskReader(meta, config, self._job.offset, load_window), config):
+                    rows += 1
+                    yield row
+        except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
+            yield _error(ref, "write", exc)
+            return
+        Metrics.counter(NAMESPACE, "rows").inc(rows)
+        Metrics.counter(NAMESPACE, "tracks_committed").inc()
+        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds))
+
+
+class WriteShards(beam.DoFn):
+    """Bundles rows into Parquet shards; yields each published shard's path."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def start_bundle(self) -> None:
+        self._writer = ShardWriter(self._job.config, self._job.checkpoint_sha256, self._job.run_id,
+                                   self._job.config.storage_options)
+
+    def process(self, row: dict[str, Any]) -> Iterator[str]:
+        yield from self._writer.add(row)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for path in self._writer.close():
+            yield GlobalWindows.windowed_value(path)
+
+
+def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
+           errors: list[ErrorRecord]) -> str:
+    """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
+    config = job.config
+    write_errors(errors, config, job.run_id, config.storage_options)
+    variants = config.augment.variants
+    per_track: dict[str, int] = {}
+    for item in done:
+        per_track[item.track_key] = per_track.get(item.track_key, 0) + 1
+    failed = {e.source for e in errors}
+    manifest = {
+        "run_id": job.run_id,
+        "started_at": job.started_at,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "status": "committed",
+        "fingerprint": job.fingerprint,
+        "random_init": job.random_init,
+        "config": config.redacted(),
+        "checkpoint": {"uri": config.model.checkpoint, "sha256": job.checkpoint_sha256},
+        "versions": versions(),
+        "counts": {
+            "inputs": sum(inputs),
+            "skipped": len(skipped),
+            "succeeded": sum(1 for n in per_track.values() if n == variants),
+            "failed": len(failed),
+            "variants": len(done),
+            "rows": sum(d.rows for d in done),
+            "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
+        },
+        "tracks": sorted(k for k, n in per_track.items() if n == variants),
+        "shards": sorted(shards),
+    }
+    uri = write_manifest(manifest, config, config.storage_options)
+    fs, scratch = filesystem(job.scratch, config.storage_options)
+    if fs.exists(scratch):
+        fs.rm(scratch, recursive=True)
+    return uri
+
+
+def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
+    """Adds the whole run to a pipeline; the result holds the manifest's URI once committed."""
+    config = job.config
+    listed = (p | "Input" >> beam.Create([config.input.uri])
+              | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, main="refs"))
+    refs = (listed.refs
+            | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
+            | "GroupByKey" >> beam.GroupByKey()
+            | "UniqueKeys" >> beam.FlatMap(lambda kv: unique_keys(list(kv[1]))))
+    if config.run.skip_existing:
+        committed = (p | "OutputRoot" >> beam.Create([config.output.uri])
+                     | "ReadCommitted" >> beam.ParDo(ReadCommitted(job)))
+        committed_keys = beam.pvalue.AsList(committed)
+        skipped = refs | "Skipped" >> beam.Filter(lambda r, keys: r.track_key in set(keys), committed_keys)
+        refs = refs | "NotCommitted" >> beam.Filter(lambda r, keys: r.track_key not in set(keys), committed_keys)
+    else:
+        skipped = p | "NothingSkipped" >> beam.Create([])
+    prepared = (refs
+                | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
+                | "Spread" >> beam.Reshuffle()
+                | "PrepareTrack" >> beam.ParDo(PrepareTrack(job)).with_outputs(ERRORS, main="windows"))
+    assembled = (prepared.windows
+                 | "Separate" >> RunInference(CascadedNetHandler(config.model, config.storage_options))
+                 | "StoreMask" >> beam.ParDo(StoreMask(job))
+                 | "GroupWindows" >> beam.GroupByKey()
+                 | "AssembleTrack" >> beam.ParDo(AssembleTrack(job)).with_outputs(ERRORS, DONE, main="rows"))
+    shards = assembled.rows | "WriteShards" >> beam.ParDo(WriteShards(job))
+    errors = ((listed[ERRORS], prepared[ERRORS], assembled[ERRORS]) | "AllErrors" >> beam.Flatten())
+    counted = refs | "CountInputs" >> beam.combiners.Count.Globally()
+    return (p | "Trigger" >> beam.Create([None])
+            | "Commit" >> beam.Map(commit, job,
+                                   beam.pvalue.AsList(counted),
+                                   beam.pvalue.AsList(skipped | "SkippedKeys" >> beam.Map(lambda r: r.track_key)),
+                                   beam.pvalue.AsList(shards), beam.pvalue.AsList(assembled[DONE]),
+                                   beam.pvalue.AsList(errors)))
+
+
+def run(job: Job, options: PipelineOptions, test_pipeline: beam.Pipeline | None = None) -> dict[str, Any]:
+    """Runs the job to completion and returns its committed manifest."""
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    build(pipeline, job)
+    pipeline.run().wait_until_finish()
+    uri = join(job.config.output.uri, "runs", f"{job.run_id}.json")
+    return json.loads(read_bytes(uri, job.config.storage_options))
+

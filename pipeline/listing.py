@@ -1,0 +1,134 @@
+"""Expanding an input URI (directory, glob or manifest) into sources with safe, unique track keys."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import posixpath
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+
+from pipeline.storage import StorageOptions, filesystem, protocol_of
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".txt", ".parquet")
+_UNSAFE = re.compile(r'[\\:*?"<>|]')
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """One input: where it is read from and the key its outputs are written under."""
+
+    source: str
+    track_key: str
+
+
+def _has_magic(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _unprotocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    return fs.unstrip_protocol(path) if protocol_of(fs.unstrip_protocol(path)) != "file" else path
+
+
+def sanitize_key(relative: str) -> str:
+    """A track key that can never escape its output folder: no '..', no absolute or empty parts,
+    no control or shell-hostile characters; the extension is dropped."""
+    stem, ext = posixpath.splitext(relative.replace("\\", "/"))
+    if "/" in ext:
+        stem = stem + ext
+    parts = []
+    for part in stem.split("/"):
+        part = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in part)
+        part = _UNSAFE.sub("_", part).strip()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            part = "__"
+        parts.append(part.lstrip(".") or "_")
+    return "/".join(parts) or "_"
+
+
+def unique_keys(refs: list[TrackRef]) -> list[TrackRef]:
+    """Resolve sources that map to one key: the first source (sorted) keeps it, the others get
+    a suffix from a hash of their source, so every key is distinct and stable for that source."""
+    ordered = sorted(refs, key=lambda r: r.source)
+    out = [ordered[0]]
+    for ref in ordered[1:]:
+        digest = hashlib.sha256(ref.source.encode()).hexdigest()[:8]
+        out.append(TrackRef(ref.source, f"{ref.track_key}~{digest}"))
+    return out
+
+
+def _manifest_entries(uri: str, storage_options: StorageOptions) -> Iterator[str]:
+    fs, path = filesystem(uri, storage_options)
+    suffix = posixpath.splitext(path)[1].lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        with fs.open(path, "rb") as handle:
+            table = pq.read_table(handle, columns=["path"])
+        yield from (str(p) for p in table.column("path").to_pylist() if p)
+        return
+    with fs.open(path, "rb") as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8")
+        if suffix == ".csv":
+            reader = csv.DictReader(text)
+            if "path" not in (reader.fieldnames or []):
+                raise ValueError(f"{uri}: CSV manifest has no 'path' column")
+            yield from (row["path"] for row in reader if row.get("path"))
+        elif suffix == ".jsonl":
+            for number, line in enumerate(text, 1):
+                if line.strip():
+                    entry = json.loads(line)
+                    if not isinstance(entry, dict) or "path" not in entry:
+                        raise ValueError(f"{uri}: line {number} has no 'path'")
+                    yield str(entry["path"])
+        else:
+            yield from (line.rstrip("\r\n") for line in text if line.strip() and not line.startswith("#"))
+
+
+def _is_absolute(entry: str) -> bool:
+    return entry.startswith("/") or "://" in entry
+
+
+def expand_input(uri: str, extensions: tuple[str, ...], storage_options: StorageOptions) -> Iterator[TrackRef]:
+    """Yield every source the input URI names, keyed relative to the input root.
+
+    A manifest's entries resolve against its folder; a glob's root is its non-magic prefix;
+    a directory is searched recursively for the configured extensions.
+    """
+    fs, path = filesystem(uri, storage_options)
+    lowered = path.lower()
+    if lowered.endswith(MANIFEST_SUFFIXES) and not _has_magic(path):
+        root = posixpath.dirname(path)
+        for entry in _manifest_entries(uri, storage_options):
+            if _is_absolute(entry):
+                source = entry
+                relative = entry.split("://", 1)[-1]
+            else:
+                source = _unprotocol(fs, posixpath.normpath(posixpath.join(root, entry)))
+                relative = entry
+            yield TrackRef(source, sanitize_key(relative))
+        return
+    if _has_magic(path):
+        prefix = path[: min(path.index(c) for c in "*?[" if c in path)]
+        root = prefix if prefix.endswith("/") else posixpath.dirname(prefix)
+        matches = [m for m in fs.glob(path) if not fs.isdir(m)]
+    elif fs.isdir(path):
+        root = path
+        matches = fs.find(path)
+    elif fs.exists(path):
+        root = posixpath.dirname(path)
+        matches = [path]
+    else:
+        raise FileNotFoundError(f"{uri}: no such file, directory or manifest")
+    for match in sorted(matches):
+        if posixpath.splitext(match)[1].lower() in extensions or match == path:
+            relative = posixpath.relpath(match, root) if root else match
+            yield TrackRef(_unprotocol(fs, match), sanitize_key(relative))

@@ -1,0 +1,245 @@
+"""One track variant, start to finish, in bounded memory (Beam-free; the graph wires it).
+
+A track is decoded and resampled block by block into a local scratch file, augmented as a
+stream (the low-pass's padding at the track's ends only), and every later step reads frame
+ranges from that file: the peak pass, the model windows, the stems and the Parquet rows. So
+an hour-long file needs no more memory than a minute-long one, and the results equal the
+whole-track computation of ``model.Separator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from model import WindowGrid, artifact_weights
+from pipeline.config import Config
+from pipeline.storage import StorageOptions, options_for
+from transforms import (
+    AugmentChain,
+    Resampler,
+    derive_seed,
+    frames_for_samples,
+    istft_samples,
+    num_frames,
+    open_audio,
+    resampled_length,
+    stft_frames,
+    to_model_channels,
+)
+
+Reader = Callable[[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TrackMeta:
+    """What every stage needs to know about a prepared track variant (small, picklable)."""
+
+    source: str
+    track_key: str
+    variant: int
+    seed: int
+    sample_rate: int
+    num_samples: int
+    num_frames: int
+    peak: float
+    params: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def track_id(self) -> str:
+        """A short filesystem-safe id of (track_key, variant)."""
+        return hashlib.sha256(f"{self.track_key}\0{self.variant}".encode()).hexdigest()[:20]
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def grids(meta: TrackMeta, config: Config, offset: int) -> list[WindowGrid]:
+    """The window grids of vocal-remover's inference: one pass, or two with TTA."""
+    cropsize = config.model.cropsize
+    base = WindowGrid(meta.num_frames, cropsize, offset)
+    if not config.model.tta:
+        return [base]
+    return [base, WindowGrid(meta.num_frames, cropsize, offset, shift=base.roi // 2)]
+
+
+class FrameCache:
+    """Sequential access to a track's STFT frames, computed in blocks from a sample reader."""
+
+    def __init__(self, read: Reader, num_samples: int, n_fft: int, hop_length: int, block_frames: int) -> None:
+        self._read = read
+        self._num_samples = num_samples
+        self._n_fft = n_fft
+        self._hop = hop_length
+        self._total = num_frames(num_samples, hop_length)
+        self._block = max(block_frames, 1)
+        self._start = 0
+        self._spec = np.zeros((0,), np.complex64)
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of the whole-track STFT; zero outside [0, total)."""
+        lo, hi = max(start, 0), min(stop, self._total)
+        if hi <= lo:
+            shape = (2, self._n_fft // 2 + 1, stop - start)
+            return np.zeros(shape, np.complex64)
+        cached_stop = self._start + (self._spec.shape[-1] if self._spec.ndim == 3 else 0)
+        if not (self._spec.ndim == 3 and self._start <= lo and hi <= cached_stop):
+            block_stop = min(max(hi, lo + self._block), self._total)
+            self._spec = stft_frames(self._read, self._num_samples, lo, block_stop, self._n_fft, self._hop)
+            self._start = lo
+        out = self._spec[..., lo - self._start : hi - self._start]
+        if lo == start and hi == stop:
+            return out
+        padded = np.zeros(out.shape[:-1] + (stop - start,), np.complex64)
+        padded[..., lo - start : hi - start] = out
+        return padded
+
+
+class PreparedTrack:
+    """A track variant decoded, resampled and augmented into a local scratch folder.
+
+    Use as a context manager: the scratch folder is removed on exit.
+    """
+
+    def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
+                 chain: AugmentChain) -> None:
+        self._dir = tempfile.mkdtemp(prefix="stemforge-")
+        try:
+            self._prepare(source, track_key, variant, config, storage_options, chain)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+
+    def __enter__(self) -> PreparedTrack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.samples = self.clean = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _scratch(self, name: str, length: int) -> np.memmap:
+        return np.lib.format.open_memmap(f"{self._dir}/{name}.npy", mode="w+", dtype=np.float32, shape=(2, length))
+
+    def _prepare(self, source: str, track_key: str, variant: int, config: Config,
+                 storage_options: StorageOptions, chain: AugmentChain) -> None:
+        options = options_for(source, storage_options)
+        sr = config.audio.sample_rate
+        with open_audio(source, storage_options=options) as reader:
+            info = reader.info
+            length = resampled_length(info.frames, info.sample_rate, sr)
+            clean = self._scratch("clean", length)
+            resampler = Resampler(info.sample_rate, sr, 2)
+            block = max(int(config.run.chunk_seconds * info.sample_rate), 1)
+            written = 0
+            blocks = reader.blocks(block)
+            for number, samples in enumerate(blocks, 1):
+                last = number * block >= info.frames
+                out = resampler.process(to_model_channels(samples, config.audio.multichannel), last=last)
+                out = out[:, : length - written]
+                clean[:, written : written + out.shape[1]] = out
+                written += out.shape[1]
+        if written != length:
+            raise RuntimeError(f"{source}: resampler gave {written} samples, expected {length}")
+        seed = derive_seed(config.augment.seed, track_key, variant)
+        plan = chain.draw(config.augment.seed, track_key, variant, sr, 2)
+        if not config.augment.chain:
+            samples = clean
+        elif plan.is_streamable:
+            samples = self._scratch("augmented", length)
+            position = 0
+            chunk = max(int(config.run.chunk_seconds * sr), 1)
+            for out in plan.apply_stream(lambda a, b: np.asarray(clean[:, a:b]), length, chunk):
+                samples[:, position : position + out.shape[1]] = out
+                position += out.shape[1]
+        else:
+            samples = self._scratch("augmented", length)
+            samples[:] = plan.apply(np.asarray(clean))
+        self.samples = samples
+        self.clean = clean if config.augment.keep_clean else None
+        n_fft, hop = config.model.n_fft, config.model.hop_length
+        frames = FrameCache(self.read, length, n_fft, hop, block_frames=4 * config.model.cropsize)
+        peak = 0.0
+        for start in range(0, frames.total, 4 * config.model.cropsize):
+            peak = max(peak, float(np.abs(frames.get(start, start + 4 * config.model.cropsize)).max()))
+        self.meta = TrackMeta(source, track_key, variant, seed, sr, length, frames.total, peak, tuple(plan.params))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the augmented waveform the model sees."""
+        return np.asarray(self.samples[:, start:stop])
+
+    def read_clean(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the un-augmented waveform (keep_clean only)."""
+        return np.asarray(self.clean[:, start:stop])
+
+    def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(pass, index, peak-normalised magnitude window) for every model window, in order."""
+        cache = FrameCache(self.read, self.meta.num_samples, config.model.n_fft, config.model.hop_length,
+                           block_frames=4 * config.model.cropsize)
+        scale = 1.0 / self.meta.peak if self.meta.peak > 0 else 1.0
+        for pass_index, grid in enumerate(grids(self.meta, config, offset)):
+            for i in range(grid.num_windows):
+                start, stop = grid.input_span(i)
+                yield pass_index, i, (np.abs(cache.get(start, stop)) * np.float32(scale)).astype(np.float32)
+
+
+class MaskReader:
+    """The track's mask, frame range by frame range, from per-window mask loaders (with TTA and
+    vocal-remover's artifact merge applied exactly as ``model.Separator`` does)."""
+
+    def __init__(self, meta: TrackMeta, config: Config, offset: int,
+                 load_window: Callable[[int, int], np.ndarray]) -> None:
+        self._grids = grids(meta, config, offset)
+        self._load = load_window
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._weights = None
+        if config.model.postprocess:
+            frame_min = np.empty(meta.num_frames, np.float32)
+            step = self._grids[0].roi
+            for start in range(0, meta.num_frames, step):
+                stop = min(start + step, meta.num_frames)
+                frame_min[start:stop] = self._raw(start, stop).min(axis=(0, 1))
+            self._weights = artifact_weights(frame_min)
+
+    def _window(self, pass_index: int, i: int) -> np.ndarray:
+        key = (pass_index, i)
+        if key not in self._cache:
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self._load(pass_index, i)
+        return self._cache[key]
+
+    def _pass(self, pass_index: int, start: int, stop: int) -> np.ndarray:
+        grid = self._grids[pass_index]
+        parts = []
+        frame = start
+        while frame < stop:
+            i = (frame + grid.shift) // grid.roi
+            w_start, w_stop = grid.output_span(i)
+            take = min(stop, w_stop) - frame
+            parts.append(self._window(pass_index, i)[..., frame - w_start : frame - w_start + take])
+            frame += take
+        return np.concatenate(parts, axis=-1)
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        if len(self._grids) == 1:
+            return self._pass(0, start, stop)
+        return (self._pass(0, start, stop) + self._pass(1, start, stop)) * 0.5
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Mask frames [start, stop), shape [2, bins, stop - start]."""
+        mask = self._raw(start, stop)
+        if self._weights is not None:
+            weight = self._weights[start:stop]
+            mask = mask + weight * (1.0 - mask)
+        return mask

@@ -1,0 +1,91 @@
+"""Config schema: defaults, validation messages that name the key path, overrides, redaction."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.config import ConfigError, build_config, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["separate.yaml", "simulate.yaml", "demo.yaml"])
+def test_shipped_configs_validate(name):
+    config = load_config(CONFIGS / name)
+    assert config.model.stems == ("instruments", "vocals")
+
+
+def test_simulate_config_is_training_data_simulation():
+    config = load_config(CONFIGS / "simulate.yaml")
+    assert config.augment.variants == 4 and config.augment.keep_clean
+    assert [step["transform"] for step in config.augment.chain] == ["ZeroPhaseBiquadLowPass", "Gain"]
+    assert config.augment.chain[0]["jitter"] == [0.8, 1.2]
+
+
+def test_vocal_remover_defaults():
+    model = build_config({}).model
+    assert (model.n_fft, model.hop_length, model.cropsize, model.batch_size) == (2048, 1024, 256, 4)
+    assert not model.allow_random_init and model.checkpoint is None
+
+
+def test_unknown_key_is_named_with_its_path():
+    with pytest.raises(ConfigError, match=r"^model\.batchsize: unknown key"):
+        build_config({"model": {"batchsize": 8}})
+
+
+def test_bad_choice_lists_allowed_values():
+    with pytest.raises(ConfigError, match=r"output\.stem_format: must be one of 'flac', 'wav' or 'ogg'"):
+        build_config({"output": {"stem_format": "mp3"}})
+
+
+def test_overrides_parse_values_as_yaml():
+    config = build_config({}, ["model.batch_size=16", "augment.chain=[{transform: Gain, p: 1.0}]",
+                               "output.uri=s3://bucket/out"])
+    assert config.model.batch_size == 16
+    assert config.augment.chain[0]["transform"] == "Gain"
+    assert config.output.uri == "s3://bucket/out"
+
+
+def test_override_into_scalar_is_an_error():
+    with pytest.raises(ConfigError, match="model.n_fft.x: 'n_fft' is not a section"):
+        build_config({"model": {"n_fft": 512}}, ["model.n_fft.x=1"])
+
+
+def test_run_requires_a_checkpoint_unless_random_init_is_allowed():
+    config = build_config({"input": {"uri": "in"}, "output": {"uri": "out"}})
+    with pytest.raises(ConfigError, match="model.checkpoint: required"):
+        config.require_runnable()
+    build_config({"input": {"uri": "in"}, "output": {"uri": "out"},
+                  "model": {"allow_random_init": True}}).require_runnable()
+
+
+def test_secrets_are_redacted_and_do_not_change_the_fingerprint():
+    secret = {"s3": {"key": "AKIAEXAMPLE", "secret": "hunter2-very-secret"}}
+    config = build_config({"storage_options": secret})
+    dumped = yaml.safe_dump(config.redacted())
+    assert "hunter2-very-secret" not in dumped and "AKIAEXAMPLE" not in dumped
+    assert config.fingerprint("abc") == build_config({}).fingerprint("abc")
+    assert config.fingerprint("abc") != config.fingerprint("abd")
+    assert build_config({}, ["model.tta=true"]).fingerprint("abc") != config.fingerprint("abc")
+
+
+def test_validate_config_prints_resolved_config_without_secrets(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"storage_options": {"s3": {"secret": "topsecret-123"}},
+                                    "model": {"batch_size": 2}}))
+    assert main(["validate-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    resolved = yaml.safe_load(out)
+    assert resolved["model"]["batch_size"] == 2 and resolved["model"]["n_fft"] == 2048
+    assert "topsecret-123" not in out
+
+
+def test_validate_config_rejects_with_one_line(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  device: tpu\n")
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "model.device: must be one of 'auto', 'cpu', 'cuda' or 'mps'" in err

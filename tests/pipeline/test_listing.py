@@ -1,0 +1,98 @@
+"""Input expansion: directories, globs and manifests, with keys that never escape the output."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.listing import TrackRef, expand_input, sanitize_key, unique_keys
+
+EXTS = (".wav", ".flac")
+
+
+@pytest.mark.parametrize("relative, key", [
+    ("a/b/song.wav", "a/b/song"),
+    ("../../etc/passwd.wav", "__/__/etc/passwd"),
+    ("/abs/path/x.flac", "abs/path/x"),
+    ("we\nird\x00name.wav", "we_ird_name"),
+    ("c:\\music\\x.wav", "c_/music/x"),
+    (".hidden.wav", "hidden"),
+    ("ünïcode and spaces.wav", "ünïcode and spaces"),
+    ("noext", "noext"),
+])
+def test_sanitize_key(relative, key):
+    assert sanitize_key(relative) == key
+    assert ".." not in key.split("/") and not key.startswith("/")
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_directory_is_recursive_and_filtered(tmp_path):
+    _touch(tmp_path / "a" / "one.wav")
+    _touch(tmp_path / "a" / "b" / "two.FLAC")
+    _touch(tmp_path / "notes.txt")
+    refs = sorted(expand_input(str(tmp_path), EXTS, {}), key=lambda r: r.track_key)
+    assert [r.track_key for r in refs] == ["a/b/two", "a/one"]
+    assert refs[1].source == str(tmp_path / "a" / "one.wav")
+
+
+def test_glob_keys_are_relative_to_its_non_magic_prefix(tmp_path):
+    _touch(tmp_path / "set" / "x" / "one.wav")
+    _touch(tmp_path / "set" / "y" / "two.wav")
+    refs = list(expand_input(str(tmp_path / "set" / "*" / "*.wav"), EXTS, {}))
+    assert sorted(r.track_key for r in refs) == ["x/one", "y/two"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "txt", "parquet"])
+def test_manifests_resolve_relative_entries_against_their_folder(tmp_path, kind):
+    entries = ["sub/one.wav", "../outside.wav", str(tmp_path / "abs.wav")]
+    manifest = tmp_path / "lists" / f"m.{kind}"
+    manifest.parent.mkdir()
+    if kind == "csv":
+        manifest.write_text("path,label\n" + "\n".join(f"{e},x" for e in entries) + "\n")
+    elif kind == "jsonl":
+        manifest.write_text("\n".join(json.dumps({"path": e}) for e in entries) + "\n")
+    elif kind == "txt":
+        manifest.write_text("# a comment\n" + "\n".join(entries) + "\n\n")
+    else:
+        pq.write_table(pa.table({"path": entries}), manifest)
+    refs = list(expand_input(str(manifest), EXTS, {}))
+    assert [r.source for r in refs] == [str(tmp_path / "lists" / "sub" / "one.wav"),
+                                        str(tmp_path / "outside.wav"), str(tmp_path / "abs.wav")]
+    assert [r.track_key for r in refs] == ["sub/one", "__/outside", str(tmp_path / "abs")[1:]]
+
+
+def test_csv_manifest_without_path_column_is_an_error(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file\nx.wav\n")
+    with pytest.raises(ValueError, match="no 'path' column"):
+        list(expand_input(str(manifest), EXTS, {}))
+
+
+def test_missing_input_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file, directory or manifest"):
+        list(expand_input(str(tmp_path / "nope"), EXTS, {}))
+
+
+def test_colliding_keys_become_distinct_and_stable():
+    refs = [TrackRef("/d/a.wav", "a"), TrackRef("/d/a.flac", "a")]
+    out = unique_keys(refs)
+    assert out[0] == TrackRef("/d/a.flac", "a")
+    assert out[1].source == "/d/a.wav" and out[1].track_key.startswith("a~")
+    assert unique_keys(list(reversed(refs))) == out
+
+
+def test_memory_filesystem_is_listed_through_fsspec():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/corpus/x/one.wav", b"x")
+    refs = list(expand_input("memory://corpus", EXTS, {}))
+    assert [r.track_key for r in refs] == ["x/one"]
+    with fsspec.open(refs[0].source, "rb") as handle:
+        assert handle.read() == b"x"

@@ -239,6 +239,9 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
     fs, scratch = filesystem(job.scratch, config.storage_options)
     if fs.exists(scratch):
         fs.rm(scratch, recursive=True)
+    parent = scratch.rsplit("/", 1)[0]
+    if fs.isdir(parent) and not fs.ls(parent):
+        fs.rmdir(parent)
     return uri
 
 

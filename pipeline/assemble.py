@@ -58,7 +58,9 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config) ->
     dtype = np.dtype(config.output.spectrogram_dtype)
     n_fft, hop = config.model.n_fft, config.model.hop_length
     mixture = FrameCache(track.read, meta.num_samples, n_fft, hop, block_frames=seg)
-    clean = FrameCache(track.read_clean, meta.num_samples, n_fft, hop, block_frames=seg) if track.clean is not None else None
+    clean = None
+    if track.clean is not None:
+        clean = FrameCache(track.read_clean, meta.num_samples, n_fft, hop, block_frames=seg)
     first_name, second_name = config.model.stems
     shared = row_metadata(meta, config)
     for segment, start in enumerate(range(0, meta.num_frames, seg)):

@@ -59,7 +59,7 @@ def make_job(config: Config) -> Job:
     net = load_net(config.model, config.storage_options, device="cpu")
     random_init = not config.model.checkpoint
     sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return Job(config, config.run.run_id or config.default_run_id(), started, sha256, random_init, int(net.offset))
 
 

@@ -165,7 +165,7 @@ class Config(_Section):
 
     def default_run_id(self) -> str:
         """UTC timestamp plus a short hash of the config, e.g. 20261124T071500Z-3f2a9c1d."""
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         digest = hashlib.sha256(json.dumps(self.redacted(), sort_keys=True).encode()).hexdigest()[:8]
         return f"{stamp}-{digest}"
 

@@ -156,7 +156,8 @@ class AssembleTrack(beam.DoFn):
         meta: TrackMeta = items[0][0]
         config = self._job.config
         ref = TrackRef(meta.source, meta.track_key)
-        expected = {(p, i) for p, grid in enumerate(grids(meta, config, self._job.offset)) for i in range(grid.num_windows)}
+        offset = self._job.offset
+        expected = {(p, i) for p, grid in enumerate(grids(meta, config, offset)) for i in range(grid.num_windows)}
         if {(p, i) for _, p, i in items} != expected:
             yield _error(ref, "separate", RuntimeError(f"{meta.source}: incomplete model windows"))
             return
@@ -172,9 +173,9 @@ class AssembleTrack(beam.DoFn):
                 if track.meta != meta:
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
                 if config.output.write_stems:
-                    write_stems(track, MaskReader(meta, config, self._job.offset, load_window), config, config.storage_options)
+                    write_stems(track, MaskReader(meta, config, offset, load_window), config, config.storage_options)
                 rows = 0
-                for row in spectrogram_rows(track, MaskReader(meta, config, self._job.offset, load_window), config):
+                for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config):
                     rows += 1
                     yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
@@ -216,7 +217,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
     manifest = {
         "run_id": job.run_id,
         "started_at": job.started_at,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "status": "committed",
         "fingerprint": job.fingerprint,
         "random_init": job.random_init,

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -25,8 +25,6 @@ from transforms import (
     AugmentChain,
     Resampler,
     derive_seed,
-    frames_for_samples,
-    istft_samples,
     num_frames,
     open_audio,
     resampled_length,
@@ -121,7 +119,7 @@ class PreparedTrack:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
 
-    def __enter__(self) -> PreparedTrack:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

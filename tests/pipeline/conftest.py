@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from pipeline_support import TINY, write_corpus
 
 from model import CascadedNet, save_checkpoint
-from pipeline_support import TINY, write_corpus
 
 
 @pytest.fixture(scope="session")

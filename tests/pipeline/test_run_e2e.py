@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import soxr
+from pipeline_support import TINY, write_config
 
 from model import Separator, load_checkpoint
 from pipeline.cli import main
-from pipeline_support import TINY, write_config
 
 STEMS = ("instruments", "vocals")
 
@@ -100,7 +100,7 @@ def test_schema_and_metadata(separated):
 def test_rows_equal_librosa_and_the_separator(separated, corpus, tiny_checkpoint):
     out, manifest = separated
     _, files = corpus
-    wave, sr = sf.read(files["sines"], dtype="float32", always_2d=True)
+    wave, _sr = sf.read(files["sines"], dtype="float32", always_2d=True)
     spec, (first, second) = _reference_stems(tiny_checkpoint, wave.T)
     rows = [r for t in _rows(out, manifest) for r in t.to_pylist() if r["track_key"] == "sines"]
     rows.sort(key=lambda r: r["segment"])

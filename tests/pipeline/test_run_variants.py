@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from pipeline_support import TINY, write_config
 
 from pipeline.cli import main
-from pipeline_support import TINY, write_config
 from transforms import AugmentChain, derive_seed
 
 CHAIN = [
@@ -124,7 +124,7 @@ def test_rerun_skips_committed_tracks_and_increments_process_only_new_ones(corpu
 
 
 def test_manifest_input_dead_letters_a_missing_file(corpus, tiny_checkpoint, tmp_path):
-    folder, files = corpus
+    _folder, files = corpus
     manifest = tmp_path / "list.csv"
     manifest.write_text(f"path\n{files['sines']}\n{tmp_path / 'gone.wav'}\n")
     result = _run(write_config(tmp_path / "c.yaml"), manifest, tmp_path / "out", tiny_checkpoint)

@@ -1,1 +1,52 @@
-"""transforms package (being built)."""
+"""stemforge transforms: audio I/O, model-input conversion, augmentation, STFT.
+
+Imports no Beam; every function is safe to call from many threads at once
+(stateful objects — readers, resamplers, streaming filters — are per stream).
+"""
+
+from transforms.audio_io import AudioInfo, AudioReader, audio_info, load_audio, open_audio
+from transforms.chain import AugmentChain, AugmentPlan, resolve_transform
+from transforms.channels import MULTICHANNEL_POLICIES, downmix_matrix, to_model_channels
+from transforms.errors import REASONS, AudioError
+from transforms.lowpass import (
+    StreamingZeroPhaseLowpass,
+    lowpass_biquad_coefficients,
+    zero_phase_lowpass,
+)
+from transforms.model_input import MODEL_SAMPLE_RATE, to_model_input
+from transforms.resample import Resampler, resample, resampled_length
+from transforms.seeding import derive_seed
+from transforms.stft import frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
+from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
+
+__all__ = [
+    "MODEL_SAMPLE_RATE",
+    "MULTICHANNEL_POLICIES",
+    "REASONS",
+    "AudioError",
+    "AudioInfo",
+    "AudioReader",
+    "AugmentChain",
+    "AugmentPlan",
+    "Resampler",
+    "StreamingZeroPhaseLowpass",
+    "ZeroPhaseBiquadLowPass",
+    "audio_info",
+    "derive_seed",
+    "downmix_matrix",
+    "frames_for_samples",
+    "istft",
+    "istft_samples",
+    "load_audio",
+    "lowpass_biquad_coefficients",
+    "num_frames",
+    "open_audio",
+    "resample",
+    "resampled_length",
+    "resolve_transform",
+    "stft",
+    "stft_frames",
+    "to_model_channels",
+    "to_model_input",
+    "zero_phase_lowpass",
+]

@@ -1,0 +1,256 @@
+"""Loading and saving CascadedNet checkpoints from local paths or any fsspec URL.
+
+Loading never executes code from the file: torch checkpoints go through
+``torch.load(weights_only=True)`` (pickles that reference anything but
+tensors and plain containers are refused) and ``.safetensors`` files hold no
+code at all. Every failure is a one-line ``CheckpointError`` naming the path,
+with credentials stripped from URLs and storage_options never echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import re
+import struct
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import fsspec
+import safetensors.torch
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from torch import nn
+
+from model.devices import resolve_device
+from model.nets import CascadedNet
+
+_CHUNK = 1 << 20
+_OUT_KEY = "out.weight"
+_LSTM_DENSE_KEY = "stg3_full_band_net.lstm_dec2.dense.0.weight"
+_WRAPPER_KEYS = ("state_dict", "model")
+
+Uri = str | os.PathLike[str]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read, verified or matched to the network."""
+
+
+def _display(uri: Uri) -> str:
+    """The URI for messages: user:password, query string and fragment removed."""
+    text = os.fspath(uri)
+    parts = urllib.parse.urlsplit(text)
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return text
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _secrets(options: Any) -> Iterator[str]:
+    """Every string inside storage_options, so messages can redact them."""
+    if isinstance(options, Mapping):
+        for value in options.values():
+            yield from _secrets(value)
+    elif isinstance(options, (list, tuple)):
+        for value in options:
+            yield from _secrets(value)
+    elif isinstance(options, str) and len(options) >= 4:
+        yield options
+
+
+def _url_secrets(uri: Uri) -> list[str]:
+    """The parts of a URL that may carry credentials: ``user:password@``, ``?query``, ``#fragment``."""
+    parts = urllib.parse.urlsplit(os.fspath(uri))
+    secrets = []
+    if "@" in parts.netloc:
+        secrets.append(parts.netloc.rsplit("@", 1)[0] + "@")
+    if parts.query:
+        secrets.append("?" + parts.query)
+    if parts.fragment:
+        secrets.append("#" + parts.fragment)
+    return secrets
+
+
+def _error(
+    message: str,
+    exc: BaseException,
+    uri: Uri,
+    storage_options: Mapping | None = None,
+) -> CheckpointError:
+    """A one-line CheckpointError; the cause's text is squashed to one line with secrets redacted."""
+    detail = " ".join(str(exc).split())
+    detail = detail.replace(os.fspath(uri), _display(uri))
+    for secret in _url_secrets(uri):
+        detail = detail.replace(secret, "")
+    for secret in _secrets(storage_options or {}):
+        detail = detail.replace(secret, "***")
+    detail = detail[:300]
+    return CheckpointError(f"{message} ({type(exc).__name__}{': ' + detail if detail else ''})")
+
+
+def _open(uri: Uri, mode: str, storage_options: Mapping | None) -> Any:
+    return fsspec.open(os.fspath(uri), mode, **dict(storage_options or {}))
+
+
+def file_sha256(uri: Uri, storage_options: Mapping | None = None) -> str:
+    """Hex SHA-256 of the file at ``uri``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    try:
+        with _open(uri, "rb", storage_options) as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                digest.update(chunk)
+    except Exception as exc:
+        raise _error(f"cannot read {_display(uri)}", exc, uri, storage_options) from None
+    return digest.hexdigest()
+
+
+def _read_bytes(uri: Uri, storage_options: Mapping | None) -> bytes:
+    try:
+        with _open(uri, "rb", storage_options) as f:
+            return f.read()
+    except Exception as exc:
+        raise _error(f"cannot read checkpoint {_display(uri)}", exc, uri, storage_options) from None
+
+
+def _has_safetensors_suffix(path: str) -> bool:
+    return urllib.parse.urlsplit(path).path.endswith(".safetensors") or path.endswith(".safetensors")
+
+
+def _is_safetensors(data: bytes, path: str) -> bool:
+    """By suffix, or by content: an 8-byte little-endian header length followed by a JSON object."""
+    if _has_safetensors_suffix(path):
+        return True
+    if len(data) < 10 or data[8:9] != b"{":
+        return False
+    (header_len,) = struct.unpack("<Q", data[:8])
+    return header_len <= len(data) - 8
+
+
+def _deserialise(data: bytes, path: str) -> Any:
+    if _is_safetensors(data, path):
+        try:
+            return safetensors.torch.load(data)
+        except Exception as exc:
+            raise _error(f"{path} is not a readable safetensors file", exc, path) from None
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"refused to load {path}: it holds pickled Python objects, not only tensors "
+                f"(it references {found.group(1)})"
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({reason.group(1) if reason else 'UnpicklingError'})"
+        ) from None
+    except Exception as exc:
+        raise _error(f"{path} is truncated or not a checkpoint", exc, path) from None
+
+
+def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
+    """The tensor mapping in ``obj``: a plain state dict or one under "state_dict"/"model"."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path} does not hold a state dict")
+    bad = next((k for k, v in obj.items() if not isinstance(k, str) or not torch.is_tensor(v)), None)
+    if bad is not None:
+        raise CheckpointError(f"{path} does not hold a state dict: entry {bad!r} is not a tensor")
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def infer_config(state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """``(nout, nout_lstm)`` of the CascadedNet that produced ``state``, read from tensor shapes."""
+    out = state.get(_OUT_KEY)
+    dense = state.get(_LSTM_DENSE_KEY)
+    if out is None or dense is None or out.dim() != 4 or dense.dim() != 2:
+        missing = _OUT_KEY if out is None or out.dim() != 4 else _LSTM_DENSE_KEY
+        raise ValueError(f"not a CascadedNet state dict: no usable tensor {missing!r}")
+    return int(out.shape[1]), int(dense.shape[1])
+
+
+def _check_fits(
+    net: nn.Module, state: Mapping[str, torch.Tensor], n_fft: int, path: str
+) -> None:
+    """Raise naming the first tensor (in module order) whose presence or shape does not fit ``net``."""
+    expected = net.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{path} does not fit CascadedNet(n_fft={n_fft}): tensor {key!r} is missing")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path} does not fit CascadedNet(n_fft={n_fft}): tensor {key!r} has shape "
+                f"{tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
+            )
+    extra = next((k for k in state if k not in expected), None)
+    if extra is not None:
+        raise CheckpointError(f"{path} does not fit CascadedNet(n_fft={n_fft}): unexpected tensor {extra!r}")
+
+
+def load_checkpoint(
+    uri: Uri,
+    n_fft: int = 2048,
+    device: str | torch.device | None = "auto",
+    sha256: str | None = None,
+    storage_options: Mapping | None = None,
+) -> CascadedNet:
+    """Load a CascadedNet checkpoint (torch state dict, possibly wrapped, or safetensors) in eval mode.
+
+    nout and nout_lstm are inferred from tensor shapes. When ``sha256`` is
+    given the bytes are verified before anything is deserialised, and those
+    same bytes are what gets loaded. The returned net carries
+    ``checkpoint_sha256`` (the digest of the loaded bytes) for provenance.
+    An unavailable ``device`` is a plain ValueError (see ``resolve_device``).
+    """
+    path = _display(uri)
+    target = resolve_device(device)
+    data = _read_bytes(uri, storage_options)
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256.strip().lower():
+        raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256.strip().lower()}, got {digest}")
+    state = _state_dict(_deserialise(data, path), path)
+    try:
+        nout, nout_lstm = infer_config(state)
+        net = CascadedNet(n_fft, nout=nout, nout_lstm=nout_lstm)
+    except (ValueError, RuntimeError) as exc:
+        raise _error(f"{path} does not fit CascadedNet(n_fft={n_fft})", exc, path) from None
+    _check_fits(net, state, n_fft, path)
+    net.load_state_dict(state, strict=True)
+    net.checkpoint_sha256 = digest
+    return net.to(target).eval()
+
+
+def save_checkpoint(net: nn.Module, uri: Uri, storage_options: Mapping | None = None) -> None:
+    """Write ``net``'s state dict in vocal-remover's format (``torch.save`` of the plain dict).
+
+    A ``.safetensors`` suffix writes safetensors instead. Local parent
+    directories are created; remote URLs go through fsspec.
+    """
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    text = os.fspath(uri)
+    if _has_safetensors_suffix(text):
+        payload = safetensors.torch.save(state)
+    else:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payload = buffer.getvalue()
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
+        if isinstance(fs, LocalFileSystem):
+            os.makedirs(os.path.dirname(fs_path) or ".", exist_ok=True)
+        with fs.open(fs_path, "wb") as f:
+            f.write(payload)
+    except Exception as exc:
+        raise _error(f"cannot write checkpoint {_display(uri)}", exc, uri, storage_options) from None

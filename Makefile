@@ -28,6 +28,7 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/model_throughput.py
 	$(PY) benchmarks/augment_throughput.py
+	$(PY) benchmarks/pipeline_throughput.py
 
 clean:
 	rm -rf $(VENV) demo_output demo_corpus .pytest_cache

@@ -96,8 +96,8 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
                 stop = min(start + block, meta.num_samples)
                 f0, f1 = frames_for_samples(start, stop, meta.num_samples, n_fft, hop)
                 spec = cache.get(f0, f1)
-                first = masks.get(f0, f1) * spec
-                for handle, part in zip(files, (first, spec - first)):
+                mask = masks.get(f0, f1)
+                for handle, part in zip(files, (mask * spec, (1 - mask) * spec)):
                     audio = istft_samples(part, f0, start, stop, meta.num_samples, n_fft, hop)
                     if clip:
                         audio = np.clip(audio, -1.0, 1.0)

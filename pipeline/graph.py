@@ -157,7 +157,7 @@ class AssembleTrack(beam.DoFn):
         config = self._job.config
         ref = TrackRef(meta.source, meta.track_key)
         offset = self._job.offset
-        expected = {(p, i) for p, grid in enumerate(grids(meta, config, offset)) for i in range(grid.num_windows)}
+        expected = {(p, i) for p, grid in enumerate(grids(meta, config, offset)) for i in grid.contributing()}
         if {(p, i) for _, p, i in items} != expected:
             yield _error(ref, "separate", RuntimeError(f"{meta.source}: incomplete model windows"))
             return

@@ -184,11 +184,11 @@ class PreparedTrack:
         """(pass, index, peak-normalised magnitude window) for every model window, in order."""
         cache = FrameCache(self.read, self.meta.num_samples, config.model.n_fft, config.model.hop_length,
                            block_frames=4 * config.model.cropsize)
-        scale = 1.0 / self.meta.peak if self.meta.peak > 0 else 1.0
+        peak = np.float32(self.meta.peak if self.meta.peak > 0 else 1.0)
         for pass_index, grid in enumerate(grids(self.meta, config, offset)):
-            for i in range(grid.num_windows):
+            for i in grid.contributing():
                 start, stop = grid.input_span(i)
-                yield pass_index, i, (np.abs(cache.get(start, stop)) * np.float32(scale)).astype(np.float32)
+                yield pass_index, i, np.abs(cache.get(start, stop)).astype(np.float32) / peak
 
 
 class MaskReader:

@@ -72,7 +72,8 @@ def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] |
         LOG.warning("=" * 72)
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = False
-    manifest = run(job, options)
+    manifest, metrics = run(job, options)
+    LOG.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     counts = manifest["counts"]
     if counts["inputs"] == 0 and counts["skipped"] == 0:
         print(f"stemforge: no input matched {config.input.uri}", file=sys.stderr)

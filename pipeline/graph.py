@@ -283,11 +283,22 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
                                    beam.pvalue.AsList(errors)))
 
 
-def run(job: Job, options: PipelineOptions, test_pipeline: beam.Pipeline | None = None) -> dict[str, Any]:
-    """Runs the job to completion and returns its committed manifest."""
+def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any]:
+    """The run's stemforge counters (committed values) and batch-size distribution."""
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+    summary: dict[str, Any] = {c.key.metric.name: c.committed for c in query["counters"]}
+    for dist in query["distributions"]:
+        value = dist.committed
+        summary[dist.key.metric.name] = {"count": value.count, "sum": value.sum, "min": value.min, "max": value.max}
+    return summary
+
+
+def run(job: Job, options: PipelineOptions,
+        test_pipeline: beam.Pipeline | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs the job to completion; returns its committed manifest and its metrics."""
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(pipeline, job)
-    pipeline.run().wait_until_finish()
+    result = pipeline.run()
+    result.wait_until_finish()
     uri = join(job.config.output.uri, "runs", f"{job.run_id}.json")
-    return json.loads(read_bytes(uri, job.config.storage_options))
-
+    return json.loads(read_bytes(uri, job.config.storage_options)), metrics_summary(result)

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from model import CascadedNet, InferenceModel, load_checkpoint
@@ -61,7 +62,7 @@ class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
     runs batches of windows, whatever tracks they come from."""
 
     def __init__(self, config: ModelConfig, storage_options: StorageOptions) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=config.batch_size)
+        super().__init__(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
         self._config = config
         self._storage_options = storage_options
 
@@ -71,6 +72,7 @@ class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
 
     def run_inference(self, batch: Sequence[Window], model: InferenceModel,
                       inference_args: dict[str, Any] | None = None) -> Iterable[WindowMask]:
+        Metrics.distribution("stemforge", "batch_size").update(len(batch))
         masks = model(np.stack([w.magnitude for w in batch]))
         return [WindowMask(w.meta, w.pass_index, w.index, m) for w, m in zip(batch, masks)]
 

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import soxr
+from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline_support import TINY, write_config
 
 from model import Separator, load_checkpoint
@@ -129,3 +130,24 @@ def test_long_input_in_many_chunks_equals_whole_track(corpus, tiny_checkpoint, t
         got, _ = sf.read(out / "stems" / "sines" / "v0" / f"{stem}.wav", dtype="float32", always_2d=True)
         np.testing.assert_allclose(got.T, expected, atol=2e-5)
     assert manifest["tracks"] == ["sines"]
+
+
+def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tmp_path):
+    from pipeline.cli import make_job
+    from pipeline.config import load_config
+    from pipeline.graph import run
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for n in range(6):
+        sf.write(folder / f"clip{n}.wav", 0.1 * rng.standard_normal((22050, 2)), 44100, subtype="FLOAT")
+    (folder / "bad.wav").write_bytes(b"nope")
+    config = load_config(write_config(tmp_path / "c.yaml"),
+                         [f"input.uri={folder}", f"output.uri={tmp_path / 'out'}", f"model.checkpoint={tiny_checkpoint}"])
+    manifest, metrics = run(make_job(config), PipelineOptions(["--direct_num_workers", "1"]))
+    assert metrics["inputs"] == 7 and metrics["rejected"] == 1
+    assert metrics["windows"] == 6 and metrics["rows"] == manifest["counts"]["rows"] == 6
+    assert metrics["audio_milliseconds"] == 6 * 500
+    # one window per clip, batch_size 3: every batch of three holds windows of three different tracks
+    assert metrics["batch_size"] == {"count": 2, "sum": 6, "min": 3, "max": 3}

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.storage import redact_uri
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 REDACTED = "***"
@@ -118,6 +120,7 @@ class RunConfig(_Section):
     skip_existing: bool = True
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     chunk_seconds: float = Field(60.0, gt=0.5)
+    clean_after_seconds: float = Field(86400.0, ge=0)
 
 
 class Config(_Section):
@@ -142,11 +145,15 @@ class Config(_Section):
             )
 
     def redacted(self) -> dict[str, Any]:
-        """The config as plain data with every storage option value hidden (they hold secrets)."""
+        """The config as plain data with every storage option value hidden (they hold secrets), and
+        URLs without credentials (``user:password@``, query strings)."""
         data = self.model_dump(mode="json")
         data["storage_options"] = {
             proto: {key: REDACTED for key in opts} for proto, opts in self.storage_options.items()
         }
+        for section, key in (("input", "uri"), ("output", "uri"), ("model", "checkpoint")):
+            if data[section][key]:
+                data[section][key] = redact_uri(data[section][key])
         return data
 
     def fingerprint(self, checkpoint_sha256: str) -> str:

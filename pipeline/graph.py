@@ -31,7 +31,7 @@ from pipeline.inference import CascadedNetHandler, Window, WindowMask
 from pipeline.listing import TrackRef, expand_input, unique_keys
 from pipeline.sinks import ErrorRecord, ShardWriter, TrackDone, versions, write_errors, write_manifest
 from pipeline.storage import filesystem, join, publish_bytes, read_bytes
-from pipeline.track import MaskReader, PreparedTrack, TrackMeta, grids
+from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from transforms import AugmentChain
 
 LOG = logging.getLogger(__name__)
@@ -116,9 +116,8 @@ class PrepareTrack(beam.DoFn):
         config = self._job.config
         try:
             track = PreparedTrack(ref.source, ref.track_key, variant, config, config.storage_options, self._chain)
-        except Exception as exc:  # noqa: BLE001 - bad input is dead-lettered
-            stage = "augment" if type(exc).__name__ not in ("AudioError", "FileNotFoundError", "OSError") else "read"
-            yield _error(ref, stage, exc)
+        except TrackError as exc:
+            yield _error(ref, exc.stage, exc.cause)
             return
         with track:
             Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(track.meta.audio_seconds * 1000))

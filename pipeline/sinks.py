@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -17,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
-from pipeline.storage import StorageOptions, join, publish_bytes, publish_file
+from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, publish_file
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("track_key", pa.string()),
@@ -91,23 +93,28 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 class ShardWriter:
     """Writes rows into Parquet shards of bounded size; each finished shard is published whole.
 
-    Shards are named uniquely per writer, so a retried bundle never overwrites a committed
-    file; only the shards a run's manifest lists belong to the dataset.
+    A shard is named after its content: a hash of the (track_key, variant, segment) keys of its
+    rows, in order. So a retried bundle rewrites the same names with the same bytes, and two
+    bundles never share a name; only the shards a run's manifest lists belong to the dataset.
     """
 
-    def __init__(self, config: Config, checkpoint_sha256: str, run_id: str, storage_options: StorageOptions) -> None:
+    def __init__(self, config: Config, checkpoint_sha256: str, run_id: str, storage_options: StorageOptions,
+                 staging: str | None = None) -> None:
         self._config = config
         self._schema = shard_schema(config, checkpoint_sha256)
         self._run_id = run_id
         self._storage_options = storage_options
+        self._staging = staging
         self._pending: list[dict[str, Any]] = []
         self._writer: pq.ParquetWriter | None = None
         self._path = ""
+        self._keys = hashlib.sha256()
         self._scratch = tempfile.mkdtemp(prefix="stemforge-shards-")
 
     def add(self, row: dict[str, Any]) -> list[str]:
         """Buffer one row; returns the shards (relative to the output) this completed."""
         self._pending.append(row)
+        self._keys.update(json.dumps([row["track_key"], row["variant"], row["segment"]]).encode() + b"\n")
         if len(self._pending) >= self._config.output.rows_per_row_group:
             return self._flush()
         return []
@@ -128,17 +135,21 @@ class ShardWriter:
         assert self._writer is not None
         self._writer.close()
         self._writer = None
-        relative = f"spectrograms/{self._run_id}/part-{uuid.uuid4().hex}.parquet"
-        publish_file(self._path, join(self._config.output.uri, relative), self._storage_options)
+        relative = f"spectrograms/{self._run_id}/part-{self._keys.hexdigest()[:32]}.parquet"
+        self._keys = hashlib.sha256()
+        publish_file(self._path, join(self._config.output.uri, relative), self._storage_options, self._staging)
         os.remove(self._path)
         return relative
 
     def close(self) -> list[str]:
-        """Write what is buffered and publish the open shard."""
-        done = self._flush()
-        if self._writer is not None:
-            done.append(self._publish())
-        return done
+        """Write what is buffered, publish the open shard and remove the local scratch folder."""
+        try:
+            done = self._flush()
+            if self._writer is not None:
+                done.append(self._publish())
+            return done
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def versions() -> dict[str, str]:
@@ -152,16 +163,85 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_errors(errors: Iterable[ErrorRecord], config: Config, run_id: str, storage_options: StorageOptions) -> None:
+def write_errors(errors: Iterable[ErrorRecord], config: Config, run_id: str, storage_options: StorageOptions,
+                 staging: str | None = None) -> None:
     """errors/{run_id}.jsonl, one line per rejected input (nothing when there are none)."""
     lines = [json.dumps(asdict(e), ensure_ascii=False, sort_keys=True) for e in errors]
     if lines:
         data = ("\n".join(sorted(lines)) + "\n").encode()
-        publish_bytes(data, join(config.output.uri, "errors", f"{run_id}.jsonl"), storage_options)
+        publish_bytes(data, join(config.output.uri, "errors", f"{run_id}.jsonl"), storage_options, staging)
 
 
-def write_manifest(manifest: dict[str, Any], config: Config, storage_options: StorageOptions) -> str:
+def write_manifest(manifest: dict[str, Any], config: Config, storage_options: StorageOptions,
+                   staging: str | None = None) -> str:
     """runs/{run_id}.json, written last and atomically: the run's commit record."""
     uri = join(config.output.uri, "runs", f"{manifest['run_id']}.json")
-    publish_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode(), uri, storage_options)
+    publish_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode(), uri, storage_options, staging)
     return uri
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """An fsspec entry's modification time as a POSIX timestamp (None when the backend has none)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _newest(fs: Any, folder: str) -> float | None:
+    """The newest modification time of any file under a folder (None: empty or unknown)."""
+    times = [_modified(info) for info in fs.find(folder, detail=True).values()]
+    known = [t for t in times if t is not None]
+    return max(known) if known else (None if times else 0.0)
+
+
+def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions, now: float) -> list[str]:
+    """Removes what runs that died (SIGKILL, lost launcher) left behind; returns what it removed.
+
+    A run is dead when ``runs/{id}.json`` does not exist and nothing under ``_tmp/{id}/`` or
+    ``spectrograms/{id}/`` was written for ``run.clean_after_seconds``; its two folders go. The
+    current run's own id (a re-run of a dead run under the same id) is always cleaned. Of a committed
+    run, ``_tmp/{id}/`` and any shard its manifest does not list (a failed bundle attempt) go too.
+    A live run elsewhere keeps writing, so it is never older than the threshold.
+    """
+    fs, root = filesystem(config.output.uri, storage_options)
+    fs.invalidate_cache()
+    committed: dict[str, set[str]] = {}
+    for path in fs.glob(f"{root}/runs/*.json"):
+        name = path.rsplit("/", 1)[-1][: -len(".json")]
+        committed[name] = set(json.loads(fs.cat_file(path)).get("shards", []))
+    threshold = config.run.clean_after_seconds
+    runs: dict[str, list[str]] = {}
+    for area in ("_tmp", "spectrograms"):
+        if fs.isdir(f"{root}/{area}"):
+            for folder in fs.ls(f"{root}/{area}", detail=False):
+                runs.setdefault(folder.rstrip("/").rsplit("/", 1)[-1], []).append(folder.rstrip("/"))
+    removed = []
+    for name, folders in sorted(runs.items()):
+        if name in committed:
+            doomed = [f for f in folders if f.endswith(f"/_tmp/{name}")]
+            listed = {f"{root}/{shard}" for shard in committed[name]}
+            for folder in folders:
+                if folder.endswith(f"/spectrograms/{name}"):
+                    for path, info in fs.find(folder, detail=True).items():
+                        stamp = _modified(info)
+                        if path not in listed and (stamp is None or now - stamp >= threshold):
+                            doomed.append(path)
+        else:
+            newest = [_newest(fs, folder) for folder in folders]
+            stale = all(t is not None and now - t >= threshold for t in newest)
+            doomed = folders if name == run_id or stale else []
+        for path in doomed:
+            fs.rm(path, recursive=True)
+            removed.append(path)
+    tmp = f"{root}/_tmp"
+    if fs.isdir(tmp) and not fs.ls(tmp):
+        fs.rmdir(tmp)
+    return removed

@@ -1,20 +1,57 @@
-"""fsspec plumbing for every read and write of a run: per-protocol options and atomic publishing.
+"""fsspec plumbing for every read and write of a run: per-protocol options, atomic publishing,
+retries of whole-object operations, and scrubbing of secrets from messages.
 
-On a local filesystem a file is written under a temporary name and renamed into place; on an
-object store it is uploaded as one complete object, which readers never see half-written.
+On a local filesystem a file is written under a temporary name (in the run's staging folder when
+one is given, else beside the target) and renamed into place; on an object store it is uploaded as
+one complete object, which readers never see half-written. Whole-object operations are retried
+with exponential backoff when the failure looks transient (connection, timeout, 5xx, throttling);
+a permanent failure (missing object, permission denied, bad request) is raised at once.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
+import shutil
+import time
+import urllib.parse
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
+LOG = logging.getLogger(__name__)
 StorageOptions = dict[str, dict[str, Any]]
+T = TypeVar("T")
+
+RETRY_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 0.5
+MASK = "***"
+# Environment variables whose values are credentials: scrubbed from every message we emit.
+SECRET_ENV_VARS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_SECRET", "GOOGLE_OAUTH_ACCESS_TOKEN", "HF_TOKEN",
+)
+_PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError,
+              ValueError, TypeError, KeyError, NotImplementedError, ImportError, AttributeError)
+_TRANSIENT_NAMES = re.compile(r"Timeout|Connection|Throttl|SlowDown|ServiceUnavailable|InternalError|"
+                              r"TooManyRequests|RequestLimitExceeded|IncompleteRead|ClientPayload|ServerDisconnected")
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
+                     errno.ECONNABORTED, errno.EPIPE, errno.EREMOTEIO, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+class StorageError(OSError):
+    """A storage operation that failed for good; the message is scrubbed of secrets."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def protocol_of(uri: str) -> str:
@@ -48,34 +85,219 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-def publish_file(local_path: str, uri: str, storage_options: StorageOptions) -> None:
-    """Move a finished local file to its final URL so that it appears whole or not at all."""
+# ---------------------------------------------------------------- secrets
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, bytes):
+        yield value.decode(errors="replace")
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def secrets(storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Every value of storage_options and of the credential environment variables (longest first).
+
+    All storage option values count as secrets (endpoint URLs included): redacting too much in a
+    message costs little, leaking a key costs a lot. Values shorter than 4 characters are skipped.
+    """
+    found = set(_strings(storage_options or {}))
+    found.update(os.environ.get(name, "") for name in SECRET_ENV_VARS)
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+
+
+def redact_uri(uri: str) -> str:
+    """A URL without ``user:password@``, query string or fragment (they may carry credentials)."""
+    if "://" not in uri:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if "@" in parts.netloc:
+        netloc = f"{MASK}@{netloc}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "",
+                                    MASK if parts.fragment else ""))
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def scrub(text: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """``text`` with URL credentials, storage option values and credential env values masked."""
+    text = _URL.sub(lambda m: redact_uri(m.group(0)), str(text))
+    for secret in secrets(storage_options):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that scrubs secrets from every record that passes a handler."""
+
+    def __init__(self, storage_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self._options = storage_options
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        cleaned = scrub(message, self._options)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self._options)
+        record.msg, record.args, record.exc_info = cleaned, None, None
+        return True
+
+
+# ---------------------------------------------------------------- retries
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a storage failure may go away when the operation is repeated."""
+    if isinstance(exc, StorageError):
+        return exc.transient
+    if isinstance(exc, _PERMANENT):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    names = " ".join(type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    return bool(_TRANSIENT_NAMES.search(names) or re.search(r"\b(500|502|503|504)\b|SlowDown", str(exc)))
+
+
+_PERMANENT_NAMES = {cls.__name__ for cls in _PERMANENT} | {"NoCredentialsError", "PartialCredentialsError",
+                                                            "ParamValidationError", "AudioError"}
+
+
+def is_transient_read(exc: BaseException) -> bool:
+    """Whether reading an input failed for a reason worth another try: a storage failure
+    (AudioError ``io_error``, possibly wrapped with a stage) whose cause is not permanent
+    (missing, permission denied, bad request). Bad audio is never retried."""
+    if getattr(exc, "stage", "read") != "read":
+        return False
+    cause = getattr(exc, "cause", exc)
+    if getattr(cause, "reason", None) == "io_error":
+        found = re.search(r"\((\w+): ", str(getattr(cause, "detail", "")))
+        return found is None or found.group(1) not in _PERMANENT_NAMES
+    if getattr(cause, "reason", None) is not None:
+        return False
+    return is_transient(cause)
+
+
+def retry(operation: Callable[[], T], what: str, transient: Callable[[BaseException], bool] = is_transient,
+          storage_options: Mapping[str, Any] | None = None, attempts: int | None = None) -> T:
+    """Runs an operation, repeating it after transient failures with exponential backoff
+    (RETRY_BASE_SECONDS, doubling, RETRY_ATTEMPTS in all); the last failure is re-raised as is."""
+    attempts = attempts or RETRY_ATTEMPTS
+    delay = RETRY_BASE_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if attempt == attempts or not transient(exc):
+                raise
+            LOG.warning("%s failed (%s), attempt %d of %d; retrying in %.1f s", scrub(what, storage_options),
+                        describe(exc, storage_options), attempt, attempts, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def describe(exc: BaseException, storage_options: Mapping[str, Any] | None = None) -> str:
+    """One scrubbed line naming the exception type and its message."""
+    return scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}", storage_options)[:500]
+
+
+def retrying(operation: Callable[[], T], what: str, storage_options: Mapping[str, Any] | None = None) -> T:
+    """``retry`` for whole-object operations; a failure that remains is raised as a scrubbed
+    StorageError (or FileNotFoundError, so callers can still tell "absent")."""
+    try:
+        return retry(operation, what, is_transient, storage_options)
+    except Exception as exc:  # noqa: BLE001 - re-raised scrubbed, without the chained original
+        message = f"{scrub(what, storage_options)}: {describe(exc, storage_options)}"
+        if isinstance(exc, FileNotFoundError):
+            raise FileNotFoundError(message) from None
+        transient = is_transient(exc)
+        if transient:
+            message += f" (gave up after {RETRY_ATTEMPTS} attempts)"
+        raise StorageError(message, transient) from None
+
+
+# ---------------------------------------------------------------- whole-object operations
+
+def _local_temp(path: str, staging: str | None) -> str:
+    name = f"{uuid.uuid4().hex[:16]}.tmp"
+    if staging:
+        os.makedirs(staging, exist_ok=True)
+        return os.path.join(staging, name)
+    return f"{path}.tmp-{name}"
+
+
+def _replace(tmp: str, path: str) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        sibling = f"{path}.tmp-{uuid.uuid4().hex[:16]}"  # staging on another filesystem: copy, then rename
+        shutil.move(tmp, sibling)
+        os.replace(sibling, path)
+
+
+def _staging_path(staging: str | None, storage_options: StorageOptions) -> str | None:
+    if not staging:
+        return None
+    fs, path = filesystem(staging, storage_options)
+    return path if is_local(fs) else None
+
+
+def publish_file(local_path: str, uri: str, storage_options: StorageOptions, staging: str | None = None) -> None:
+    """Move a finished local file to its final URL so that it appears whole or not at all.
+
+    ``staging`` (a folder URL, normally the run's OUTPUT/_tmp/{run_id}/publish) holds the local
+    temporary copy, so a process killed mid-copy leaves it where the next run cleans it up.
+    """
     fs, path = filesystem(uri, storage_options)
     if is_local(fs):
-        fs.makedirs(fs._parent(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-        fs.put_file(local_path, tmp)
-        os.replace(tmp, path)
+        def local() -> None:
+            fs.makedirs(fs._parent(path), exist_ok=True)
+            tmp = _local_temp(path, _staging_path(staging, storage_options))
+            try:
+                fs.put_file(local_path, tmp)
+                _replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        retrying(local, f"publish {uri}", storage_options)
     else:
-        fs.put_file(local_path, path)
+        retrying(lambda: fs.put_file(local_path, path), f"upload {uri}", storage_options)
 
 
-def publish_bytes(data: bytes, uri: str, storage_options: StorageOptions) -> None:
+def publish_bytes(data: bytes, uri: str, storage_options: StorageOptions, staging: str | None = None) -> None:
     """Write bytes to a URL atomically (rename locally, a single object upload elsewhere)."""
     fs, path = filesystem(uri, storage_options)
     if is_local(fs):
-        fs.makedirs(fs._parent(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        def local() -> None:
+            fs.makedirs(fs._parent(path), exist_ok=True)
+            tmp = _local_temp(path, _staging_path(staging, storage_options))
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                _replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        retrying(local, f"write {uri}", storage_options)
     else:
-        fs.pipe_file(path, data)
+        retrying(lambda: fs.pipe_file(path, data), f"upload {uri}", storage_options)
 
 
 def read_bytes(uri: str, storage_options: StorageOptions) -> bytes:
     """Read a whole (small) object."""
     fs, path = filesystem(uri, storage_options)
-    return fs.cat_file(path)
+    return retrying(lambda: fs.cat_file(path), f"read {uri}", storage_options)

@@ -23,6 +23,7 @@ from pipeline.config import Config
 from pipeline.storage import StorageOptions, options_for
 from transforms import (
     AugmentChain,
+    AugmentPlan,
     Resampler,
     derive_seed,
     num_frames,
@@ -33,6 +34,15 @@ from transforms import (
 )
 
 Reader = Callable[[int, int], np.ndarray]
+
+
+class TrackError(Exception):
+    """A per-track failure with the stage it happened in; ``cause`` is the original error."""
+
+    def __init__(self, stage: str, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.stage = stage
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,32 @@ class PreparedTrack:
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
                  storage_options: StorageOptions, chain: AugmentChain) -> None:
-        options = options_for(source, storage_options)
+        try:
+            clean = self._decode(source, config, options_for(source, storage_options))
+        except Exception as exc:
+            raise TrackError("read", exc) from exc
+        try:
+            plan = chain.draw(config.augment.seed, track_key, variant, config.audio.sample_rate, 2)
+            samples = self._augment(clean, plan, config)
+        except Exception as exc:
+            raise TrackError("augment", exc) from exc
+        self.samples = samples
+        self.clean = clean if config.augment.keep_clean else None
+        length = clean.shape[1]
+        try:
+            frames = FrameCache(self.read, length, config.model.n_fft, config.model.hop_length,
+                                block_frames=4 * config.model.cropsize)
+            peak = 0.0
+            for start in range(0, frames.total, 4 * config.model.cropsize):
+                peak = max(peak, float(np.abs(frames.get(start, start + 4 * config.model.cropsize)).max()))
+        except Exception as exc:
+            raise TrackError("separate", exc) from exc
+        seed = derive_seed(config.augment.seed, track_key, variant)
+        self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, frames.total,
+                              peak, tuple(plan.params))
+
+    def _decode(self, source: str, config: Config, options: dict[str, Any]) -> np.memmap:
+        """Decode block by block, convert to stereo and resample into the 'clean' scratch file."""
         sr = config.audio.sample_rate
         with open_audio(source, storage_options=options) as reader:
             info = reader.info
@@ -140,37 +175,30 @@ class PreparedTrack:
             resampler = Resampler(info.sample_rate, sr, 2)
             block = max(int(config.run.chunk_seconds * info.sample_rate), 1)
             written = 0
-            blocks = reader.blocks(block)
-            for number, samples in enumerate(blocks, 1):
-                last = number * block >= info.frames
-                out = resampler.process(to_model_channels(samples, config.audio.multichannel), last=last)
-                out = out[:, : length - written]
+            for number, samples in enumerate(reader.blocks(block), 1):
+                stereo = to_model_channels(samples, config.audio.multichannel, uri=source)
+                out = resampler.process(stereo, last=number * block >= info.frames)[:, : length - written]
                 clean[:, written : written + out.shape[1]] = out
                 written += out.shape[1]
         if written != length:
             raise RuntimeError(f"{source}: resampler gave {written} samples, expected {length}")
-        seed = derive_seed(config.augment.seed, track_key, variant)
-        plan = chain.draw(config.augment.seed, track_key, variant, sr, 2)
+        return clean
+
+    def _augment(self, clean: np.memmap, plan: AugmentPlan, config: Config) -> np.memmap:
+        """The augmented waveform: streamed when every transform allows it, else whole."""
         if not config.augment.chain:
-            samples = clean
-        elif plan.is_streamable:
-            samples = self._scratch("augmented", length)
+            return clean
+        length = clean.shape[1]
+        samples = self._scratch("augmented", length)
+        if plan.is_streamable:
             position = 0
-            chunk = max(int(config.run.chunk_seconds * sr), 1)
+            chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
             for out in plan.apply_stream(lambda a, b: np.asarray(clean[:, a:b]), length, chunk):
                 samples[:, position : position + out.shape[1]] = out
                 position += out.shape[1]
         else:
-            samples = self._scratch("augmented", length)
             samples[:] = plan.apply(np.asarray(clean))
-        self.samples = samples
-        self.clean = clean if config.augment.keep_clean else None
-        n_fft, hop = config.model.n_fft, config.model.hop_length
-        frames = FrameCache(self.read, length, n_fft, hop, block_frames=4 * config.model.cropsize)
-        peak = 0.0
-        for start in range(0, frames.total, 4 * config.model.cropsize):
-            peak = max(peak, float(np.abs(frames.get(start, start + 4 * config.model.cropsize)).max()))
-        self.meta = TrackMeta(source, track_key, variant, seed, sr, length, frames.total, peak, tuple(plan.params))
+        return samples
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the augmented waveform the model sees."""

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.storage import redact_uri
+from transforms import AugmentChain
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
@@ -52,10 +53,8 @@ class AugmentConfig(_Section):
 
     @field_validator("chain")
     @classmethod
-    def _each_names_a_transform(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        for i, step in enumerate(value):
-            if "transform" not in step:
-                raise ValueError(f"chain[{i}] needs a 'transform' key (a class name)")
+    def _buildable(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        AugmentChain.from_config(list(value))
         return value
 
 
@@ -191,7 +190,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 def _format_validation_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     path = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "literal_error":

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,8 @@ from pipeline.assemble import spectrogram_rows, write_stems
 from pipeline.config import Config
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
 from pipeline.listing import TrackRef, expand_input, unique_keys
-from pipeline.sinks import ErrorRecord, ShardWriter, TrackDone, versions, write_errors, write_manifest
-from pipeline.storage import filesystem, join, publish_bytes, read_bytes
+from pipeline.sinks import ErrorRecord, ShardWriter, TrackDone, clean_leftovers, versions, write_errors, write_manifest
+from pipeline.storage import filesystem, is_transient_read, join, publish_bytes, read_bytes, retry, retrying
 from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from transforms import AugmentChain
 
@@ -58,6 +59,17 @@ class Job:
     @property
     def scratch(self) -> str:
         return join(self.config.output.uri, "_tmp", self.run_id)
+
+    @property
+    def staging(self) -> str:
+        """Where local temporary copies wait before their rename (cleaned with the scratch folder)."""
+        return join(self.scratch, "publish")
+
+    def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain) -> PreparedTrack:
+        """A PreparedTrack; a transient storage failure while reading the input is retried with backoff."""
+        config = self.config
+        return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain),
+                     f"read {source}", is_transient_read, config.storage_options)
 
 
 def _reason(exc: Exception) -> str:
@@ -95,9 +107,12 @@ class ReadCommitted(beam.DoFn):
         self._job = job
 
     def process(self, output_uri: str) -> Iterator[str]:
-        fs, path = filesystem(join(output_uri, "runs"), self._job.config.storage_options)
-        for manifest_path in fs.glob(f"{path}/*.json"):
-            manifest = json.loads(fs.cat_file(manifest_path))
+        options = self._job.config.storage_options
+        fs, path = filesystem(join(output_uri, "runs"), options)
+        fs.invalidate_cache()
+        for manifest_path in retrying(lambda: fs.glob(f"{path}/*.json"), f"list {output_uri}/runs", options):
+            data = retrying(lambda p=manifest_path: fs.cat_file(p), f"read {manifest_path}", options)
+            manifest = json.loads(data)
             if manifest.get("status") == "committed" and manifest.get("fingerprint") == self._job.fingerprint:
                 yield from manifest.get("tracks", [])
 
@@ -115,7 +130,7 @@ class PrepareTrack(beam.DoFn):
         ref, variant = element
         config = self._job.config
         try:
-            track = PreparedTrack(ref.source, ref.track_key, variant, config, config.storage_options, self._chain)
+            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain)
         except TrackError as exc:
             yield _error(ref, exc.stage, exc.cause)
             return
@@ -167,12 +182,12 @@ class AssembleTrack(beam.DoFn):
             return np.load(io.BytesIO(data))
 
         try:
-            with PreparedTrack(meta.source, meta.track_key, meta.variant, config, config.storage_options,
-                               self._chain) as track:
+            with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain) as track:
                 if track.meta != meta:
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
                 if config.output.write_stems:
-                    write_stems(track, MaskReader(meta, config, offset, load_window), config, config.storage_options)
+                    write_stems(track, MaskReader(meta, config, offset, load_window), config, config.storage_options,
+                                staging=self._job.staging)
                 rows = 0
                 for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config):
                     rows += 1
@@ -193,7 +208,7 @@ class WriteShards(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._writer = ShardWriter(self._job.config, self._job.checkpoint_sha256, self._job.run_id,
-                                   self._job.config.storage_options)
+                                   self._job.config.storage_options, staging=self._job.staging)
 
     def process(self, row: dict[str, Any]) -> Iterator[str]:
         yield from self._writer.add(row)
@@ -207,7 +222,13 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
            errors: list[ErrorRecord]) -> str:
     """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
     config = job.config
-    write_errors(errors, config, job.run_id, config.storage_options)
+    fs, root = filesystem(config.output.uri, config.storage_options)
+    fs.invalidate_cache()
+    missing = [s for s in shards
+               if not retrying(lambda s=s: fs.exists(f"{root}/{s}"), f"check {s}", config.storage_options)]
+    if missing:  # never commit a manifest that lists a shard that is not there
+        raise RuntimeError(f"run {job.run_id} not committed: {len(missing)} shards are missing, e.g. {missing[0]}")
+    write_errors(errors, config, job.run_id, config.storage_options, staging=job.staging)
     variants = config.augment.variants
     per_track: dict[str, int] = {}
     for item in done:
@@ -235,7 +256,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
         "tracks": sorted(k for k, n in per_track.items() if n == variants),
         "shards": sorted(shards),
     }
-    uri = write_manifest(manifest, config, config.storage_options)
+    uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
     fs, scratch = filesystem(job.scratch, config.storage_options)
     if fs.exists(scratch):
         fs.rm(scratch, recursive=True)
@@ -295,6 +316,11 @@ def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any
 def run(job: Job, options: PipelineOptions,
         test_pipeline: beam.Pipeline | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Runs the job to completion; returns its committed manifest and its metrics."""
+    config = job.config
+    removed = retrying(lambda: clean_leftovers(config, job.run_id, config.storage_options, time.time()),
+                       f"clean leftovers of dead runs in {config.output.uri}", config.storage_options)
+    if removed:
+        LOG.info("removed %d leftovers of runs that died: %s", len(removed), ", ".join(removed[:5]))
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(pipeline, job)
     result = pipeline.run()

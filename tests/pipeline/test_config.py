@@ -1,5 +1,6 @@
 """Config schema: defaults, validation messages that name the key path, overrides, redaction."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,13 @@ def test_validate_config_rejects_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "model.device: must be one of 'auto', 'cpu', 'cuda' or 'mps'" in err
+
+
+@pytest.mark.parametrize("chain, message", [
+    ([{"transform": "Nope"}], "augment.chain: unknown transform 'Nope'"),
+    ([{"transform": "Gain", "min_gain_db": 5, "max_gain_db": -5}], "augment.chain: chain entry 0 (Gain)"),
+    ([{"transform": "ZeroPhaseBiquadLowPass", "cutoff_hz": -3.0}], "cutoff_hz and q must be positive"),
+])
+def test_augmentation_chain_is_checked_when_the_config_loads(chain, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({"augment": {"chain": chain}})

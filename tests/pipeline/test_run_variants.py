@@ -187,3 +187,16 @@ def test_pickle_checkpoint_is_refused_and_never_runs(corpus, tmp_path, capsys):
     assert "evil.pth" in err
     assert not marker.exists()
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_inputs_mapping_to_one_key_get_distinct_keys(tiny_checkpoint, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    tone = 0.1 * np.sin(np.linspace(0, 300, 13230))
+    sf.write(inputs / "a.wav", tone, 44100)
+    sf.write(inputs / "a.flac", tone, 44100)
+    result = _run(write_config(tmp_path / "c.yaml"), inputs, tmp_path / "out", tiny_checkpoint)
+    assert len(result["tracks"]) == 2 and result["tracks"][0] == "a"
+    assert result["tracks"][1].startswith("a~")
+    for key in result["tracks"]:
+        assert (tmp_path / "out" / "stems" / key / "v0" / "vocals.wav").is_file()

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import Config
-from pipeline.storage import StorageOptions, join, publish_file
+from pipeline.storage import StorageOptions, join, publish_file, redact_uri
 from pipeline.track import FrameCache, MaskReader, PreparedTrack, TrackMeta
 from transforms import frames_for_samples, istft_samples
 
@@ -37,7 +37,7 @@ def row_metadata(meta: TrackMeta, config: Config) -> dict[str, Any]:
     """The scalar columns shared by every row of a track variant."""
     return {
         "track_key": meta.track_key,
-        "source": meta.source,
+        "source": redact_uri(meta.source),
         "variant": meta.variant,
         "sample_rate": meta.sample_rate,
         "n_fft": config.model.n_fft,
@@ -78,8 +78,32 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config) ->
         yield row
 
 
-def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions) -> list[str]:
-    """Inverse-STFT mask·X and (1−mask)·X block by block into the two stem files; returns their URIs."""
+def _clear_wav_timestamp(path: str) -> None:
+    """libsndfile stamps a float WAV's PEAK chunk with the wall-clock time; zero it, so that a rerun or a
+    retried bundle writes the same bytes. (FLAC and PCM WAV carry no time; Ogg streams get a random
+    serial number from libsndfile, so ogg stems are not byte-reproducible.)"""
+    with open(path, "r+b") as handle:
+        head = handle.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        position = 12
+        while chunk := handle.read(8):
+            if len(chunk) < 8 or chunk[:4] == b"data":
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"PEAK":  # version (4 bytes), then the timestamp (4 bytes)
+                handle.seek(position + 12)
+                handle.write(bytes(4))
+                return
+            position += 8 + size + (size & 1)
+            handle.seek(position)
+
+
+def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions,
+                staging: str | None = None) -> list[str]:
+    """Inverse-STFT mask·X and (1−mask)·X block by block into the two stem files; returns their URIs.
+
+    Each stem is published whole (see ``storage.publish_file``; ``staging`` holds local temporaries)."""
     meta = track.meta
     n_fft, hop = config.model.n_fft, config.model.hop_length
     subtype = config.output.resolved_subtype
@@ -105,6 +129,8 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
         finally:
             for handle in files:
                 handle.close()
+        for path in paths:
+            _clear_wav_timestamp(path)
         for path, uri in zip(paths, uris):
-            publish_file(path, uri, storage_options)
+            publish_file(path, uri, storage_options, staging)
     return uris

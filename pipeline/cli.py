@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 from typing import Any
 
 import yaml
@@ -20,8 +21,10 @@ from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.graph import Job, run
 from pipeline.inference import RANDOM_INIT_SEED, load_net
+from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
 
 LOG = logging.getLogger("stemforge")
+EXIT_FAILED = 1
 EXIT_FATAL = 2
 
 
@@ -60,7 +63,13 @@ def make_job(config: Config) -> Job:
     random_init = not config.model.checkpoint
     sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return Job(config, config.run.run_id or config.default_run_id(), started, sha256, random_init, int(net.offset))
+    run_id = config.run.run_id or config.default_run_id()
+    manifest = join(config.output.uri, "runs", f"{run_id}.json")
+    fs, path = filesystem(manifest, config.storage_options)
+    if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
+        raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
+                          "a committed run is never overwritten, choose another run_id")
+    return Job(config, run_id, started, sha256, random_init, int(net.offset))
 
 
 def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] | None]:
@@ -84,6 +93,7 @@ def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] |
 def print_summary(manifest: dict[str, Any], output_uri: str) -> None:
     """A short human summary of a committed run."""
     counts = manifest["counts"]
+    output_uri = redact_uri(output_uri)
     print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
           f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
           f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
@@ -96,10 +106,24 @@ def print_summary(manifest: dict[str, Any], output_uri: str) -> None:
         print("  NOTE: random weights were used (model.allow_random_init); the stems are not a real separation")
 
 
+def _scrub_logs(storage_options: dict[str, Any] | None) -> None:
+    """Every log record through the root handlers is scrubbed of storage option and credential values."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, ScrubFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(ScrubFilter(storage_options))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `stemforge` console script."""
+    """Entry point of the `stemforge` console script.
+
+    Exit codes: 0 committed (rejected inputs are in errors/), 1 the run failed (nothing committed),
+    2 a fatal problem found before the run (config, checkpoint, no input), said in one line.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _scrub_logs(None)
     args, rest = _parser().parse_known_args(argv)
+    config = None
     try:
         if args.command == "validate-config":
             if rest:
@@ -112,13 +136,19 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(args.workdir, rest)
         config = load_config(args.config, _overrides(args))
+        _scrub_logs(config.storage_options)
         code, manifest = run_job(config, rest)
         if manifest is not None and code == 0:
             print_summary(manifest, config.output.uri)
         return code
     except (ConfigError, CheckpointError) as exc:
-        print(f"stemforge: {exc}", file=sys.stderr)
+        print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
         return EXIT_FATAL
+    except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr
+        options = config.storage_options if config else None
+        LOG.error("run failed:\n%s", scrub("".join(traceback.format_exception(exc)), options))
+        print(f"stemforge: run failed, nothing committed: {describe(exc, options)[:300]}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

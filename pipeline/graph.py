@@ -242,7 +242,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
         "fingerprint": job.fingerprint,
         "random_init": job.random_init,
         "config": config.redacted(),
-        "checkpoint": {"uri": config.model.checkpoint, "sha256": job.checkpoint_sha256},
+        "checkpoint": {"uri": config.redacted()["model"]["checkpoint"], "sha256": job.checkpoint_sha256},
         "versions": versions(),
         "counts": {
             "inputs": sum(inputs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -11,9 +12,9 @@ import torch
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from model import CascadedNet, InferenceModel, load_checkpoint
+from model import CascadedNet, CheckpointError, InferenceModel, load_checkpoint
 from pipeline.config import ModelConfig
-from pipeline.storage import StorageOptions, options_for
+from pipeline.storage import PERMANENT_ERRORS, StorageOptions, options_for, redact_uri, retry
 from pipeline.track import TrackMeta
 
 LOG = logging.getLogger(__name__)
@@ -48,11 +49,19 @@ def random_init_net(config: ModelConfig) -> CascadedNet:
         torch.random.set_rng_state(generator_state)
 
 
+def _transient_checkpoint_read(exc: BaseException) -> bool:
+    """A CheckpointError from reading the bytes (not from their content) whose cause may go away."""
+    found = re.match(r"cannot read checkpoint .* \((\w+)", str(exc))
+    return isinstance(exc, CheckpointError) and found is not None and found.group(1) not in PERMANENT_ERRORS
+
+
 def load_net(config: ModelConfig, storage_options: StorageOptions, device: str = "cpu") -> CascadedNet:
     """The configured checkpoint (weights_only, sha256-pinned if asked) or, if allowed, random weights."""
     if config.checkpoint:
-        return load_checkpoint(config.checkpoint, n_fft=config.n_fft, device=device, sha256=config.sha256,
-                               storage_options=options_for(config.checkpoint, storage_options))
+        checkpoint = config.checkpoint
+        return retry(lambda: load_checkpoint(checkpoint, n_fft=config.n_fft, device=device, sha256=config.sha256,
+                                             storage_options=options_for(checkpoint, storage_options)),
+                     f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read, storage_options)
     LOG.warning("RANDOM WEIGHTS: no checkpoint configured; outputs are NOT a real separation")
     return random_init_net(config)
 
@@ -73,7 +82,14 @@ class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
     def run_inference(self, batch: Sequence[Window], model: InferenceModel,
                       inference_args: dict[str, Any] | None = None) -> Iterable[WindowMask]:
         Metrics.distribution("stemforge", "batch_size").update(len(batch))
-        masks = model(np.stack([w.magnitude for w in batch]))
+        magnitudes = np.stack([w.magnitude for w in batch])
+        missing = self._config.batch_size - len(batch)
+        if missing > 0:
+            # Every forward pass has the configured shape, so a window's mask never depends on which
+            # windows share its batch (CPU kernels pick algorithms by shape): a rerun or a retried bundle
+            # reproduces masks, stems and rows bit for bit (same device and thread count).
+            magnitudes = np.concatenate([magnitudes, np.zeros((missing, *magnitudes.shape[1:]), magnitudes.dtype)])
+        masks = model(magnitudes)
         return [WindowMask(w.meta, w.pass_index, w.index, m) for w, m in zip(batch, masks)]
 
     def get_num_bytes(self, batch: Sequence[Window]) -> int:

@@ -9,6 +9,7 @@ import json
 import posixpath
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -93,6 +94,14 @@ def _manifest_entries(uri: str, storage_options: StorageOptions) -> Iterator[str
             yield from (line.rstrip("\r\n") for line in text if line.strip() and not line.startswith("#"))
 
 
+def _without_credentials(entry: str) -> str:
+    """An absolute entry as a key's relative path: a URL's host and path, never its user:password@ or query."""
+    if "://" not in entry:
+        return entry
+    parts = urllib.parse.urlsplit(entry)
+    return parts.netloc.rsplit("@", 1)[-1] + parts.path
+
+
 def _is_absolute(entry: str) -> bool:
     return entry.startswith("/") or "://" in entry
 
@@ -110,7 +119,11 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
         for entry in _manifest_entries(uri, storage_options):
             if _is_absolute(entry):
                 source = entry
-                relative = entry.split("://", 1)[-1]
+                relative = _without_credentials(entry)
+            elif "://" in root:  # a filesystem whose paths are URLs (http): keep the scheme's '//'
+                scheme, rest = root.split("://", 1)
+                source = f"{scheme}://{posixpath.normpath(posixpath.join(rest, entry))}"
+                relative = entry
             else:
                 source = _unprotocol(fs, posixpath.normpath(posixpath.join(root, entry)))
                 relative = entry

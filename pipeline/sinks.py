@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
-from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, publish_file
+from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, publish_file, redact_uri, scrub
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("track_key", pa.string()),
@@ -166,7 +166,9 @@ def versions() -> dict[str, str]:
 def write_errors(errors: Iterable[ErrorRecord], config: Config, run_id: str, storage_options: StorageOptions,
                  staging: str | None = None) -> None:
     """errors/{run_id}.jsonl, one line per rejected input (nothing when there are none)."""
-    lines = [json.dumps(asdict(e), ensure_ascii=False, sort_keys=True) for e in errors]
+    lines = [json.dumps(asdict(ErrorRecord(redact_uri(e.source), e.track_key, e.stage, e.error,
+                                           scrub(e.message, storage_options))), ensure_ascii=False, sort_keys=True)
+             for e in errors]
     if lines:
         data = ("\n".join(sorted(lines)) + "\n").encode()
         publish_bytes(data, join(config.output.uri, "errors", f"{run_id}.jsonl"), storage_options, staging)

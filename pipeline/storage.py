@@ -42,7 +42,9 @@ _PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, Permissi
               ValueError, TypeError, KeyError, NotImplementedError, ImportError, AttributeError)
 _TRANSIENT_NAMES = re.compile(r"Timeout|Connection|Throttl|SlowDown|ServiceUnavailable|InternalError|"
                               r"TooManyRequests|RequestLimitExceeded|IncompleteRead|ClientPayload|ServerDisconnected")
-_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
+_CLIENT_MODULES = {"botocore", "aiobotocore", "aiohttp", "urllib3", "requests", "s3fs", "gcsfs", "adlfs", "fsspec",
+                   "google", "azure"}
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
                      errno.ECONNABORTED, errno.EPIPE, errno.EREMOTEIO, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
@@ -164,11 +166,15 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return True
-    names = " ".join(type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None)
-    return bool(_TRANSIENT_NAMES.search(names) or re.search(r"\b(500|502|503|504)\b|SlowDown", str(exc)))
+    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e is not None]
+    if _TRANSIENT_NAMES.search(" ".join(type(e).__name__ for e in chain)):
+        return True
+    # an HTTP 5xx in the message counts only for storage clients' own errors
+    client = any(isinstance(e, OSError) or type(e).__module__.split(".")[0] in _CLIENT_MODULES for e in chain)
+    return client and bool(re.search(r"\b(500|502|503|504)\b|SlowDown", str(exc)))
 
 
-_PERMANENT_NAMES = {cls.__name__ for cls in _PERMANENT} | {"NoCredentialsError", "PartialCredentialsError",
+PERMANENT_ERRORS = {cls.__name__ for cls in _PERMANENT} | {"NoCredentialsError", "PartialCredentialsError",
                                                             "ParamValidationError", "AudioError"}
 
 
@@ -181,7 +187,7 @@ def is_transient_read(exc: BaseException) -> bool:
     cause = getattr(exc, "cause", exc)
     if getattr(cause, "reason", None) == "io_error":
         found = re.search(r"\((\w+): ", str(getattr(cause, "detail", "")))
-        return found is None or found.group(1) not in _PERMANENT_NAMES
+        return found is None or found.group(1) not in PERMANENT_ERRORS
     if getattr(cause, "reason", None) is not None:
         return False
     return is_transient(cause)

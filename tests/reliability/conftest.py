@@ -1,0 +1,80 @@
+"""Fixtures of the reliability tests: a tiny random-weight checkpoint and a small valid corpus.
+
+Servers (moto, http.server, Beam's job service and worker pool) are started inside each test
+through the context managers of reliability_support, never shared between tests.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from reliability_support import TINY, write_good_corpus
+
+from model import CascadedNet, save_checkpoint
+
+
+def _tiny_net(seed: int) -> CascadedNet:
+    torch.manual_seed(seed)
+    net = CascadedNet(TINY["n_fft"], nout=8, nout_lstm=16)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return net
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("rel-ckpt") / "tiny.pth"
+    save_checkpoint(_tiny_net(3), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def other_ckpt(tmp_path_factory) -> Path:
+    """A second checkpoint of the same shape with other weights (another fingerprint)."""
+    path = tmp_path_factory.mktemp("rel-ckpt2") / "other.pth"
+    save_checkpoint(_tiny_net(4), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def good_corpus(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("rel-corpus")
+    return folder, write_good_corpus(folder)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread while a test runs in this process: on a small shared machine torch's
+    spinning thread pool makes the tiny model many times slower (subprocesses get OMP_NUM_THREADS=1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def local_reference(good_corpus, tiny_ckpt, tmp_path_factory):
+    """A plain local run over the good corpus plus one broken file: what every other storage and
+    runner must reproduce. Returns (input folder, output folder, committed rows, manifest)."""
+    import fsspec
+    from reliability_support import committed_manifests, committed_rows, run_args, write_config
+
+    from pipeline.cli import main
+
+    work = tmp_path_factory.mktemp("rel-local")
+    folder = work / "corpus"
+    shutil.copytree(good_corpus[0], folder)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(run_args(write_config(work / "c.yaml"), str(folder), str(work / "out"), str(tiny_ckpt))) == 0
+    finally:
+        torch.set_num_threads(before)
+    fs = fsspec.filesystem("file")
+    root = str(work / "out")
+    return folder, work / "out", committed_rows(fs, root), committed_manifests(fs, root)[0]

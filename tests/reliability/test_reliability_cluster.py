@@ -1,0 +1,79 @@
+"""Claim 6: cluster runners. The same pipeline runs unchanged on Beam's portable runner (a local job
+service and an external worker pool, started here) and commits the DirectRunner's rows; the sdist
+that `--setup_file` builds installs into a fresh virtualenv and the pipeline runs from it."""
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import fsspec
+from reliability_support import (
+    PYTHON,
+    REPO,
+    assert_same_rows,
+    beam_portable_cluster,
+    clean_env,
+    cli,
+    committed_manifests,
+    committed_rows,
+    run_args,
+    write_config,
+)
+
+LOCAL = fsspec.filesystem("file")
+
+
+def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_runners_rows(
+        local_reference, tiny_ckpt, tmp_path):
+    folder, _, expected, reference = local_reference
+    out = tmp_path / "out"
+    with beam_portable_cluster(tmp_path) as (job_endpoint, pool):
+        result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_ckpt),
+                              "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
+                              "--environment_type=EXTERNAL", f"--environment_config={pool}"), timeout=240)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Requesting worker at" in (tmp_path / "job-service.log").read_text()  # it really ran there
+    assert "Starting worker with command" in (tmp_path / "worker-pool.log").read_text()
+    [manifest] = committed_manifests(LOCAL, str(out))
+    assert manifest["tracks"] == reference["tracks"] and manifest["counts"] == reference["counts"]
+    assert_same_rows(expected, committed_rows(LOCAL, str(out)))
+    assert not (out / "_tmp").exists()
+
+
+def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_reference, tiny_ckpt, tmp_path):
+    # build the sdist from a copy of the sources, as `--setup_file` does, without touching the checkout
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("pipeline", "model", "transforms"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = clean_env()
+    subprocess.run([PYTHON, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")], cwd=source, env=env,
+                   check=True, capture_output=True)
+    [sdist] = (tmp_path / "dist").glob("stemforge-*.tar.gz")
+
+    # a fresh virtualenv; its dependencies come from this environment's site-packages (a path entry,
+    # so that environment's editable install of stemforge stays invisible), stemforge from the sdist
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "deps-from-test-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    installed = subprocess.run([PYTHON, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index",
+                                "--no-build-isolation", str(sdist)], check=False, cwd=tmp_path, env=env,
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    where = subprocess.run([python, "-c", "import pipeline, model, transforms; print(pipeline.__file__)"],
+                           cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
+    assert where.startswith(str(venv))
+
+    folder, _, expected, _ = local_reference
+    out = tmp_path / "out"
+    result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_ckpt)),
+                 cwd=tmp_path, python=python, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert_same_rows(expected, committed_rows(LOCAL, str(out)))

@@ -1,0 +1,164 @@
+"""Claim 1: object storage for real. A moto S3 server (started here) holds inputs, checkpoint and
+every output; configured through storage_options.s3 and, separately, the AWS environment variables.
+Results equal a local run's. http(s):// inputs and checkpoints work (a local http.server). Transient
+storage errors are retried with backoff; a permanent one dead-letters only the affected input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from reliability_support import (
+    FaultProxy,
+    assert_same_rows,
+    clean_env,
+    cli,
+    committed_manifests,
+    committed_rows,
+    moto_s3,
+    run_args,
+    static_http,
+    write_config,
+)
+
+from pipeline.cli import main
+
+s3fs = pytest.importorskip("s3fs")
+KEY, SECRET = "testing-key-id", "testing-secret-key"
+
+
+def _upload(endpoint: str, corpus: Path, ckpt: Path) -> "s3fs.S3FileSystem":
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
+    fs.mkdir("corpus")
+    fs.put(f"{corpus}/", "corpus/in/", recursive=True)
+    fs.put_file(str(ckpt), "corpus/models/tiny.pth")
+    return fs
+
+
+def _stem(fs, path: str) -> np.ndarray:
+    with fs.open(path, "rb") as handle:
+        return sf.read(handle, dtype="float32", always_2d=True)[0]
+
+
+def _assert_equals_local(fs, root: str, reference, source_prefix: str) -> dict:
+    folder, ref_out, ref_rows, ref_manifest = reference
+    [manifest] = committed_manifests(fs, root)
+    rows = committed_rows(fs, root)
+    assert_same_rows(ref_rows, rows, ignore=("source",))
+    for ref, row in zip(ref_rows, rows):
+        assert row["source"] == source_prefix + ref["source"][len(str(folder)):]
+    assert manifest["tracks"] == ref_manifest["tracks"] and manifest["counts"] == ref_manifest["counts"]
+    assert manifest["fingerprint"] == ref_manifest["fingerprint"]
+    assert manifest["checkpoint"]["sha256"] == ref_manifest["checkpoint"]["sha256"]
+    for track in manifest["tracks"]:
+        for stem in ("instruments", "vocals"):
+            expected = sf.read(ref_out / "stems" / track / "v0" / f"{stem}.wav", dtype="float32", always_2d=True)[0]
+            np.testing.assert_allclose(_stem(fs, f"{root}/stems/{track}/v0/{stem}.wav"), expected, atol=1e-6)
+    errors = [json.loads(line) for line in fs.cat_file(f"{root}/errors/{manifest['run_id']}.jsonl").splitlines()]
+    assert [(e["track_key"], e["stage"], e["error"]) for e in errors] == [("broken", "read", "unreadable")]
+    assert errors[0]["source"] == f"{source_prefix}/broken.wav"
+    assert not fs.exists(f"{root}/_tmp")
+    return manifest
+
+
+def test_whole_run_on_s3_through_storage_options_equals_a_local_run(local_reference, tiny_ckpt, tmp_path):
+    with moto_s3(tmp_path) as endpoint:
+        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        options = {"endpoint_url": endpoint, "key": KEY, "secret": SECRET}
+        assert main(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
+                             "s3://corpus/models/tiny.pth", "--set", f"storage_options.s3={json.dumps(options)}")) == 0
+        manifest = _assert_equals_local(fs, "corpus/out", local_reference, "s3://corpus/in")
+        assert manifest["config"]["storage_options"] == {"s3": {"endpoint_url": "***", "key": "***", "secret": "***"}}
+        names = {p.split("/", 2)[2].split("/")[0] for p in fs.find("corpus/out")}
+        assert names == {"stems", "spectrograms", "errors", "runs"}
+
+
+def test_whole_run_on_s3_through_aws_environment_variables(local_reference, tiny_ckpt, tmp_path):
+    with moto_s3(tmp_path) as endpoint:
+        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        env = clean_env(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_ENDPOINT_URL_S3=endpoint,
+                        AWS_DEFAULT_REGION="us-east-1")
+        result = cli(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
+                              "s3://corpus/models/tiny.pth"), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        manifest = _assert_equals_local(fs, "corpus/out", local_reference, "s3://corpus/in")
+        assert manifest["config"]["storage_options"] == {}
+
+
+def test_http_inputs_and_checkpoint(local_reference, tiny_ckpt, tmp_path):
+    folder = local_reference[0]
+    (folder / "list.txt").write_text("a.wav\nsub/b.flac\nc.wav\nbroken.wav\n")
+    (folder / "models").mkdir(exist_ok=True)
+    (folder / "models" / "tiny.pth").write_bytes(tiny_ckpt.read_bytes())
+    fsspec = pytest.importorskip("fsspec")
+    with static_http(folder, tmp_path) as base:
+        out = tmp_path / "out"
+        assert main(run_args(write_config(tmp_path / "c.yaml"), f"{base}/list.txt", str(out),
+                             f"{base}/models/tiny.pth")) == 0
+        _assert_equals_local(fsspec.filesystem("file"), str(out), local_reference, base)
+
+
+def test_transient_storage_errors_are_retried_and_a_permanent_one_dead_letters_only_its_input(
+        local_reference, tiny_ckpt, tmp_path):
+    rules = [
+        {"method": "PUT", "path": r"^/corpus/out/stems/a/v0/vocals\.wav$", "status": 503, "times": 2},
+        {"method": "PUT", "path": r"^/corpus/out/runs/[^/]+\.json$", "status": 503, "times": 2},
+        {"method": "GET|HEAD", "path": r"^/corpus/in/c\.wav$", "status": 503, "times": 2},
+        {"method": "GET|HEAD", "path": r"^/corpus/in/sub/b\.flac$", "status": 403, "times": None},
+    ]
+    with moto_s3(tmp_path) as endpoint, FaultProxy(endpoint, rules) as proxy:
+        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        # botocore's own retries off (s3fs retries only dropped connections and SlowDown): what gets a 503
+        # through is stemforge's backoff alone
+        options = {"endpoint_url": proxy.url, "key": KEY, "secret": SECRET,
+                   "config_kwargs": {"retries": {"total_max_attempts": 1}}}
+        assert main(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
+                             "s3://corpus/models/tiny.pth", "--set", f"storage_options.s3={json.dumps(options)}")) == 0
+        [manifest] = committed_manifests(fs, "corpus/out")
+        assert manifest["tracks"] == ["a", "c"]
+        errors = [json.loads(line) for line in fs.cat_file(f"corpus/out/errors/{manifest['run_id']}.jsonl").splitlines()]
+        assert sorted((e["track_key"], e["error"]) for e in errors) == [("broken", "unreadable"), ("sub/b", "io_error")]
+        assert "PermissionError" in next(e["message"] for e in errors if e["track_key"] == "sub/b")
+        ref_rows = [r for r in local_reference[2] if r["track_key"] in ("a", "c")]
+        assert_same_rows(ref_rows, committed_rows(fs, "corpus/out"), ignore=("source",))
+        for path in ("/corpus/out/stems/a/v0/vocals.wav", "/corpus/out/runs/", "/corpus/in/c.wav"):
+            calls = [(status, t) for _, p, status, t in proxy.log if p.startswith(path) and status != 404]
+            assert [status in (0, 503) for status, _ in calls[:3]] == [True, True, False], (path, calls)
+            assert calls[2][1] - calls[1][1] >= calls[1][1] - calls[0][1] >= 0.4  # backoff, doubling
+        # a permanent error is not retried
+        assert sum(p == "/corpus/in/sub/b.flac" for _, p, _, _ in proxy.log) <= 2
+
+
+def test_transient_and_permanent_failures_are_told_apart(monkeypatch):
+    import errno
+
+    from pipeline import storage
+    from pipeline.storage import StorageError, is_transient, is_transient_read, retrying
+    from pipeline.track import TrackError
+    from transforms import AudioError
+
+    assert is_transient(ConnectionResetError()) and is_transient(TimeoutError())
+    assert is_transient(OSError(errno.EBUSY, "Service Unavailable")) and is_transient(OSError(errno.EIO, "x"))
+    assert not any(is_transient(e) for e in (FileNotFoundError("x"), PermissionError("x"), ValueError("x")))
+    unavailable = AudioError("s3://b/k.wav", "io_error", "cannot access storage (OSError: [Errno 16] SlowDown)")
+    denied = AudioError("/x/locked.wav", "io_error", "cannot open (PermissionError: [Errno 13] Permission denied)")
+    assert is_transient_read(TrackError("read", unavailable)) and is_transient_read(unavailable)
+    assert not is_transient_read(TrackError("read", denied))
+    assert not is_transient_read(TrackError("read", AudioError("/x.wav", "truncated", "stream ends early")))
+    assert not is_transient_read(TrackError("augment", unavailable))
+    monkeypatch.setattr(storage, "RETRY_BASE_SECONDS", 0.01)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        raise ConnectionResetError("reset by peer with secret hunter2-token")
+
+    with pytest.raises(StorageError) as failure:
+        retrying(flaky, "upload s3://b/k", {"s3": {"token": "hunter2-token"}})
+    assert len(calls) == 5 and failure.value.transient
+    assert "hunter2" not in str(failure.value) and "gave up after 5 attempts" in str(failure.value)
+    calls.clear()
+    with pytest.raises(FileNotFoundError):
+        retrying(lambda: calls.append(1) or Path("/nonexistent/x").read_bytes(), "read /nonexistent/x")
+    assert len(calls) == 1

@@ -15,7 +15,7 @@ import traceback
 from typing import Any
 
 import yaml
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
@@ -25,6 +25,9 @@ from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
+# The DirectRunner's in-process engine (honours --direct_num_workers / --direct_running_mode). Named
+# explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
+DEFAULT_RUNNER = "FnApiRunner"
 EXIT_FATAL = 2
 
 
@@ -81,6 +84,8 @@ def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] |
         LOG.warning("=" * 72)
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = False
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     manifest, metrics = run(job, options)
     LOG.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     counts = manifest["counts"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_testutils import randomise_batchnorm
 
 from model import CascadedNet
-from model_testutils import randomise_batchnorm
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from model_testutils import randomise_batchnorm
 from torch import nn
 
 from model import CascadedNet, InferenceModel, fold_batchnorm, resolve_device
-
-from model_testutils import randomise_batchnorm
 
 
 def _windows(batch: int, width: int = 256, seed: int = 0) -> np.ndarray:

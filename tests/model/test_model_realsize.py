@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from model_testutils import randomise_batchnorm
 
 from model import CascadedNet, Separator, load_checkpoint, make_padding, save_checkpoint
-
-from model_testutils import randomise_batchnorm
 
 SR = 44100
 HOP = 1024

@@ -145,7 +145,7 @@ def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tm
     (folder / "bad.wav").write_bytes(b"nope")
     config = load_config(write_config(tmp_path / "c.yaml"),
                          [f"input.uri={folder}", f"output.uri={tmp_path / 'out'}", f"model.checkpoint={tiny_checkpoint}"])
-    manifest, metrics = run(make_job(config), PipelineOptions(["--direct_num_workers", "1"]))
+    manifest, metrics = run(make_job(config), PipelineOptions(["--runner", "FnApiRunner", "--direct_num_workers", "1"]))
     assert metrics["inputs"] == 7 and metrics["rejected"] == 1
     assert metrics["windows"] == 6 and metrics["rows"] == manifest["counts"]["rows"] == 6
     assert metrics["audio_milliseconds"] == 6 * 500

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch first, pinned: on these machines 2.13.0 is a local CPU build; a bare `torch` pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv test test-all demo bench clean
+.PHONY: venv test test-slow test-all demo bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest -q
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
 
 test-all: venv
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -3,23 +3,16 @@
 from pathlib import Path
 
 import pytest
-import torch
-from pipeline_support import TINY, write_corpus
+from pipeline_support import write_corpus
+from stemforge_testing import tiny_net
 
-from model import CascadedNet, save_checkpoint
+from model import save_checkpoint
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    net = CascadedNet(TINY["n_fft"], nout=8, nout_lstm=16)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_checkpoint(net, str(path))
+    save_checkpoint(tiny_net(3), str(path))
     return path
 
 

@@ -1,12 +1,9 @@
-"""Shared helpers of the pipeline tests: the tiny model settings, a corpus writer, a config writer."""
+"""Helpers of the pipeline tests: the generated corpus."""
 
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import yaml
-
-TINY = {"n_fft": 512, "hop_length": 256, "cropsize": 256}
 
 
 def write_corpus(folder: Path) -> dict[str, Path]:
@@ -28,17 +25,3 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     sf.write(files["chirp22k"], 0.4 * np.sin(2 * np.pi * (100 * t22 + 1500 * t22**2)), 22050, subtype="PCM_16")
     (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
     return files
-
-
-def write_config(path: Path, **sections) -> Path:
-    """A tiny-model config with the given sections merged over it."""
-    data = {
-        "model": dict(TINY, batch_size=3, device="cpu"),
-        "output": {"stem_format": "wav", "stem_subtype": "FLOAT", "spectrogram_dtype": "float32",
-                   "segment_frames": 100},
-        "run": {"chunk_seconds": 1.0},
-    }
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path.write_text(yaml.safe_dump(data))
-    return path

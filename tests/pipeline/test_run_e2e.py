@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import soxr
 from apache_beam.options.pipeline_options import PipelineOptions
-from pipeline_support import TINY, write_config
+from stemforge_testing import TINY, write_config
 
 from model import Separator, load_checkpoint
 from pipeline.cli import main

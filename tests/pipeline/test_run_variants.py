@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from pipeline_support import TINY, write_config
+from stemforge_testing import TINY, write_config
 
 from pipeline.cli import main
 from transforms import AugmentChain, derive_seed

@@ -9,26 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_support import TINY, write_good_corpus
+from reliability_support import write_good_corpus
+from stemforge_testing import tiny_net
 
-from model import CascadedNet, save_checkpoint
-
-
-def _tiny_net(seed: int) -> CascadedNet:
-    torch.manual_seed(seed)
-    net = CascadedNet(TINY["n_fft"], nout=8, nout_lstm=16)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    return net
+from model import save_checkpoint
 
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("rel-ckpt") / "tiny.pth"
-    save_checkpoint(_tiny_net(3), str(path))
+    save_checkpoint(tiny_net(3), str(path))
     return path
 
 
@@ -36,7 +26,7 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 def other_ckpt(tmp_path_factory) -> Path:
     """A second checkpoint of the same shape with other weights (another fingerprint)."""
     path = tmp_path_factory.mktemp("rel-ckpt2") / "other.pth"
-    save_checkpoint(_tiny_net(4), str(path))
+    save_checkpoint(tiny_net(4), str(path))
     return path
 
 
@@ -61,7 +51,8 @@ def local_reference(good_corpus, tiny_ckpt, tmp_path_factory):
     """A plain local run over the good corpus plus one broken file: what every other storage and
     runner must reproduce. Returns (input folder, output folder, committed rows, manifest)."""
     import fsspec
-    from reliability_support import committed_manifests, committed_rows, run_args, write_config
+    from reliability_support import committed_manifests, committed_rows, run_args
+    from stemforge_testing import write_config
 
     from pipeline.cli import main
 

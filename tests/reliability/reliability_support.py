@@ -26,11 +26,9 @@ from typing import Any, Self
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-TINY = {"n_fft": 512, "hop_length": 256, "cropsize": 256}
 MODEL_COLUMNS = ("instruments", "vocals")
 
 
@@ -220,20 +218,6 @@ def write_good_corpus(folder: Path) -> dict[str, Path]:
     sf.write(files["sub/b"], sine(1.3, freq=300.0, seed=2), 44100, subtype="PCM_24")
     sf.write(files["c"], sine(1.7, sr=22050, freq=500.0, channels=1, seed=3), 22050, subtype="PCM_16")
     return files
-
-
-def write_config(path: Path, **sections: dict[str, Any]) -> Path:
-    """A tiny-model config (n_fft 512, hop 256) with the given sections merged over it."""
-    data: dict[str, Any] = {
-        "model": dict(TINY, batch_size=3, device="cpu"),
-        "output": {"stem_format": "wav", "stem_subtype": "FLOAT", "spectrogram_dtype": "float32",
-                   "segment_frames": 100},
-        "run": {"chunk_seconds": 1.0},
-    }
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def run_args(config: Path, source: str, output: str, checkpoint: str, *extra: str) -> list[str]:

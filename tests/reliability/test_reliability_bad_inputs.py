@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from reliability_support import TINY, run_args, write_bad_corpus, write_config
+from reliability_support import run_args, write_bad_corpus
+from stemforge_testing import TINY, write_config
 
 from pipeline.cli import main
 from pipeline.listing import sanitize_key

@@ -19,8 +19,8 @@ from reliability_support import (
     committed_manifests,
     committed_rows,
     run_args,
-    write_config,
 )
+from stemforge_testing import write_config
 
 LOCAL = fsspec.filesystem("file")
 

@@ -27,8 +27,8 @@ from reliability_support import (
     run_args,
     sine,
     start_cli,
-    write_config,
 )
+from stemforge_testing import write_config
 
 from pipeline.cli import main, make_job
 from pipeline.config import load_config

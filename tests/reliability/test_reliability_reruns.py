@@ -6,7 +6,8 @@ nothing; another checkpoint or an output-shaping setting means "not existing".""
 import json
 
 import pytest
-from reliability_support import committed_manifests, committed_rows, moto_s3, row_keys, run_args, write_config
+from reliability_support import committed_manifests, committed_rows, moto_s3, row_keys, run_args
+from stemforge_testing import write_config
 
 from pipeline.cli import main
 

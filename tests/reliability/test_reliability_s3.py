@@ -19,8 +19,8 @@ from reliability_support import (
     moto_s3,
     run_args,
     static_http,
-    write_config,
 )
+from stemforge_testing import write_config
 
 from pipeline.cli import main
 

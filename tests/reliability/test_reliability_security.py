@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_support import (
-    FaultProxy,
-    clean_env,
-    cli,
-    moto_s3,
-    run_args,
-    static_http,
-    write_config,
-)
+from reliability_support import FaultProxy, clean_env, cli, moto_s3, run_args, static_http
+from stemforge_testing import write_config
 
 from pipeline.cli import main, make_job
 from pipeline.config import load_config

@@ -11,7 +11,8 @@ import fsspec
 import numpy as np
 import pytest
 import soundfile as sf
-from reliability_support import committed_rows, row_keys, run_args, start_cli, stop_group, write_config
+from reliability_support import committed_rows, row_keys, run_args, start_cli, stop_group
+from stemforge_testing import write_config
 
 FILES = int(os.environ.get("STEMFORGE_SOAK_FILES", "2000"))
 PAGE = os.sysconf("SC_PAGE_SIZE")

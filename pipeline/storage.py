@@ -260,6 +260,21 @@ def _staging_path(staging: str | None, storage_options: StorageOptions) -> str |
     return path if is_local(fs) else None
 
 
+def _publish_local(fs: fsspec.AbstractFileSystem, path: str, fill: Callable[[str], None], what: str,
+                   staging: str | None, storage_options: StorageOptions) -> None:
+    """Fill a temporary file beside the target (or in ``staging``) and rename it into place."""
+    def attempt() -> None:
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        tmp = _local_temp(path, _staging_path(staging, storage_options))
+        try:
+            fill(tmp)
+            _replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    retrying(attempt, what, storage_options)
+
+
 def publish_file(local_path: str, uri: str, storage_options: StorageOptions, staging: str | None = None) -> None:
     """Move a finished local file to its final URL so that it appears whole or not at all.
 
@@ -268,37 +283,24 @@ def publish_file(local_path: str, uri: str, storage_options: StorageOptions, sta
     """
     fs, path = filesystem(uri, storage_options)
     if is_local(fs):
-        def local() -> None:
-            fs.makedirs(fs._parent(path), exist_ok=True)
-            tmp = _local_temp(path, _staging_path(staging, storage_options))
-            try:
-                fs.put_file(local_path, tmp)
-                _replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        retrying(local, f"publish {uri}", storage_options)
+        _publish_local(fs, path, lambda tmp: fs.put_file(local_path, tmp), f"publish {uri}", staging,
+                       storage_options)
     else:
         retrying(lambda: fs.put_file(local_path, path), f"upload {uri}", storage_options)
+
+
+def _write_synced(tmp: str, data: bytes) -> None:
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def publish_bytes(data: bytes, uri: str, storage_options: StorageOptions, staging: str | None = None) -> None:
     """Write bytes to a URL atomically (rename locally, a single object upload elsewhere)."""
     fs, path = filesystem(uri, storage_options)
     if is_local(fs):
-        def local() -> None:
-            fs.makedirs(fs._parent(path), exist_ok=True)
-            tmp = _local_temp(path, _staging_path(staging, storage_options))
-            try:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                _replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        retrying(local, f"write {uri}", storage_options)
+        _publish_local(fs, path, lambda tmp: _write_synced(tmp, data), f"write {uri}", staging, storage_options)
     else:
         retrying(lambda: fs.pipe_file(path, data), f"upload {uri}", storage_options)
 

@@ -84,11 +84,22 @@ def _error(ref: TrackRef, stage: str, exc: Exception) -> beam.pvalue.TaggedOutpu
     return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
 
 
-class ListInputs(beam.DoFn):
-    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher."""
+class _JobFn(beam.DoFn):
+    """A DoFn that carries the job (config, run id, fingerprint) to the workers."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
+
+
+class _TrackFn(_JobFn):
+    """A DoFn that prepares tracks, so it builds the augmentation chain once per worker."""
+
+    def setup(self) -> None:
+        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
+
+
+class ListInputs(_JobFn):
+    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher."""
 
     def process(self, uri: str) -> Iterator[Any]:
         config = self._job.config
@@ -100,11 +111,8 @@ class ListInputs(beam.DoFn):
             yield _error(TrackRef(uri, ""), "list", exc)
 
 
-class ReadCommitted(beam.DoFn):
+class ReadCommitted(_JobFn):
     """Track keys that earlier runs with the same fingerprint committed (for skip_existing)."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
 
     def process(self, output_uri: str) -> Iterator[str]:
         options = self._job.config.storage_options
@@ -117,14 +125,8 @@ class ReadCommitted(beam.DoFn):
                 yield from manifest.get("tracks", [])
 
 
-class PrepareTrack(beam.DoFn):
+class PrepareTrack(_TrackFn):
     """Decodes, resamples and augments one track variant, then yields its model windows."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
-
-    def setup(self) -> None:
-        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
 
     def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
         ref, variant = element
@@ -141,11 +143,8 @@ class PrepareTrack(beam.DoFn):
                 yield Window(track.meta, pass_index, index, magnitude)
 
 
-class StoreMask(beam.DoFn):
+class StoreMask(_JobFn):
     """Spills each window's mask to the run's scratch folder so assembly streams it back in order."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
 
     def process(self, item: WindowMask) -> Iterator[tuple[str, tuple[TrackMeta, int, int]]]:
         buffer = io.BytesIO()
@@ -155,14 +154,8 @@ class StoreMask(beam.DoFn):
         yield item.meta.track_id, (item.meta, item.pass_index, item.index)
 
 
-class AssembleTrack(beam.DoFn):
+class AssembleTrack(_TrackFn):
     """Writes the stems and yields the spectrogram rows of one track variant from its masks."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
-
-    def setup(self) -> None:
-        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
 
     def process(self, element: tuple[str, Any]) -> Iterator[Any]:
         track_id, items = element
@@ -200,11 +193,8 @@ class AssembleTrack(beam.DoFn):
         yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds))
 
 
-class WriteShards(beam.DoFn):
+class WriteShards(_JobFn):
     """Bundles rows into Parquet shards; yields each published shard's path."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
 
     def start_bundle(self) -> None:
         self._writer = ShardWriter(self._job.config, self._job.checkpoint_sha256, self._job.run_id,

@@ -18,12 +18,14 @@ import shutil
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
+
+from transforms.errors import secret_strings
 
 LOG = logging.getLogger(__name__)
 StorageOptions = dict[str, dict[str, Any]]
@@ -89,28 +91,15 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
 
 # ---------------------------------------------------------------- secrets
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, bytes):
-        yield value.decode(errors="replace")
-    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        yield str(value)
-
-
 def secrets(storage_options: Mapping[str, Any] | None = None) -> list[str]:
     """Every value of storage_options and of the credential environment variables (longest first).
 
     All storage option values count as secrets (endpoint URLs included): redacting too much in a
     message costs little, leaking a key costs a lot. Values shorter than 4 characters are skipped.
     """
-    found = set(_strings(storage_options or {}))
-    found.update(os.environ.get(name, "") for name in SECRET_ENV_VARS)
-    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+    found = set(secret_strings(storage_options or {}))
+    found.update(value for name in SECRET_ENV_VARS if len(value := os.environ.get(name, "")) >= 4)
+    return sorted(found, key=len, reverse=True)
 
 
 def redact_uri(uri: str) -> str:

@@ -54,14 +54,14 @@ def redact_uri(uri: str) -> str:
     return _USERINFO.sub("***@", str(uri))
 
 
-def _secret_strings(value: Any) -> Iterable[str]:
-    """Every string (and stringified scalar) nested in a storage_options value."""
+def secret_strings(value: Any) -> Iterable[str]:
+    """Every string (and stringified scalar) of 4+ characters nested in a storage_options value."""
     if isinstance(value, Mapping):
         for item in value.values():
-            yield from _secret_strings(item)
+            yield from secret_strings(item)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
-            yield from _secret_strings(item)
+            yield from secret_strings(item)
     elif isinstance(value, (str, bytes)):
         text = value.decode(errors="replace") if isinstance(value, bytes) else value
         if len(text) >= 4:
@@ -76,7 +76,7 @@ def scrub(text: str, storage_options: Mapping[str, Any] | None) -> str:
     """``text`` with every storage_options value (and URI credentials) masked."""
     text = redact_uri(text)
     if storage_options:
-        for secret in sorted(set(_secret_strings(storage_options)), key=len, reverse=True):
+        for secret in sorted(set(secret_strings(storage_options)), key=len, reverse=True):
             text = text.replace(secret, "***")
     return text
 

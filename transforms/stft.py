@@ -83,26 +83,40 @@ def stft(samples: np.ndarray, n_fft: int = DEFAULT_N_FFT, hop_length: int = DEFA
 
 def _overlap_add(spec: np.ndarray, n_fft: int, hop_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Windowed inverse frames of ``[..., bins, k]`` overlap-added in frame order (float32),
-    and the float32 sum of squared windows over the same ``(k - 1) · hop + n_fft`` samples."""
+    and the float32 sum of squared windows over the same ``(k - 1) · hop + n_fft`` samples.
+
+    When ``hop_length`` divides ``n_fft`` (r = n_fft / hop), the output is r-fold overlapping
+    chunks of hop samples: chunk c sums segment j of frame c - j for j = r-1 … 0, so adding
+    segment j of every frame at once, j descending, keeps librosa's frame order per sample."""
     count = spec.shape[-1]
     length = (count - 1) * hop_length + n_fft
     window = _window(n_fft)
     signal = np.zeros(spec.shape[:-2] + (length,), dtype=np.float32)
     window_sum = np.zeros(length, dtype=np.float32)
     squares = window**2
+    overlap, uneven = divmod(n_fft, hop_length)
     for b0 in range(0, count, _BLOCK_FRAMES):
         b1 = min(b0 + _BLOCK_FRAMES, count)
-        frames = window[:, None] * np.fft.irfft(spec[..., b0:b1], n=n_fft, axis=-2)
-        for i in range(b1 - b0):
-            at = (b0 + i) * hop_length
-            signal[..., at:at + n_fft] += frames[..., :, i]
-            window_sum[at:at + n_fft] += squares
+        frames = window * np.swapaxes(np.fft.irfft(spec[..., b0:b1], n=n_fft, axis=-2), -1, -2)
+        at = b0 * hop_length
+        if uneven:
+            for i in range(b1 - b0):
+                signal[..., at + i * hop_length:at + i * hop_length + n_fft] += frames[..., i, :]
+                window_sum[at + i * hop_length:at + i * hop_length + n_fft] += squares
+            continue
+        span = (b1 - b0 - 1) * hop_length + n_fft
+        chunks = signal[..., at:at + span].reshape(spec.shape[:-2] + (-1, hop_length))
+        sums = window_sum[at:at + span].reshape(-1, hop_length)
+        segments = frames.reshape(frames.shape[:-1] + (overlap, hop_length))
+        square_segments = squares.reshape(overlap, hop_length)
+        for j in reversed(range(overlap)):
+            chunks[..., j:j + b1 - b0, :] += segments[..., j, :]
+            sums[j:j + b1 - b0] += square_segments[j]
     return signal, window_sum
 
 
 def _normalise(signal: np.ndarray, window_sum: np.ndarray) -> np.ndarray:
-    nonzero = window_sum > _TINY
-    signal[..., nonzero] /= window_sum[nonzero]
+    np.divide(signal, window_sum, out=signal, where=window_sum > _TINY)
     return signal
 
 

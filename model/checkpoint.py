@@ -223,11 +223,13 @@ def load_checkpoint(
     state = _state_dict(_deserialise(data, path), path)
     try:
         nout, nout_lstm = infer_config(state)
-        net = CascadedNet(n_fft, nout=nout, nout_lstm=nout_lstm)
+        with torch.device("meta"):  # no random initialisation of weights that are about to be replaced
+            net = CascadedNet(n_fft, nout=nout, nout_lstm=nout_lstm)
     except (ValueError, RuntimeError) as exc:
         raise _error(f"{path} does not fit CascadedNet(n_fft={n_fft})", exc, path) from None
     _check_fits(net, state, n_fft, path)
-    net.load_state_dict(state, strict=True)
+    dtypes = {key: tensor.dtype for key, tensor in net.state_dict().items()}
+    net.load_state_dict({key: tensor.to(dtypes[key]) for key, tensor in state.items()}, strict=True, assign=True)
     net.checkpoint_sha256 = digest
     return net.to(target).eval()
 

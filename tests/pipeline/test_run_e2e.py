@@ -96,6 +96,11 @@ def test_schema_and_metadata(separated):
     metadata = table.schema.metadata
     assert json.loads(metadata[b"stemforge.config"])["model"]["n_fft"] == 512
     assert metadata[b"stemforge.checkpoint_sha256"].decode() == manifest["checkpoint"]["sha256"]
+    row_group = pq.ParquetFile(out / manifest["shards"][0]).metadata.row_group(0)
+    encodings = {row_group.column(i).path_in_schema.split(".")[0]: row_group.column(i).encodings
+                 for i in range(row_group.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["track_key"]  # constant per track: dictionary-encoded strings
+    assert "RLE_DICTIONARY" not in encodings["mixture"]  # spectrograms: plain (dictionaries only cost)
 
 
 def test_rows_equal_librosa_and_the_separator(separated, corpus, tiny_checkpoint):

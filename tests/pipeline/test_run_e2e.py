@@ -127,14 +127,20 @@ def test_rows_equal_librosa_and_the_separator(separated, corpus, tiny_checkpoint
 def test_long_input_in_many_chunks_equals_whole_track(corpus, tiny_checkpoint, tmp_path):
     _, files = corpus
     out = tmp_path / "out"
-    config = write_config(tmp_path / "c.yaml", run={"chunk_seconds": 0.55}, model={"tta": True})
+    config = write_config(tmp_path / "c.yaml", run={"chunk_seconds": 0.55}, model={"tta": True},
+                          output={"spectrogram_dtype": "float16"})
     manifest = _run(config, files["sines"], out, tiny_checkpoint)
     wave, _ = sf.read(files["sines"], dtype="float32", always_2d=True)
-    _, (first, second) = _reference_stems(tiny_checkpoint, wave.T, tta=True)
+    spec, (first, second) = _reference_stems(tiny_checkpoint, wave.T, tta=True)
     for stem, expected in zip(STEMS, (first, second)):
         got, _ = sf.read(out / "stems" / "sines" / "v0" / f"{stem}.wav", dtype="float32", always_2d=True)
         np.testing.assert_allclose(got.T, expected, atol=2e-5)
     assert manifest["tracks"] == ["sines"]
+    table = _rows(out, manifest)[0].sort_by("segment")
+    tensors = table.column("mixture").combine_chunks().to_numpy_ndarray()
+    assert tensors.dtype == np.float16
+    mixture = np.concatenate([t[..., :n] for t, n in zip(tensors, table.column("num_frames").to_pylist())], -1)
+    np.testing.assert_array_equal(mixture, np.abs(spec).astype(np.float16))  # numpy's rounding as the reference
 
 
 def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tmp_path):

@@ -123,10 +123,16 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
         files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
                               format=_FORMATS[config.output.stem_format], subtype=subtype) for p in paths]
+        def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
+            audio = istft_samples(part, f0, start, stop, meta.num_samples, n_fft, hop)
+            if clip:
+                audio = np.clip(audio, -1.0, 1.0)
+            files[k].write(np.ascontiguousarray(audio.T))
+
         try:
-            # Each stem's encoder runs in its own thread (libsndfile releases the GIL) while the next
-            # block's inverse STFT is computed; a stem's blocks are still written in order.
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-encode") as encoders:
+            # Each stem is inverted and encoded in its own thread (numpy and libsndfile release the GIL)
+            # while the next block's STFT and mask are read; a stem's blocks are still written in order.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
                 pending: list[Future | None] = [None, None]
                 for start in range(0, meta.num_samples, block):
                     stop = min(start + block, meta.num_samples)
@@ -134,12 +140,9 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
                     spec = cache.get(f0, f1)
                     mask = masks.get(f0, f1)
                     for k, part in enumerate((mask * spec, (1 - mask) * spec)):
-                        audio = istft_samples(part, f0, start, stop, meta.num_samples, n_fft, hop)
-                        if clip:
-                            audio = np.clip(audio, -1.0, 1.0)
                         if pending[k] is not None:
                             pending[k].result()
-                        pending[k] = encoders.submit(files[k].write, np.ascontiguousarray(audio.T))
+                        pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
                 for future in pending:
                     if future is not None:
                         future.result()

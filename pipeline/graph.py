@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,19 +178,13 @@ class AssembleTrack(_TrackFn):
             with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain) as track:
                 if track.meta != meta:
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
-                # The stems are written in a second thread while this one yields the rows (numpy, torch
-                # and libsndfile release the GIL), so assembly uses two cores; each side has its own readers.
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stemforge-stems") as stems:
-                    written = None
-                    if config.output.write_stems:
-                        written = stems.submit(write_stems, track, MaskReader(meta, config, offset, load_window),
-                                               config, config.storage_options, staging=self._job.staging)
-                    rows = 0
-                    for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config):
-                        rows += 1
-                        yield row
-                    if written is not None:
-                        written.result()
+                if config.output.write_stems:
+                    write_stems(track, MaskReader(meta, config, offset, load_window), config, config.storage_options,
+                                staging=self._job.staging)
+                rows = 0
+                for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config):
+                    rows += 1
+                    yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
             yield _error(ref, "write", exc)
             return

@@ -3,7 +3,8 @@
 Both sides separate the same generated music with the same random-weight checkpoint on the CPU:
   baseline  per file: decode, librosa STFT, batch-4 windows through the plain network, ISTFT, write;
   pipeline  `stemforge run` on the DirectRunner, writing stems and Parquet shards;
-  model     the pipeline's InferenceModel alone on the same number of windows (the ceiling).
+  model     the pipeline's InferenceModel alone on the same number of windows (the ceiling), run just
+            before and just after the pipeline and averaged, so a drift in machine speed cancels.
 Prints seconds of audio per wall-second for each, the pipeline/baseline ratio (target ≥ 1.3) and
 pipeline/model-only (target ≥ 0.9, i.e. Beam, I/O and STFT overhead ≤ 10 %).
 
@@ -101,15 +102,19 @@ def main() -> None:
         frames = 1 + int(args.seconds * 44100) // HOP
         windows = len(paths) * len(WindowGrid(frames, CROPSIZE, net.offset).contributing())
         t_base = baseline(paths, net, root / "baseline")
+        t_model_before = model_only(net, windows)
         start = time.perf_counter()
         code = stemforge(["run", "--config", str(REPO / "configs" / "separate.yaml"), "--input", str(root / "music"),
                           "--output", str(root / "out"), "--checkpoint", str(root / "ckpt.pth"),
                           "--set", "model.device=cpu", "--set", f"model.batch_size={BATCH}"])
         t_pipe = time.perf_counter() - start
         assert code == 0, "stemforge run failed"
-        t_model = model_only(net, windows)
+        t_model_after = model_only(net, windows)
+    # model-only runs just before and just after the pipeline: their mean cancels a drift in machine speed
+    t_model = (t_model_before + t_model_after) / 2
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads")
     print(f"audio: {args.files} files x {args.seconds:.0f} s = {audio:.0f} s, {windows} windows of {CROPSIZE} frames")
+    print(f"model only before / after the pipeline: {t_model_before:.1f} s / {t_model_after:.1f} s")
     for name, seconds in (("baseline (vocal-remover loop)", t_base), ("stemforge run", t_pipe),
                           ("model only (InferenceModel)", t_model)):
         print(f"{name:32s} {seconds:8.1f} s wall  {audio / seconds:6.2f} s audio/s  {windows / seconds:6.2f} windows/s")

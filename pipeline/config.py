@@ -199,6 +199,19 @@ def _format_validation_error(exc: ValidationError) -> str:
     return f"{path}: {message}{more}"
 
 
+def _is_text_field(dotted: str) -> bool:
+    """Whether the dotted key names a field of type ``str`` or ``str | None`` in the schema."""
+    section: type[BaseModel] | None = Config
+    annotation: Any = None
+    for part in dotted.split("."):
+        field = section.model_fields.get(part) if section is not None else None
+        if field is None:
+            return False
+        annotation = field.annotation
+        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return annotation in (str, str | None)
+
+
 def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
     """Validate plain data plus ``dotted.key=value`` overrides (values parsed as YAML)."""
     data = json.loads(json.dumps(data or {}))
@@ -206,7 +219,10 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Co
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected dotted.key=value")
         key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        value = yaml.safe_load(raw)
+        if value is not None and not isinstance(value, str) and _is_text_field(key.strip()):
+            value = raw  # run.run_id=20261124 is the text "20261124", not the YAML integer
+        _set_dotted(data, key.strip(), value)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

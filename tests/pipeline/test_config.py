@@ -49,6 +49,16 @@ def test_overrides_parse_values_as_yaml():
     assert config.output.uri == "s3://bucket/out"
 
 
+def test_overrides_of_text_fields_keep_their_text():
+    config = build_config({}, ["run.run_id=20261124", "model.sha256=" + "1" * 64, "output.stem_subtype=24",
+                               "model.checkpoint=null", "model.batch_size=08"])
+    assert config.run.run_id == "20261124"
+    assert config.model.sha256 == "1" * 64
+    assert config.output.stem_subtype == "24"
+    assert config.model.checkpoint is None
+    assert config.model.batch_size == 8
+
+
 def test_override_into_scalar_is_an_error():
     with pytest.raises(ConfigError, match="model.n_fft.x: 'n_fft' is not a section"):
         build_config({"model": {"n_fft": 512}}, ["model.n_fft.x=1"])

@@ -72,6 +72,7 @@ class ModelConfig(_Section):
     postprocess: bool = False
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    cpu_threads: int | None = Field(None, ge=1, le=1024)
     stems: tuple[str, str] = ("instruments", "vocals")
 
     @model_validator(mode="after")
@@ -161,7 +162,7 @@ class Config(_Section):
         relevant = {
             "audio": data["audio"],
             "augment": data["augment"],
-            "model": {k: v for k, v in data["model"].items() if k not in ("device", "batch_size", "checkpoint")},
+            "model": {k: v for k, v in data["model"].items() if k not in ("device", "batch_size", "cpu_threads", "checkpoint")},
             "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
                                                       "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,

@@ -76,6 +76,10 @@ class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
         self._storage_options = storage_options
 
     def load_model(self) -> InferenceModel:
+        if self._config.cpu_threads is not None:
+            # one intra-op pool per worker process: with several SDK processes per machine, N processes
+            # x N cores threads would oversubscribe the CPUs
+            torch.set_num_threads(self._config.cpu_threads)
         net = load_net(self._config, self._storage_options, device=self._config.device)
         return InferenceModel(net, device=self._config.device, precision=self._config.precision)
 

@@ -80,6 +80,8 @@ def test_secrets_are_redacted_and_do_not_change_the_fingerprint():
     assert config.fingerprint("abc") == build_config({}).fingerprint("abc")
     assert config.fingerprint("abc") != config.fingerprint("abd")
     assert build_config({}, ["model.tta=true"]).fingerprint("abc") != config.fingerprint("abc")
+    where_and_how_fast = ["model.device=cpu", "model.batch_size=32", "model.cpu_threads=1", "model.checkpoint=b.pth"]
+    assert build_config({}, where_and_how_fast).fingerprint("abc") == build_config({}).fingerprint("abc")
 
 
 def test_validate_config_prints_resolved_config_without_secrets(tmp_path, capsys):

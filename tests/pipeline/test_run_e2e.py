@@ -162,3 +162,18 @@ def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tm
     assert metrics["audio_milliseconds"] == 6 * 500
     # one window per clip, batch_size 3: every batch of three holds windows of three different tracks
     assert metrics["batch_size"] == {"count": 2, "sum": 6, "min": 3, "max": 3}
+
+
+def test_cpu_threads_sets_the_worker_thread_pool(corpus, tiny_checkpoint, tmp_path):
+    import torch
+
+    _, files = corpus
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    try:
+        manifest = _run(write_config(tmp_path / "c.yaml", model={"cpu_threads": wanted}), files["sines"],
+                        tmp_path / "out", tiny_checkpoint)  # the in-process runner: the worker is this process
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
+    assert manifest["tracks"] == ["sines"] and manifest["config"]["model"]["cpu_threads"] == wanted

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import CascadedNet, InferenceModel, load_checkpoint, resolve_device  # noqa: E402
+from model import CascadedNet, InferenceModel, load_checkpoint, resolve_device
 
 # Dense tensor-core peaks (TFLOP/s) by device-name fragment, for the fraction-of-peak column. fp32
 # convolutions run as TF32 by default (torch.backends.cudnn.allow_tf32), so "fp32" uses the TF32 peak.
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, int], list[float]] = {c: [] for c in [("baseline", 4), *configs]}
     outputs: dict[tuple[str, int], np.ndarray] = {}
     for _ in range(args.repeats):
-        for key in times:
+        for key, samples in times.items():
             _sync(device)
             start = time.perf_counter()
             if key[0] == "baseline":
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 outputs[key] = optimised_loop(models[key[0]], windows, key[1])
             _sync(device)
-            times[key].append(time.perf_counter() - start)
+            samples.append(time.perf_counter() - start)
 
     base_seconds = statistics.median(times[("baseline", 4)])
     results = []

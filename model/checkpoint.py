@@ -103,7 +103,7 @@ def file_sha256(uri: Uri, storage_options: Mapping | None = None) -> str:
         with _open(uri, "rb", storage_options) as f:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
         raise _error(f"cannot read {_display(uri)}", exc, uri, storage_options) from None
     return digest.hexdigest()
 
@@ -112,7 +112,7 @@ def _read_bytes(uri: Uri, storage_options: Mapping | None) -> bytes:
     try:
         with _open(uri, "rb", storage_options) as f:
             return f.read()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
         raise _error(f"cannot read checkpoint {_display(uri)}", exc, uri, storage_options) from None
 
 
@@ -134,7 +134,7 @@ def _deserialise(data: bytes, path: str) -> Any:
     if _is_safetensors(data, path):
         try:
             return safetensors.torch.load(data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged file
             raise _error(f"{path} is not a readable safetensors file", exc, path) from None
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -149,7 +149,7 @@ def _deserialise(data: bytes, path: str) -> Any:
         raise CheckpointError(
             f"{path} is not a readable checkpoint ({reason.group(1) if reason else 'UnpicklingError'})"
         ) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types; all mean 'not a checkpoint'
         raise _error(f"{path} is truncated or not a checkpoint", exc, path) from None
 
 
@@ -254,5 +254,5 @@ def save_checkpoint(net: nn.Module, uri: Uri, storage_options: Mapping | None = 
             os.makedirs(os.path.dirname(fs_path) or ".", exist_ok=True)
         with fs.open(fs_path, "wb") as f:
             f.write(payload)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
         raise _error(f"cannot write checkpoint {_display(uri)}", exc, uri, storage_options) from None

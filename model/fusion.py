@@ -8,6 +8,8 @@ BatchNorms) without changing the function beyond float rounding.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -51,7 +53,7 @@ def fold_batchnorm(module: nn.Module) -> int:
     folds = 0
     for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
         children = list(seq.named_children())
-        for (_, layer), (bn_name, bn) in zip(children, children[1:]):
+        for (_, layer), (bn_name, bn) in itertools.pairwise(children):
             pair_2d = isinstance(layer, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
             pair_1d = isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d)
             if pair_2d or pair_1d:

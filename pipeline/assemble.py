@@ -123,6 +123,7 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
         files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
                               format=_FORMATS[config.output.stem_format], subtype=subtype) for p in paths]
+
         def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
             audio = istft_samples(part, f0, start, stop, meta.num_samples, n_fft, hop)
             if clip:

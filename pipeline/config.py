@@ -162,7 +162,8 @@ class Config(_Section):
         relevant = {
             "audio": data["audio"],
             "augment": data["augment"],
-            "model": {k: v for k, v in data["model"].items() if k not in ("device", "batch_size", "cpu_threads", "checkpoint")},
+            "model": {k: v for k, v in data["model"].items()
+                      if k not in ("device", "batch_size", "cpu_threads", "checkpoint")},
             "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
                                                       "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import soxr
+import torch
 from apache_beam.options.pipeline_options import PipelineOptions
 from stemforge_testing import TINY, write_config
 
@@ -165,8 +166,6 @@ def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tm
 
 
 def test_cpu_threads_sets_the_worker_thread_pool(corpus, tiny_checkpoint, tmp_path):
-    import torch
-
     _, files = corpus
     before = torch.get_num_threads()
     wanted = 1 if before != 1 else 2

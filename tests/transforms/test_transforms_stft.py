@@ -104,9 +104,10 @@ def test_istft_samples_equal_whole_istft(n, data):
     part = istft_samples(spec[..., f0:f1], f0, start, stop, n)
     assert part.shape == (2, stop - start)
     np.testing.assert_allclose(part, whole[:, start:stop], rtol=0, atol=1e-5 * np.abs(whole).max(initial=1.0))
-    # The named frames are all needed: dropping the last one changes the result, unless the output
-    # ends on that frame's first sample, where its Hann window is exactly 0.
-    if f1 > f0 + 1 and stop - 1 > (f1 - 1) * 1024 - 1024:
+    # The named frames are all needed: dropping the last one changes the result. Checked where the output
+    # reaches a quarter window into that frame: within its first samples the Hann window is so close to 0
+    # (w[1]² ≈ 6e-12) that the frame's share of a sample is below float32 resolution.
+    if f1 > f0 + 1 and stop - 1 >= (f1 - 1) * 1024 - 1024 + 2048 // 4:
         trimmed = spec[..., f0:f1].copy()
         trimmed[..., -1] = 0
         assert not np.array_equal(istft_samples(trimmed, f0, start, stop, n), part)

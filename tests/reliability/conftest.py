@@ -16,13 +16,6 @@ from model import save_checkpoint
 
 
 @pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("rel-ckpt") / "tiny.pth"
-    save_checkpoint(tiny_net(3), str(path))
-    return path
-
-
-@pytest.fixture(scope="session")
 def other_ckpt(tmp_path_factory) -> Path:
     """A second checkpoint of the same shape with other weights (another fingerprint)."""
     path = tmp_path_factory.mktemp("rel-ckpt2") / "other.pth"
@@ -47,7 +40,7 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def local_reference(good_corpus, tiny_ckpt, tmp_path_factory):
+def local_reference(good_corpus, tiny_checkpoint, tmp_path_factory):
     """A plain local run over the good corpus plus one broken file: what every other storage and
     runner must reproduce. Returns (input folder, output folder, committed rows, manifest)."""
     import fsspec
@@ -63,7 +56,7 @@ def local_reference(good_corpus, tiny_ckpt, tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(run_args(write_config(work / "c.yaml"), str(folder), str(work / "out"), str(tiny_ckpt))) == 0
+        assert main(run_args(write_config(work / "c.yaml"), str(folder), str(work / "out"), str(tiny_checkpoint))) == 0
     finally:
         torch.set_num_threads(before)
     fs = fsspec.filesystem("file")

@@ -34,14 +34,14 @@ def _committed(out):
     return manifest, errors, rows
 
 
-def test_every_kind_is_processed_or_dead_lettered_with_its_reason(bad_corpus, tiny_ckpt):
+def test_every_kind_is_processed_or_dead_lettered_with_its_reason(bad_corpus, tiny_checkpoint):
     folder, kinds = bad_corpus
     assert len(kinds) >= 17
     listing = folder / "list.jsonl"
     listing.write_text("".join(json.dumps({"path": f"corpus/{k['entry']}"}) + "\n" for k in kinds.values()))
     out = folder / "out"
     assert main(run_args(write_config(folder / "c.yaml", output={"segment_frames": SEGMENT}), str(listing),
-                         str(out), str(tiny_ckpt))) == 0
+                         str(out), str(tiny_checkpoint))) == 0
     manifest, errors, rows = _committed(out)
 
     key = {kind: sanitize_key(f"corpus/{k['entry']}") for kind, k in kinds.items()}
@@ -88,10 +88,10 @@ def test_every_kind_is_processed_or_dead_lettered_with_its_reason(bad_corpus, ti
         assert info.frames == resampled_length(round(seconds * rate), rate, 44100)
 
 
-def test_a_directory_scan_of_the_same_corpus_commits_the_good_files(bad_corpus, tiny_ckpt, tmp_path):
+def test_a_directory_scan_of_the_same_corpus_commits_the_good_files(bad_corpus, tiny_checkpoint, tmp_path):
     folder, kinds = bad_corpus
     out = tmp_path / "out"
-    assert main(run_args(write_config(tmp_path / "c.yaml"), str(folder / "corpus"), str(out), str(tiny_ckpt))) == 0
+    assert main(run_args(write_config(tmp_path / "c.yaml"), str(folder / "corpus"), str(out), str(tiny_checkpoint))) == 0
     manifest, errors, _ = _committed(out)
     ok = sorted(sanitize_key(k["entry"]) for k in kinds.values() if k["outcome"] == "ok")
     # a directory is not a file of the listing, and a missing file is not listed: neither is an input here

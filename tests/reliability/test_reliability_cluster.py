@@ -26,11 +26,11 @@ LOCAL = fsspec.filesystem("file")
 
 
 def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_runners_rows(
-        local_reference, tiny_ckpt, tmp_path):
+        local_reference, tiny_checkpoint, tmp_path):
     folder, _, expected, reference = local_reference
     out = tmp_path / "out"
     with beam_portable_cluster(tmp_path) as (job_endpoint, pool):
-        result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_ckpt),
+        result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_checkpoint),
                               "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
                               "--environment_type=EXTERNAL", f"--environment_config={pool}"), timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -42,7 +42,7 @@ def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_run
     assert not (out / "_tmp").exists()
 
 
-def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_reference, tiny_ckpt, tmp_path):
+def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_reference, tiny_checkpoint, tmp_path):
     # build the sdist from a copy of the sources, as `--setup_file` does, without touching the checkout
     source = tmp_path / "src"
     source.mkdir()
@@ -73,7 +73,7 @@ def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_
 
     folder, _, expected, _ = local_reference
     out = tmp_path / "out"
-    result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_ckpt)),
+    result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_checkpoint)),
                  cwd=tmp_path, python=python, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     assert_same_rows(expected, committed_rows(LOCAL, str(out)))

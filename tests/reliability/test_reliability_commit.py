@@ -81,25 +81,25 @@ def _shard_published(out: Path):
     return lambda: bool({p.relative_to(out).as_posix() for p in _shards(out)} - _listed(out))
 
 
-def test_killed_runs_leave_nothing_trusted_and_the_next_runs_complete_exactly_once(tiny_ckpt, tmp_path):
-    _kill_then_complete(tiny_ckpt, tmp_path, [_stem_published, _shard_published])
+def test_killed_runs_leave_nothing_trusted_and_the_next_runs_complete_exactly_once(tiny_checkpoint, tmp_path):
+    _kill_then_complete(tiny_checkpoint, tmp_path, [_stem_published, _shard_published])
 
 
 @pytest.mark.slow
-def test_runs_killed_at_random_moments_then_completed_exactly_once(tiny_ckpt, tmp_path):
+def test_runs_killed_at_random_moments_then_completed_exactly_once(tiny_checkpoint, tmp_path):
     delays = np.random.default_rng(int(time.time())).uniform(3.0, 14.0, size=6)
-    _kill_then_complete(tiny_ckpt, tmp_path, [_after(d) for d in sorted(delays)], tracks=10)
+    _kill_then_complete(tiny_checkpoint, tmp_path, [_after(d) for d in sorted(delays)], tracks=10)
 
 
-def _kill_then_complete(tiny_ckpt: Path, tmp_path: Path, kills: list, tracks: int = 6) -> None:
+def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, tracks: int = 6) -> None:
     corpus = _corpus(tmp_path / "corpus", tracks)
     config = write_config(tmp_path / "c.yaml", output={"rows_per_row_group": 1})
     reference = tmp_path / "reference"
-    assert main(run_args(config, str(corpus), str(reference), str(tiny_ckpt))) == 0
+    assert main(run_args(config, str(corpus), str(reference), str(tiny_checkpoint))) == 0
     expected = committed_rows(LOCAL, str(reference))
 
     out = tmp_path / "out"
-    args = run_args(config, str(corpus), str(out), str(tiny_ckpt), *MP)
+    args = run_args(config, str(corpus), str(out), str(tiny_checkpoint), *MP)
     killed = 0
     for number, condition_for in enumerate(kills):
         before = _committed_state(out)
@@ -118,7 +118,7 @@ def _kill_then_complete(tiny_ckpt: Path, tmp_path: Path, kills: list, tracks: in
     assert leftovers, "the killed runs left nothing to clean: the kills came too late to test anything"
 
     # the next run ignores the fresh leftovers (a live run might own them) and completes the work
-    assert main(run_args(config, str(corpus), str(out), str(tiny_ckpt), "--set", "run.run_id=complete")) == 0
+    assert main(run_args(config, str(corpus), str(out), str(tiny_checkpoint), "--set", "run.run_id=complete")) == 0
     got = committed_rows(LOCAL, str(out))
     assert row_keys(got) == sorted(set(row_keys(got)))  # every (track_key, variant, segment) exactly once
     assert_same_rows(expected, got, ignore=("source",))
@@ -137,7 +137,7 @@ def _kill_then_complete(tiny_ckpt: Path, tmp_path: Path, kills: list, tracks: in
     listed = _listed(out)
     committed = {k: v for k, v in local_files(out).items()
                  if not k.startswith("_tmp/") and (not k.startswith("spectrograms/") or k in listed)}
-    assert main(run_args(config, str(corpus), str(out), str(tiny_ckpt), "--set", "run.run_id=again",
+    assert main(run_args(config, str(corpus), str(out), str(tiny_checkpoint), "--set", "run.run_id=again",
                          "--set", "run.clean_after_seconds=0")) == 0
     again = json.loads((out / "runs" / "again.json").read_text())
     assert again["counts"]["rows"] == 0 and again["shards"] == [] and again["counts"]["skipped"] == tracks
@@ -148,11 +148,11 @@ def _kill_then_complete(tiny_ckpt: Path, tmp_path: Path, kills: list, tracks: in
     assert {p.relative_to(out).as_posix() for p in _shards(out)} == _listed(out)
 
 
-def test_a_retried_bundle_rewrites_the_same_files_with_the_same_bytes(good_corpus, tiny_ckpt, tmp_path):
+def test_a_retried_bundle_rewrites_the_same_files_with_the_same_bytes(good_corpus, tiny_checkpoint, tmp_path):
     folder, files = good_corpus
     out = tmp_path / "out"
     config = load_config(write_config(tmp_path / "c.yaml", output={"rows_per_row_group": 1}),
-                         [f"input.uri={folder}", f"output.uri={out}", f"model.checkpoint={tiny_ckpt}",
+                         [f"input.uri={folder}", f"output.uri={out}", f"model.checkpoint={tiny_checkpoint}",
                           "run.run_id=retry"])
     job = make_job(config)
     prepare = PrepareTrack(job)
@@ -238,20 +238,20 @@ def test_clean_leftovers_spares_live_and_committed_runs(tmp_path):
 
 
 def test_a_committed_run_id_is_never_overwritten_and_a_missing_shard_is_never_committed(
-        good_corpus, tiny_ckpt, tmp_path, capsys):
+        good_corpus, tiny_checkpoint, tmp_path, capsys):
     folder, files = good_corpus
     out = tmp_path / "out"
     config = write_config(tmp_path / "c.yaml")
-    assert main(run_args(config, str(files["c"]), str(out), str(tiny_ckpt), "--set", "run.run_id=once")) == 0
+    assert main(run_args(config, str(files["c"]), str(out), str(tiny_checkpoint), "--set", "run.run_id=once")) == 0
     manifest = (out / "runs" / "once.json").read_bytes()
     capsys.readouterr()
-    assert main(run_args(config, str(folder), str(out), str(tiny_ckpt), "--set", "run.run_id=once")) == 2
+    assert main(run_args(config, str(folder), str(out), str(tiny_checkpoint), "--set", "run.run_id=once")) == 2
     err = capsys.readouterr().err.strip()
     assert "already committed" in err and err.count("\n") == 0
     assert (out / "runs" / "once.json").read_bytes() == manifest
 
     job = make_job(load_config(config, [f"input.uri={folder}", f"output.uri={out}",
-                                        f"model.checkpoint={tiny_ckpt}", "run.run_id=lost"]))
+                                        f"model.checkpoint={tiny_checkpoint}", "run.run_id=lost"]))
     with pytest.raises(RuntimeError, match="shards are missing"):
         commit(None, job, [1], [], ["spectrograms/lost/part-gone.parquet"], [], [])
     assert not (out / "runs" / "lost.json").exists()

@@ -14,14 +14,14 @@ from pipeline.cli import main
 s3fs = pytest.importorskip("s3fs")
 
 
-def test_reruns_and_increments_on_s3(good_corpus, tiny_ckpt, other_ckpt, tmp_path):
+def test_reruns_and_increments_on_s3(good_corpus, tiny_checkpoint, other_ckpt, tmp_path):
     folder, files = good_corpus
     with moto_s3(tmp_path) as endpoint:
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="k", secret="s", skip_instance_cache=True)
         fs.mkdir("data")
         for name in ("a.wav", "c.wav"):
             fs.put_file(str(folder / name), f"data/in/{name}")
-        fs.put_file(str(tiny_ckpt), "data/tiny.pth")
+        fs.put_file(str(tiny_checkpoint), "data/tiny.pth")
         fs.put_file(str(other_ckpt), "data/other.pth")
         config = write_config(tmp_path / "c.yaml", storage_options={
             "s3": {"endpoint_url": endpoint, "key": "k", "secret": "s"}})

@@ -62,9 +62,9 @@ def _assert_equals_local(fs, root: str, reference, source_prefix: str) -> dict:
     return manifest
 
 
-def test_whole_run_on_s3_through_storage_options_equals_a_local_run(local_reference, tiny_ckpt, tmp_path):
+def test_whole_run_on_s3_through_storage_options_equals_a_local_run(local_reference, tiny_checkpoint, tmp_path):
     with moto_s3(tmp_path) as endpoint:
-        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        fs = _upload(endpoint, local_reference[0], tiny_checkpoint)
         options = {"endpoint_url": endpoint, "key": KEY, "secret": SECRET}
         assert main(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
                              "s3://corpus/models/tiny.pth", "--set", f"storage_options.s3={json.dumps(options)}")) == 0
@@ -74,9 +74,9 @@ def test_whole_run_on_s3_through_storage_options_equals_a_local_run(local_refere
         assert names == {"stems", "spectrograms", "errors", "runs"}
 
 
-def test_whole_run_on_s3_through_aws_environment_variables(local_reference, tiny_ckpt, tmp_path):
+def test_whole_run_on_s3_through_aws_environment_variables(local_reference, tiny_checkpoint, tmp_path):
     with moto_s3(tmp_path) as endpoint:
-        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        fs = _upload(endpoint, local_reference[0], tiny_checkpoint)
         env = clean_env(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_ENDPOINT_URL_S3=endpoint,
                         AWS_DEFAULT_REGION="us-east-1")
         result = cli(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
@@ -86,11 +86,11 @@ def test_whole_run_on_s3_through_aws_environment_variables(local_reference, tiny
         assert manifest["config"]["storage_options"] == {}
 
 
-def test_http_inputs_and_checkpoint(local_reference, tiny_ckpt, tmp_path):
+def test_http_inputs_and_checkpoint(local_reference, tiny_checkpoint, tmp_path):
     folder = local_reference[0]
     (folder / "list.txt").write_text("a.wav\nsub/b.flac\nc.wav\nbroken.wav\n")
     (folder / "models").mkdir(exist_ok=True)
-    (folder / "models" / "tiny.pth").write_bytes(tiny_ckpt.read_bytes())
+    (folder / "models" / "tiny.pth").write_bytes(tiny_checkpoint.read_bytes())
     fsspec = pytest.importorskip("fsspec")
     with static_http(folder, tmp_path) as base:
         out = tmp_path / "out"
@@ -100,7 +100,7 @@ def test_http_inputs_and_checkpoint(local_reference, tiny_ckpt, tmp_path):
 
 
 def test_transient_storage_errors_are_retried_and_a_permanent_one_dead_letters_only_its_input(
-        local_reference, tiny_ckpt, tmp_path):
+        local_reference, tiny_checkpoint, tmp_path):
     rules = [
         {"method": "PUT", "path": r"^/corpus/out/stems/a/v0/vocals\.wav$", "status": 503, "times": 2},
         {"method": "PUT", "path": r"^/corpus/out/runs/[^/]+\.json$", "status": 503, "times": 2},
@@ -108,7 +108,7 @@ def test_transient_storage_errors_are_retried_and_a_permanent_one_dead_letters_o
         {"method": "GET|HEAD", "path": r"^/corpus/in/sub/b\.flac$", "status": 403, "times": None},
     ]
     with moto_s3(tmp_path) as endpoint, FaultProxy(endpoint, rules) as proxy:
-        fs = _upload(endpoint, local_reference[0], tiny_ckpt)
+        fs = _upload(endpoint, local_reference[0], tiny_checkpoint)
         # botocore's own retries off (s3fs retries only dropped connections and SlowDown): what gets a 503
         # through is stemforge's backoff alone
         options = {"endpoint_url": proxy.url, "key": KEY, "secret": SECRET,

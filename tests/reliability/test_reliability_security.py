@@ -55,22 +55,22 @@ def test_a_pickle_payload_checkpoint_is_refused_through_the_cli_and_never_runs(g
     assert not (tmp_path / "out").exists()
 
 
-def test_a_sha256_pin_is_enforced_through_the_cli(good_corpus, tiny_ckpt, tmp_path, capsys):
+def test_a_sha256_pin_is_enforced_through_the_cli(good_corpus, tiny_checkpoint, tmp_path, capsys):
     folder, _ = good_corpus
     config = write_config(tmp_path / "c.yaml")
-    digest = hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    digest = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     wrong = "ab" * 32
     capsys.readouterr()
-    code = main(run_args(config, str(folder), str(tmp_path / "out"), str(tiny_ckpt), "--set", f"model.sha256={wrong}"))
+    code = main(run_args(config, str(folder), str(tmp_path / "out"), str(tiny_checkpoint), "--set", f"model.sha256={wrong}"))
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "sha256 mismatch" in err and digest in err
     assert not (tmp_path / "out").exists()
     job = make_job(load_config(config, [f"input.uri={folder}", f"output.uri={tmp_path / 'out'}",
-                                        f"model.checkpoint={tiny_ckpt}", f"model.sha256={digest.upper()}"]))
+                                        f"model.checkpoint={tiny_checkpoint}", f"model.sha256={digest.upper()}"]))
     assert job.checkpoint_sha256 == digest
 
 
-def test_manifest_track_keys_never_write_outside_the_output(good_corpus, tiny_ckpt, tmp_path):
+def test_manifest_track_keys_never_write_outside_the_output(good_corpus, tiny_checkpoint, tmp_path):
     _, files = good_corpus
     lists, outside = tmp_path / "lists", tmp_path / "elsewhere"
     lists.mkdir()
@@ -86,7 +86,7 @@ def test_manifest_track_keys_never_write_outside_the_output(good_corpus, tiny_ck
     out = tmp_path / "out"
     config = write_config(tmp_path / "c.yaml")
     before = {p for p in tmp_path.rglob("*")}
-    assert main(run_args(config, str(manifest), str(out), str(tiny_ckpt))) == 0
+    assert main(run_args(config, str(manifest), str(out), str(tiny_checkpoint))) == 0
     created = {p for p in tmp_path.rglob("*")} - before
     assert created and all(p == out or out in p.parents for p in created), sorted(created - {out})
     run = json.loads(next((out / "runs").glob("*.json")).read_text())
@@ -103,13 +103,13 @@ def _grep(name: str, text: str | bytes) -> None:
         assert secret.encode() not in data, f"{secret!r} leaked into {name}"
 
 
-def test_secrets_never_appear_in_logs_errors_manifests_metadata_or_messages(good_corpus, tiny_ckpt, tmp_path,
+def test_secrets_never_appear_in_logs_errors_manifests_metadata_or_messages(good_corpus, tiny_checkpoint, tmp_path,
                                                                              capsys, caplog, monkeypatch):
     s3fs = pytest.importorskip("s3fs")
     folder, files = good_corpus
     served = tmp_path / "served"
     served.mkdir()
-    (served / "tiny.pth").write_bytes(tiny_ckpt.read_bytes())
+    (served / "tiny.pth").write_bytes(tiny_checkpoint.read_bytes())
     for name in ("a.wav", "c.wav"):
         (served / name).write_bytes(files[name[0]].read_bytes())
     rules = [{"method": "GET|HEAD", "path": r"^/corpus/in/sub/b\.flac$", "status": 403, "times": None}]
@@ -117,7 +117,7 @@ def test_secrets_never_appear_in_logs_errors_manifests_metadata_or_messages(good
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY_ID, secret=SECRET, skip_instance_cache=True)
         fs.mkdir("corpus")
         fs.put(f"{folder}/", "corpus/in/", recursive=True)
-        fs.put_file(str(tiny_ckpt), "corpus/tiny.pth")
+        fs.put_file(str(tiny_checkpoint), "corpus/tiny.pth")
         (folder / "list.txt").unlink(missing_ok=True)
         options = {"s3": {"endpoint_url": proxy.url, "key": KEY_ID, "secret": SECRET}}
         config = write_config(tmp_path / "c.yaml", storage_options=options)

@@ -35,7 +35,7 @@ def _group_rss(pgid: int) -> int:
 
 
 @pytest.mark.slow
-def test_soak_2000_short_files_memory_stays_flat_and_each_is_committed_once(tiny_ckpt, tmp_path):
+def test_soak_2000_short_files_memory_stays_flat_and_each_is_committed_once(tiny_checkpoint, tmp_path):
     corpus = tmp_path / "corpus"
     rng = np.random.default_rng(0)
     for i in range(FILES):
@@ -46,7 +46,7 @@ def test_soak_2000_short_files_memory_stays_flat_and_each_is_committed_once(tiny
         sf.write(folder / f"clip{i:05d}.wav", wave, 22050 if i % 3 else 44100, subtype="PCM_16")
     out = tmp_path / "out"
     config = write_config(tmp_path / "c.yaml", model={"batch_size": 8}, output={"rows_per_row_group": 64})
-    proc = start_cli(run_args(config, str(corpus), str(out), str(tiny_ckpt), "--direct_num_workers", "2",
+    proc = start_cli(run_args(config, str(corpus), str(out), str(tiny_checkpoint), "--direct_num_workers", "2",
                               "--direct_running_mode", "multi_processing", "--set", "run.run_id=soak"),
                      log=tmp_path / "soak.log")
     samples: list[tuple[float, int]] = []

@@ -21,6 +21,7 @@ from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.graph import Job, run
 from pipeline.inference import RANDOM_INIT_SEED, load_net
+from pipeline.logs import configure_cli_logging
 from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
 
 LOG = logging.getLogger("stemforge")
@@ -87,7 +88,7 @@ def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] |
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     manifest, metrics = run(job, options)
-    LOG.info("metrics: %s", json.dumps(metrics, sort_keys=True))
+    LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))
     counts = manifest["counts"]
     if counts["inputs"] == 0 and counts["skipped"] == 0:
         print(f"stemforge: no input matched {config.input.uri}", file=sys.stderr)
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 committed (rejected inputs are in errors/), 1 the run failed (nothing committed),
     2 a fatal problem found before the run (config, checkpoint, no input), said in one line.
     """
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     _scrub_logs(None)
     args, rest = _parser().parse_known_args(argv)
     config = None

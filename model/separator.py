@@ -1,4 +1,10 @@
-"""Separator: vocal-remover's ``inference.py`` procedure on top of WindowGrid and InferenceModel."""
+"""Separator: vocal-remover's ``inference.py`` procedure on top of WindowGrid and InferenceModel.
+
+One deliberate difference, in :meth:`Separator.separate_audio` only: stems are resynthesised
+from the STFT of the track with ``n_fft`` zeros appended (the mask of the last real frame held
+over the added frames), because upstream's inverse divides the last hop of a masked
+spectrogram by a squared window near 0 and can blow it up (see docs/pipeline.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from torch import nn
 from model.inference import InferenceModel
 from model.postprocess import merge_artifacts
 from model.windows import WindowGrid, crop_frames
+from transforms.stft import istft, num_frames, stft
 
 
 def _module_device(net: nn.Module) -> torch.device | str:
@@ -91,18 +98,25 @@ class Separator:
                 mask[:, :, lo:hi] = centre[:, :, lo - start : hi - start]
         return mask
 
-    def predict_mask(self, X_spec: np.ndarray) -> np.ndarray:
+    def predict_mask(self, X_spec: np.ndarray, n_frames: int | None = None) -> np.ndarray:
         """The first stem's mask ``[2, bins, frames]`` (float32, in [0, 1]) for ``X_spec``.
 
         The network sees ``|X| / max|X|`` (max taken over the unpadded track;
         1 for a silent one). With ``tta`` a second grid shifted by roi/2 is
         averaged in; with ``postprocess`` ``merge_artifacts`` is applied last.
+        ``n_frames`` (default: all) is the track's own frame count when ``X_spec``
+        carries end-padding frames after it: the mask of those is the mask of
+        the track's last frame, and they change nothing before.
         """
         X_spec = np.asarray(X_spec)
         self._check_spec(X_spec)
-        mag = np.abs(X_spec).astype(np.float32)
+        total = X_spec.shape[2]
+        n_frames = total if n_frames is None else n_frames
+        if not 1 <= n_frames <= total:
+            raise ValueError(f"n_frames must be in [1, {total}], got {n_frames}")
+        mag = np.abs(X_spec[:, :, :n_frames]).astype(np.float32)
         peak = mag.max()
-        if not np.isfinite(peak):
+        if not np.isfinite(peak) or not np.isfinite(X_spec[:, :, n_frames:]).all():
             raise ValueError("spectrogram contains non-finite values")
         if peak > 0:
             mag /= peak
@@ -111,10 +125,28 @@ class Separator:
             mask = (mask + self._mask_pass(mag, shift=self.roi // 2)) * 0.5
         if self.postprocess:
             mask = merge_artifacts(mask)
+        if n_frames < total:
+            mask = np.concatenate([mask, np.repeat(mask[:, :, -1:], total - n_frames, axis=2)], axis=2)
         return mask
 
-    def separate(self, X_spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def separate(self, X_spec: np.ndarray, n_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mask·X, (1−mask)·X)``: the two stems' spectrograms, same shape as ``X_spec``."""
         X_spec = np.asarray(X_spec)
-        mask = self.predict_mask(X_spec)
+        mask = self.predict_mask(X_spec, n_frames)
         return mask * X_spec, (1 - mask) * X_spec
+
+    def separate_audio(self, wave: np.ndarray, hop_length: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """The two stems of a stereo waveform ``[2, samples]`` as float32 waveforms of the same length.
+
+        The mask is vocal-remover's for the track's own STFT frames; the inverse is taken over
+        the STFT of the track followed by ``n_fft`` zeros, so every output sample is covered by
+        at least two frames and the end of a stem stays as well conditioned as its middle.
+        """
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim != 2 or wave.shape[0] != 2:
+            raise ValueError(f"expected a stereo waveform [2, samples], got shape {wave.shape}")
+        n_fft = self.model.n_fft
+        length = wave.shape[1]
+        spec = stft(np.pad(wave, ((0, 0), (0, n_fft))), n_fft, hop_length)
+        first, second = self.separate(spec, n_frames=num_frames(length, hop_length))
+        return istft(first, hop_length, length=length), istft(second, hop_length, length=length)

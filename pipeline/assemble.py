@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,12 @@ def row_metadata(meta: TrackMeta, config: Config) -> dict[str, Any]:
     }
 
 
-def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config) -> Iterator[dict[str, Any]]:
+def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config,
+                     stem_gain: float | None = None) -> Iterator[dict[str, Any]]:
     """One row per segment of ``segment_frames`` frames (the last zero-padded): the mixture's
-    magnitude, mask·|X| and (1−mask)·|X| under the stem names, and the clean magnitude."""
+    magnitude, mask·|X| and (1−mask)·|X| under the stem names, and the clean magnitude. The columns
+    are not scaled by ``stem_gain`` (the stems sum to the mixture); it is recorded, None when no stem
+    file was written."""
     meta = track.meta
     seg = config.output.segment_frames
     dtype = np.dtype(config.output.spectrogram_dtype)
@@ -64,7 +68,7 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config) ->
     if track.clean is not None:
         clean = FrameCache(track.read_clean, meta.num_samples, n_fft, hop, block_frames=seg)
     first_name, second_name = config.model.stems
-    shared = row_metadata(meta, config)
+    shared = dict(row_metadata(meta, config), stem_gain=stem_gain)
     for segment, start in enumerate(range(0, meta.num_frames, seg)):
         valid = min(seg, meta.num_frames - start)
         magnitude = np.abs(mixture.get(start, start + valid))
@@ -107,51 +111,91 @@ def _clear_wav_timestamp(path: str) -> None:
             handle.seek(position)
 
 
-def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions,
-                staging: str | None = None) -> list[str]:
-    """Inverse-STFT mask·X and (1−mask)·X block by block into the two stem files; returns their URIs.
+@dataclass(frozen=True)
+class StemReport:
+    """What writing a track variant's stems did to their values (see ``output.clip``)."""
 
-    Each stem is published whole (see ``storage.publish_file``; ``staging`` holds local temporaries)."""
+    uris: list[str]
+    gain: float  # common gain on every stem: 1.0 unless ``rescale`` had to bring a peak to full scale
+    peaks: dict[str, float]  # each stem's peak before the gain
+    clipped: dict[str, int]  # ``clamp``: samples clipped to ±1.0 per stem
+
+
+def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: list[str], gain: float,
+               ) -> tuple[list[float], list[int]]:
+    """Inverse-STFT mask·X and (1−mask)·X block by block, times ``gain``, into the two files at ``paths``;
+    returns each stem's peak (before the gain) and how many samples ``clamp`` clipped.
+
+    The inverse runs over the STFT of the track followed by n_fft zeros (the mask of its last frame held
+    there), so the last hop is covered by two frames and cannot blow up: see ``transforms.end_padded_frames``.
+    """
     meta = track.meta
     n_fft, hop = config.model.n_fft, config.model.hop_length
-    subtype = config.output.resolved_subtype
-    clip = subtype.startswith("PCM") or subtype in ("ULAW", "ALAW", "VORBIS", "OPUS")
-    cache = FrameCache(track.read, meta.num_samples, n_fft, hop, block_frames=4 * config.model.cropsize)
+    padded = meta.num_samples + n_fft
+    mode = config.output.clip
+    cache = FrameCache(track.read_padded, padded, n_fft, hop, block_frames=4 * config.model.cropsize)
     block = max(int(config.run.chunk_seconds * meta.sample_rate) // hop, 1) * hop
-    uris = [stem_uri(config, meta.track_key, meta.variant, stem) for stem in config.model.stems]
+    peaks, clipped = [0.0, 0.0], [0, 0]
+    files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
+                          format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype)
+             for p in paths]
+
+    def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
+        audio = istft_samples(part, f0, start, stop, padded, n_fft, hop)
+        peaks[k] = max(peaks[k], float(np.abs(audio).max(initial=0.0)))
+        if gain != 1.0:
+            audio *= np.float32(gain)
+        if mode == "clamp":
+            clipped[k] += int(np.count_nonzero(np.abs(audio) > 1.0))
+        if mode != "none":  # after a rescale this only removes float rounding (at most one ulp past 1.0)
+            np.clip(audio, -1.0, 1.0, out=audio)
+        files[k].write(np.ascontiguousarray(audio.T))
+
+    try:
+        # Each stem is inverted and encoded in its own thread (numpy and libsndfile release the GIL)
+        # while the next block's STFT and mask are read; a stem's blocks are still written in order.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
+            pending: list[Future | None] = [None, None]
+            for start in range(0, meta.num_samples, block):
+                stop = min(start + block, meta.num_samples)
+                f0, f1 = frames_for_samples(start, stop, padded, n_fft, hop)
+                spec = cache.get(f0, f1)
+                mask = masks.get(f0, f1)
+                for k, part in enumerate((mask * spec, (1 - mask) * spec)):
+                    if pending[k] is not None:
+                        pending[k].result()
+                    pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
+            for future in pending:
+                if future is not None:
+                    future.result()
+    finally:
+        for handle in files:
+            handle.close()
+    return peaks, clipped
+
+
+def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions,
+                staging: str | None = None) -> StemReport:
+    """Writes the two stem files of a track variant and publishes each whole (``staging`` holds local
+    temporaries; see ``storage.publish_file``).
+
+    ``output.clip`` decides what happens to samples beyond ±1.0. ``rescale`` needs the stems' peak before
+    it writes: the stems are encoded at gain 1 while the peak is tracked, and only a track variant whose
+    peak turns out above 1.0 is inverted and encoded a second time, at gain 1/peak. That is exact, and
+    costs nothing for the (usual) variants that fit.
+    """
+    meta = track.meta
+    stems = config.model.stems
+    uris = [stem_uri(config, meta.track_key, meta.variant, stem) for stem in stems]
     with tempfile.TemporaryDirectory(prefix="stemforge-stems-") as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
-        files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
-                              format=_FORMATS[config.output.stem_format], subtype=subtype) for p in paths]
-
-        def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
-            audio = istft_samples(part, f0, start, stop, meta.num_samples, n_fft, hop)
-            if clip:
-                audio = np.clip(audio, -1.0, 1.0)
-            files[k].write(np.ascontiguousarray(audio.T))
-
-        try:
-            # Each stem is inverted and encoded in its own thread (numpy and libsndfile release the GIL)
-            # while the next block's STFT and mask are read; a stem's blocks are still written in order.
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
-                pending: list[Future | None] = [None, None]
-                for start in range(0, meta.num_samples, block):
-                    stop = min(start + block, meta.num_samples)
-                    f0, f1 = frames_for_samples(start, stop, meta.num_samples, n_fft, hop)
-                    spec = cache.get(f0, f1)
-                    mask = masks.get(f0, f1)
-                    for k, part in enumerate((mask * spec, (1 - mask) * spec)):
-                        if pending[k] is not None:
-                            pending[k].result()
-                        pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
-                for future in pending:
-                    if future is not None:
-                        future.result()
-        finally:
-            for handle in files:
-                handle.close()
+        peaks, clipped = _stem_pass(track, masks, config, paths, 1.0)
+        gain = 1.0
+        if config.output.clip == "rescale" and max(peaks) > 1.0:
+            gain = 1.0 / max(peaks)
+            _stem_pass(track, masks, config, paths, gain)
         for path in paths:
             _clear_wav_timestamp(path)
         for path, uri in zip(paths, uris):
             publish_file(path, uri, storage_options, staging)
-    return uris
+    return StemReport(uris, gain, dict(zip(stems, peaks)), dict(zip(stems, clipped)))

@@ -12,13 +12,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.storage import redact_uri
 from transforms import AugmentChain
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 REDACTED = "***"
 
 
@@ -94,10 +103,11 @@ class OutputConfig(_Section):
     stem_format: Literal["flac", "wav", "ogg"] = "flac"
     stem_subtype: str | None = None
     stem_path: str = "{track_key}/v{variant}/{stem}.{ext}"
+    clip: Literal["rescale", "clamp", "none"] = "rescale"
     spectrogram_dtype: Literal["float16", "float32"] = "float16"
     segment_frames: int = Field(256, ge=1)
     max_shard_bytes: int = Field(512 * 1024**2, ge=1024**2)
-    rows_per_row_group: int = Field(64, ge=1)
+    row_group_bytes: int = Field(32 * 1024**2, ge=1024**2)
 
     @field_validator("stem_path")
     @classmethod
@@ -108,6 +118,16 @@ class OutputConfig(_Section):
             raise ValueError(f"stem_path may use only {{track_key}}, {{variant}}, {{stem}}, {{ext}}: {exc}") from None
         if "{track_key}" not in value or "{stem}" not in value or "{variant}" not in value:
             raise ValueError("stem_path must contain {track_key}, {variant} and {stem}")
+        return value
+
+    @field_validator("clip")
+    @classmethod
+    def _clip_fits_subtype(cls, value: str, info: ValidationInfo) -> str:
+        subtype = info.data.get("stem_subtype") or STEM_SUBTYPE_DEFAULTS.get(info.data.get("stem_format", ""), "")
+        if value == "none" and subtype.upper() not in FLOAT_SUBTYPES:
+            raise ValueError(f"'none' writes stem samples beyond ±1.0 as they are, which the {subtype} subtype "
+                             "cannot hold: use stem_format wav with stem_subtype FLOAT or DOUBLE, or clip "
+                             "rescale/clamp")
         return value
 
     @property
@@ -165,7 +185,7 @@ class Config(_Section):
             "model": {k: v for k, v in data["model"].items()
                       if k not in ("device", "batch_size", "cpu_threads", "checkpoint")},
             "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
-                                                      "spectrogram_dtype", "segment_frames")},
+                                                      "clip", "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,
         }
         blob = json.dumps(relevant, sort_keys=True).encode()

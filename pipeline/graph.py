@@ -30,7 +30,16 @@ from pipeline.assemble import spectrogram_rows, write_stems
 from pipeline.config import Config
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
 from pipeline.listing import TrackRef, expand_input, unique_keys
-from pipeline.sinks import ErrorRecord, ShardWriter, TrackDone, clean_leftovers, versions, write_errors, write_manifest
+from pipeline.sinks import (
+    ErrorRecord,
+    ShardWriter,
+    TrackDone,
+    clean_leftovers,
+    clipping_record,
+    versions,
+    write_errors,
+    write_manifest,
+)
 from pipeline.storage import filesystem, is_transient_read, join, publish_bytes, read_bytes, retry, retrying
 from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from transforms import AugmentChain
@@ -178,11 +187,13 @@ class AssembleTrack(_TrackFn):
             with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain) as track:
                 if track.meta != meta:
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
+                report = None
                 if config.output.write_stems:
-                    write_stems(track, MaskReader(meta, config, offset, load_window), config, config.storage_options,
-                                staging=self._job.staging)
+                    report = write_stems(track, MaskReader(meta, config, offset, load_window), config,
+                                         config.storage_options, staging=self._job.staging)
                 rows = 0
-                for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config):
+                gain = report.gain if report else None
+                for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config, gain):
                     rows += 1
                     yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
@@ -190,7 +201,9 @@ class AssembleTrack(_TrackFn):
             return
         Metrics.counter(NAMESPACE, "rows").inc(rows)
         Metrics.counter(NAMESPACE, "tracks_committed").inc()
-        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds))
+        clipped = report.clipped if report and any(report.clipped.values()) else None
+        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
+                                                       gain, clipped))
 
 
 class WriteShards(_JobFn):
@@ -243,6 +256,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
             "rows": sum(d.rows for d in done),
             "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
         },
+        "clipping": clipping_record(config.output.clip, done),
         "tracks": sorted(k for k, n in per_track.items() if n == variants),
         "shards": sorted(shards),
     }

@@ -204,6 +204,14 @@ class PreparedTrack:
         """Samples [start, stop) of the augmented waveform the model sees."""
         return np.asarray(self.samples[:, start:stop])
 
+    def read_padded(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the augmented waveform followed by zeros (the stems' end padding)."""
+        out = np.zeros((2, stop - start), np.float32)
+        if start < self.meta.num_samples:
+            part = self.read(start, min(stop, self.meta.num_samples))
+            out[:, : part.shape[1]] = part
+        return out
+
     def read_clean(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the un-augmented waveform (keep_clean only)."""
         return np.asarray(self.clean[:, start:stop])
@@ -221,10 +229,12 @@ class PreparedTrack:
 
 class MaskReader:
     """The track's mask, frame range by frame range, from per-window mask loaders (with TTA and
-    vocal-remover's artifact merge applied exactly as ``model.Separator`` does)."""
+    vocal-remover's artifact merge applied exactly as ``model.Separator`` does). Frames past the
+    track's last one (the stems' end padding) hold the last frame's mask, as ``Separator`` does."""
 
     def __init__(self, meta: TrackMeta, config: Config, offset: int,
                  load_window: Callable[[int, int], np.ndarray]) -> None:
+        self._frames = meta.num_frames
         self._grids = grids(meta, config, offset)
         self._load = load_window
         self._cache: dict[tuple[int, int], np.ndarray] = {}
@@ -263,7 +273,12 @@ class MaskReader:
         return (self._pass(0, start, stop) + self._pass(1, start, stop)) * 0.5
 
     def get(self, start: int, stop: int) -> np.ndarray:
-        """Mask frames [start, stop), shape [2, bins, stop - start]."""
+        """Mask frames [start, stop), shape [2, bins, stop - start]; frames past the track's end
+        repeat its last frame."""
+        if stop > self._frames:
+            inside = self.get(min(start, self._frames - 1), self._frames)
+            held = np.repeat(inside[..., -1:], stop - max(start, self._frames), axis=-1)
+            return np.concatenate([inside[..., : max(self._frames - start, 0)], held], axis=-1)
         mask = self._raw(start, stop)
         if self._weights is not None:
             weight = self._weights[start:stop]

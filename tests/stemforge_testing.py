@@ -3,12 +3,16 @@
 from pathlib import Path
 from typing import Any
 
+import librosa
+import numpy as np
 import torch
 import yaml
+from torch import nn
 
-from model import CascadedNet
+from model import CascadedNet, make_padding
 
 TINY = {"n_fft": 512, "hop_length": 256, "cropsize": 256}
+SR = 44100
 
 
 def tiny_net(seed: int) -> CascadedNet:
@@ -21,6 +25,73 @@ def tiny_net(seed: int) -> CascadedNet:
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return net
+
+
+def music(n_samples: int, seed: int, fade: bool = True, peak: float = 0.92) -> np.ndarray:
+    """Stereo partials plus noise at 44.1 kHz, float32 ``[2, n_samples]`` with the given peak; with
+    ``fade`` it decays to a few percent over the last half second, as a recording ending on a note."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples) / SR
+    wave = np.zeros((2, n_samples))
+    for f in (110, 220, 330, 440, 660, 880, 1320, 2640):
+        wave += 0.1 * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi, (2, 1)))
+    wave += 0.05 * rng.standard_normal((2, n_samples))
+    if fade:
+        tail = min(SR // 2, n_samples)
+        wave[:, -tail:] *= np.linspace(1.0, 0.04, tail)
+    return (peak * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def spread_masks(net: CascadedNet, scale: float) -> CascadedNet:
+    """Scale the output layer so the net's masks spread over (0, 1) instead of sitting near 0.5
+    (a random net's masks are so flat that a wrong frame, split or end hides in the noise)."""
+    with torch.no_grad():
+        net.out.weight.mul_(scale)
+    return net
+
+
+def upstream_mask(net: nn.Module, spec: np.ndarray, cropsize: int, tta: bool) -> np.ndarray:
+    """vocal-remover's inference written from the reference facts: pad, normalise by the magnitude
+    peak, window every roi frames, keep centres, concatenate, trim; TTA pads roi/2 more, shifts back."""
+    offset = net.offset
+    mag = np.abs(spec)
+    n_frames = mag.shape[2]
+    peak = mag.max() if mag.max() > 0 else 1.0
+
+    def one_pass(extra: int) -> np.ndarray:
+        left, right, roi = make_padding(n_frames, cropsize, offset)
+        padded = np.pad(mag, ((0, 0), (0, 0), (left + extra, right + extra))) / peak
+        count = (padded.shape[2] - 2 * offset) // roi
+        windows = np.stack([padded[:, :, i * roi : i * roi + cropsize] for i in range(count)])
+        with torch.no_grad():
+            centres = net.predict_mask(torch.from_numpy(windows.astype(np.float32))).numpy()
+        return np.concatenate(list(centres), axis=2)
+
+    roi = cropsize - 2 * offset
+    mask = one_pass(0)[:, :, :n_frames]
+    if tta:
+        mask = (mask + one_pass(roi // 2)[:, :, roi // 2 :][:, :, :n_frames]) * 0.5
+    return mask
+
+
+def upstream_stems(net: nn.Module, wave: np.ndarray, n_fft: int, hop: int, cropsize: int = 256,
+                   tta: bool = False, pad_end: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """vocal-remover's whole-track procedure on a stereo waveform with librosa's STFT and ISTFT:
+    ``(spectrogram, first stem, second stem)``. With ``pad_end`` zeros appended before the analysis
+    and trimmed from the stems, it is the issue's well-conditioned reference for a track's end."""
+    padded = np.pad(wave, ((0, 0), (0, pad_end)))
+    spec = np.stack([librosa.stft(c, n_fft=n_fft, hop_length=hop) for c in padded])
+    mask = upstream_mask(net, spec, cropsize, tta)
+    stems = [np.stack([librosa.istft(s[c], n_fft=n_fft, hop_length=hop, length=padded.shape[1])
+                       for c in range(2)])[:, : wave.shape[1]] for s in (mask * spec, (1 - mask) * spec)]
+    return spec, stems[0], stems[1]
+
+
+def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``estimate`` against ``reference`` in dB (inf when equal)."""
+    noise = np.sum((np.asarray(estimate, np.float64) - reference) ** 2)
+    signal = np.sum(np.asarray(reference, np.float64) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(signal / noise))
 
 
 def write_config(path: Path, **sections: dict[str, Any]) -> Path:

@@ -16,7 +16,15 @@ from transforms.lowpass import (
 from transforms.model_input import MODEL_SAMPLE_RATE, to_model_input
 from transforms.resample import Resampler, resample, resampled_length
 from transforms.seeding import derive_seed
-from transforms.stft import frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
+from transforms.stft import (
+    end_padded_frames,
+    frames_for_samples,
+    istft,
+    istft_samples,
+    num_frames,
+    stft,
+    stft_frames,
+)
 from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "audio_info",
     "derive_seed",
     "downmix_matrix",
+    "end_padded_frames",
     "frames_for_samples",
     "istft",
     "istft_samples",

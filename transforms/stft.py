@@ -60,6 +60,19 @@ def num_frames(n_samples: int, hop_length: int = DEFAULT_HOP) -> int:
     return 1 + n_samples // hop_length
 
 
+def end_padded_frames(n_samples: int, n_fft: int = DEFAULT_N_FFT, hop_length: int = DEFAULT_HOP) -> int:
+    """Frames of the STFT of ``n_samples`` samples followed by ``n_fft`` zeros.
+
+    Stems are resynthesised from these: in the last hop of a track only the final frame of the
+    plain STFT covers a sample, with its window near 0, so an inverse of a *masked* spectrogram
+    divides by a tiny squared window there. With ``n_fft`` zeros appended every sample is covered
+    by at least two frames (for ``hop_length <= n_fft / 2``), and the first ``1 + n_samples // hop``
+    frames are the plain STFT's unchanged.
+    """
+    _check(n_fft, hop_length)
+    return num_frames(n_samples + n_fft, hop_length)
+
+
 def _spectra(padded: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     """Already-padded float32 ``[..., L]`` → complex64 ``[..., bins, 1 + (L - n_fft) // hop]``."""
     frames = sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from stemforge_testing import upstream_mask
 from torch import nn
 
-from model import InferenceModel, Separator, make_padding
+from model import InferenceModel, Separator
 
 N_FFT = 32  # stand-in nets ignore n_fft; a small one keeps the oracle tests fast
 BINS = N_FFT // 2 + 1
@@ -122,30 +123,6 @@ def test_postprocess_applies_merge_artifacts_semantics():
     weight[:267] = 1.0
     weight[267:299] = np.linspace(1.0, 0.0, 32)
     np.testing.assert_allclose(mask, np.broadcast_to(0.5 + 0.5 * weight, mask.shape), atol=1e-7)
-
-
-def upstream_mask(net: nn.Module, spec: np.ndarray, cropsize: int, tta: bool) -> np.ndarray:
-    """vocal-remover's inference written from the reference facts: pad, normalise by the magnitude
-    peak, window every roi frames, keep centres, concatenate, trim; TTA pads roi/2 more, shifts back."""
-    offset = net.offset
-    mag = np.abs(spec)
-    n_frames = mag.shape[2]
-    peak = mag.max() if mag.max() > 0 else 1.0
-
-    def one_pass(extra: int) -> np.ndarray:
-        left, right, roi = make_padding(n_frames, cropsize, offset)
-        padded = np.pad(mag, ((0, 0), (0, 0), (left + extra, right + extra))) / peak
-        count = (padded.shape[2] - 2 * offset) // roi
-        windows = np.stack([padded[:, :, i * roi : i * roi + cropsize] for i in range(count)])
-        with torch.no_grad():
-            centres = net.predict_mask(torch.from_numpy(windows.astype(np.float32))).numpy()
-        return np.concatenate(list(centres), axis=2)
-
-    roi = cropsize - 2 * offset
-    mask = one_pass(0)[:, :, :n_frames]
-    if tta:
-        mask = (mask + one_pass(roi // 2)[:, :, roi // 2 :][:, :, :n_frames]) * 0.5
-    return mask
 
 
 @pytest.mark.parametrize(("n_frames", "tta"), [(300, False), (256, True), (77, True)])

@@ -112,3 +112,12 @@ def test_validate_config_rejects_with_one_line(tmp_path, capsys):
 def test_augmentation_chain_is_checked_when_the_config_loads(chain, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({"augment": {"chain": chain}})
+
+
+@pytest.mark.parametrize("output", [{"stem_format": "flac"}, {"stem_format": "wav"}, {"stem_format": "ogg"},
+                                    {"stem_format": "wav", "stem_subtype": "PCM_16"}])
+def test_clip_none_needs_a_float_subtype(output):
+    with pytest.raises(ConfigError, match=r"^output\.clip: 'none' writes stem samples beyond"):
+        build_config({"output": dict(output, clip="none")})
+    for subtype in ("FLOAT", "DOUBLE"):
+        assert build_config({"output": {"stem_format": "wav", "stem_subtype": subtype, "clip": "none"}})

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -11,9 +10,9 @@ import soundfile as sf
 import soxr
 import torch
 from apache_beam.options.pipeline_options import PipelineOptions
-from stemforge_testing import TINY, write_config
+from stemforge_testing import TINY, upstream_stems, write_config
 
-from model import Separator, load_checkpoint
+from model import load_checkpoint
 from pipeline.cli import main
 
 STEMS = ("instruments", "vocals")
@@ -33,13 +32,13 @@ def _rows(out: Path, manifest: dict):
 
 
 def _reference_stems(ckpt: Path, wave: np.ndarray, tta: bool = False):
-    """vocal-remover's procedure, whole track: librosa STFT, Separator, librosa ISTFT."""
+    """vocal-remover's procedure, whole track (librosa STFT and ISTFT), with its last n_fft samples taken
+    from the well-conditioned reference (the same with n_fft zeros appended, trimmed back)."""
     net = load_checkpoint(str(ckpt), n_fft=TINY["n_fft"], device="cpu")
-    spec = np.stack([librosa.stft(c, n_fft=TINY["n_fft"], hop_length=TINY["hop_length"]) for c in wave])
-    first, second = Separator(net, batch_size=4, cropsize=TINY["cropsize"], tta=tta).separate(spec)
-    inv = [np.stack([librosa.istft(s[c], hop_length=TINY["hop_length"], n_fft=TINY["n_fft"], length=wave.shape[1])
-                     for c in range(2)]) for s in (first, second)]
-    return spec, inv
+    n_fft, hop = TINY["n_fft"], TINY["hop_length"]
+    spec, *upstream = upstream_stems(net, wave, n_fft, hop, TINY["cropsize"], tta)
+    _, *conditioned = upstream_stems(net, wave, n_fft, hop, TINY["cropsize"], tta, pad_end=n_fft)
+    return spec, [np.concatenate([u[:, :-n_fft], c[:, -n_fft:]], axis=1) for u, c in zip(upstream, conditioned)]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def test_schema_and_metadata(separated):
     table = _rows(out, manifest)[0]
     assert table.column_names == ["track_key", "source", "variant", "segment", "start_frame", "num_frames",
                                   "sample_rate", "n_fft", "hop_length", "seed", "lowpass_cutoff_hz", "lowpass_q",
-                                  "gain_db", "augment_params", "mixture", "instruments", "vocals"]
+                                  "gain_db", "augment_params", "stem_gain", "mixture", "instruments", "vocals"]
     tensor_type = table.schema.field("mixture").type
     assert tensor_type.extension_name == "arrow.fixed_shape_tensor"
     assert list(tensor_type.shape) == [2, 257, 100]

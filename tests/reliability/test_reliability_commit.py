@@ -93,7 +93,7 @@ def test_runs_killed_at_random_moments_then_completed_exactly_once(tiny_checkpoi
 
 def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, tracks: int = 6) -> None:
     corpus = _corpus(tmp_path / "corpus", tracks)
-    config = write_config(tmp_path / "c.yaml", output={"rows_per_row_group": 1})
+    config = write_config(tmp_path / "c.yaml", output={"row_group_bytes": 1024**2})
     reference = tmp_path / "reference"
     assert main(run_args(config, str(corpus), str(reference), str(tiny_checkpoint))) == 0
     expected = committed_rows(LOCAL, str(reference))
@@ -151,7 +151,7 @@ def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, trac
 def test_a_retried_bundle_rewrites_the_same_files_with_the_same_bytes(good_corpus, tiny_checkpoint, tmp_path):
     folder, files = good_corpus
     out = tmp_path / "out"
-    config = load_config(write_config(tmp_path / "c.yaml", output={"rows_per_row_group": 1}),
+    config = load_config(write_config(tmp_path / "c.yaml", output={"row_group_bytes": 1024**2}),
                          [f"input.uri={folder}", f"output.uri={out}", f"model.checkpoint={tiny_checkpoint}",
                           "run.run_id=retry"])
     job = make_job(config)

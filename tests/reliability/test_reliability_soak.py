@@ -45,7 +45,7 @@ def test_soak_2000_short_files_memory_stays_flat_and_each_is_committed_once(tiny
         wave = 0.1 * rng.standard_normal((int(seconds * 22050), 1 + i % 2)).astype(np.float32)
         sf.write(folder / f"clip{i:05d}.wav", wave, 22050 if i % 3 else 44100, subtype="PCM_16")
     out = tmp_path / "out"
-    config = write_config(tmp_path / "c.yaml", model={"batch_size": 8}, output={"rows_per_row_group": 64})
+    config = write_config(tmp_path / "c.yaml", model={"batch_size": 8})
     proc = start_cli(run_args(config, str(corpus), str(out), str(tiny_checkpoint), "--direct_num_workers", "2",
                               "--direct_running_mode", "multi_processing", "--set", "run.run_id=soak"),
                      log=tmp_path / "soak.log")

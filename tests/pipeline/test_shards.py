@@ -1,0 +1,38 @@
+"""The Parquet writer: row groups bounded by bytes at full size, values and order kept."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import build_config
+from pipeline.sinks import ShardWriter
+
+BINS, FRAMES = 1025, 256  # separate.yaml's rows: n_fft 2048, segment_frames 256
+
+
+def _row(segment: int, rng: np.random.Generator) -> dict:
+    row = {"track_key": "k", "source": "s.flac", "variant": 0, "segment": segment, "start_frame": segment * FRAMES,
+           "num_frames": FRAMES, "sample_rate": 44100, "n_fft": 2048, "hop_length": 1024, "seed": 1,
+           "lowpass_cutoff_hz": None, "lowpass_q": None, "gain_db": None, "augment_params": "[]", "stem_gain": 1.0}
+    for name in ("mixture", "instruments", "vocals"):
+        row[name] = rng.random((2, BINS, FRAMES), dtype=np.float32).astype(np.float16)
+    return row
+
+
+@pytest.mark.parametrize("group_mib", [32, 8])
+def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group_mib):
+    config = build_config({"output": {"uri": str(tmp_path), "row_group_bytes": group_mib * 2**20}})
+    writer = ShardWriter(config, "0" * 64, "run", {})
+    rng = np.random.default_rng(0)
+    rows = [_row(i, rng) for i in range(23)]
+    shards = [path for row in rows for path in writer.add(row)] + writer.close()
+    [shard] = shards
+    parquet = pq.ParquetFile(tmp_path / shard)
+    row_bytes = 3 * 2 * BINS * FRAMES * 2
+    per_group = group_mib * 2**20 // row_bytes
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
+    assert sizes == [per_group] * (23 // per_group) + ([23 % per_group] if 23 % per_group else [])
+    table = parquet.read()
+    assert table.column("segment").to_pylist() == list(range(23))
+    vocals = table.column("vocals").combine_chunks().to_numpy_ndarray()
+    np.testing.assert_array_equal(vocals, np.stack([r["vocals"] for r in rows]))

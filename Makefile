@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch first, pinned: on these machines 2.13.0 is a local CPU build; a bare `torch` pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
+# audio-separator, the UVR reference of tests/uvr_reference.py, installed --no-deps: its VR modules need
+# only what the test extras install, not its other architectures' dependencies (onnxruntime, diffq, ...).
+AUDIO_SEPARATOR := 0.47.1
 
 .PHONY: venv test test-slow test-all demo bench clean
 
@@ -12,6 +15,7 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[test,aws]"
+	$(PY) -m pip install -q --no-deps "audio-separator==$(AUDIO_SEPARATOR)"
 	touch $@
 
 venv: $(VENV)/.installed

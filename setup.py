@@ -11,7 +11,7 @@ setup(
     description="Beam pipeline: augment audio, separate it with CascadedNet, write stems and Parquet shards",
     python_requires=">=3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*"]),
-    package_data={"pipeline": ["py.typed"]},
+    package_data={"pipeline": ["py.typed"], "transforms": ["bandparams/*.json"], "model": ["uvr_model_data.json"]},
     install_requires=[
         "torch>=2.6",
         "apache-beam>=2.72",
@@ -26,6 +26,7 @@ setup(
         "pydantic>=2.6",
         "safetensors>=0.4",
         "rich>=13",
+        "samplerate>=0.2",
     ],
     extras_require={
         "aws": ["s3fs>=2023.12"],
@@ -39,6 +40,11 @@ setup(
             "moto[server]>=5.0",
             "s3fs>=2023.12",
             "aiohttp>=3.9",
+            # audio-separator's VR modules, the independent UVR reference (installed --no-deps by the Makefile)
+            "pydub>=0.25",
+            "tqdm>=4.60",
+            "six>=1.16",
+            "audioread>=3.0",
         ],
     },
     entry_points={"console_scripts": ["stemforge=pipeline.cli:main"]},

@@ -3,11 +3,12 @@ top level: its package ``__init__`` pulls in onnxruntime and every other archite
 does not use. The Makefile installs the wheel with ``--no-deps``; its VR modules need only torch, numpy,
 scipy, librosa, samplerate, soundfile, audioread, pydub, six and tqdm, which the test extras install.
 
-Tests call :func:`uvr` and skip cleanly when the package is absent.
+Tests call :func:`uvr_or_skip`, which skips cleanly when the package is absent.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
@@ -23,7 +24,7 @@ def _stub_packages() -> None:
     spec = importlib.util.find_spec("audio_separator")
     if spec is None or spec.submodule_search_locations is None:
         raise ImportError("audio-separator is not installed (make venv installs it with --no-deps)")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     for name, folder in zip(PACKAGES, (root, root / "separator")):
         if name not in sys.modules:
             module = types.ModuleType(name)
@@ -31,6 +32,7 @@ def _stub_packages() -> None:
             sys.modules[name] = module
 
 
+@functools.cache
 def uvr() -> dict[str, Any]:
     """audio-separator's VR modules: ``nets``, ``nets_new``, ``spec_utils``, ``ModelParameters``, the
     ``VRSeparator`` class and the folder of its band tables."""
@@ -46,3 +48,13 @@ def uvr() -> dict[str, Any]:
         "VRSeparator": importlib.import_module(f"{base}.architectures.vr_separator").VRSeparator,
         "modelparams": Path(nets.__file__).parent / "modelparams",
     }
+
+
+def uvr_or_skip() -> dict[str, Any]:
+    """:func:`uvr`, or skip the calling test when audio-separator is not installed."""
+    import pytest
+
+    try:
+        return uvr()
+    except ImportError as exc:
+        pytest.skip(str(exc))

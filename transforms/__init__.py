@@ -5,6 +5,7 @@ Imports no Beam; every function is safe to call from many threads at once
 """
 
 from transforms.audio_io import AudioInfo, AudioReader, audio_info, load_audio, open_audio
+from transforms.bands import Band, BandParams, BandParamsError, list_band_params, load_band_params
 from transforms.chain import AugmentChain, AugmentPlan, resolve_transform
 from transforms.channels import MULTICHANNEL_POLICIES, downmix_matrix, to_model_channels
 from transforms.errors import REASONS, AudioError
@@ -14,6 +15,14 @@ from transforms.lowpass import (
     zero_phase_lowpass,
 )
 from transforms.model_input import MODEL_SAMPLE_RATE, to_model_input
+from transforms.multiband import (
+    MultibandAnalysis,
+    analyse,
+    analysis_frames,
+    synthesise,
+    to_input_rate,
+)
+from transforms.multiband_filters import mirroring
 from transforms.resample import Resampler, resample, resampled_length
 from transforms.seeding import derive_seed
 from transforms.stft import (
@@ -36,9 +45,15 @@ __all__ = [
     "AudioReader",
     "AugmentChain",
     "AugmentPlan",
+    "Band",
+    "BandParams",
+    "BandParamsError",
+    "MultibandAnalysis",
     "Resampler",
     "StreamingZeroPhaseLowpass",
     "ZeroPhaseBiquadLowPass",
+    "analyse",
+    "analysis_frames",
     "audio_info",
     "derive_seed",
     "downmix_matrix",
@@ -46,8 +61,11 @@ __all__ = [
     "frames_for_samples",
     "istft",
     "istft_samples",
+    "list_band_params",
     "load_audio",
+    "load_band_params",
     "lowpass_biquad_coefficients",
+    "mirroring",
     "num_frames",
     "open_audio",
     "resample",
@@ -55,6 +73,8 @@ __all__ = [
     "resolve_transform",
     "stft",
     "stft_frames",
+    "synthesise",
+    "to_input_rate",
     "to_model_channels",
     "to_model_input",
     "zero_phase_lowpass",

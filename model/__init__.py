@@ -1,38 +1,52 @@
-"""stemforge.model: CascadedNet, checkpoint I/O and vocal-remover-exact spectrogram separation.
+"""stemforge.model: the VR networks (CascadedNet, UVR's CascadedASPPNet), checkpoint I/O and detection,
+UVR's known-checkpoint table, and vocal-remover-exact spectrogram separation.
 
 Imports nothing from Beam, so it can be used (and tested) on its own.
 """
 
+from model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
 from model.checkpoint import (
     CheckpointError,
     file_sha256,
-    infer_config,
     load_checkpoint,
     save_checkpoint,
 )
+from model.detect import NetSpec, detect_net, infer_config
 from model.devices import resolve_device
 from model.fusion import fold_batchnorm
 from model.inference import InferenceModel
 from model.nets import BaseNet, CascadedNet
-from model.postprocess import artifact_weights, merge_artifacts
+from model.postprocess import adjust_aggression, artifact_weights, merge_artifacts
 from model.separator import Separator
+from model.uvr_models import KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
 from model.windows import WindowGrid, crop_frames, make_padding
 
 __all__ = [
+    "ASPP_CAPACITIES",
+    "AsppCapacity",
     "BaseNet",
+    "CascadedASPPNet",
     "CascadedNet",
     "CheckpointError",
     "InferenceModel",
+    "KnownModel",
+    "NetSpec",
     "Separator",
     "WindowGrid",
+    "adjust_aggression",
     "artifact_weights",
     "crop_frames",
+    "detect_net",
     "file_sha256",
     "fold_batchnorm",
     "infer_config",
+    "known_model",
     "load_checkpoint",
     "make_padding",
     "merge_artifacts",
     "resolve_device",
     "save_checkpoint",
+    "secondary_stem",
+    "stem_slug",
+    "uvr_hash",
 ]

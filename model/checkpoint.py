@@ -1,4 +1,4 @@
-"""Loading and saving CascadedNet checkpoints from local paths or any fsspec URL.
+"""Loading and saving VR-network checkpoints (CascadedNet, CascadedASPPNet) from local paths or any fsspec URL.
 
 Loading never executes code from the file: torch checkpoints go through
 ``torch.load(weights_only=True)`` (pickles that reference anything but
@@ -25,12 +25,12 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from torch import nn
 
+from model.aspp import CascadedASPPNet
+from model.detect import detect_net
 from model.devices import resolve_device
 from model.nets import CascadedNet
 
 _CHUNK = 1 << 20
-_OUT_KEY = "out.weight"
-_LSTM_DENSE_KEY = "stg3_full_band_net.lstm_dec2.dense.0.weight"
 _WRAPPER_KEYS = ("state_dict", "model")
 
 Uri = str | os.PathLike[str]
@@ -171,46 +171,52 @@ def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def infer_config(state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    """``(nout, nout_lstm)`` of the CascadedNet that produced ``state``, read from tensor shapes."""
-    out = state.get(_OUT_KEY)
-    dense = state.get(_LSTM_DENSE_KEY)
-    if out is None or dense is None or out.dim() != 4 or dense.dim() != 2:
-        missing = _OUT_KEY if out is None or out.dim() != 4 else _LSTM_DENSE_KEY
-        raise ValueError(f"not a CascadedNet state dict: no usable tensor {missing!r}")
-    return int(out.shape[1]), int(dense.shape[1])
-
-
-def _check_fits(
-    net: nn.Module, state: Mapping[str, torch.Tensor], n_fft: int, path: str
-) -> None:
+def _check_fits(net: nn.Module, state: Mapping[str, torch.Tensor], what: str, path: str) -> None:
     """Raise naming the first tensor (in module order) whose presence or shape does not fit ``net``."""
     expected = net.state_dict()
     for key, tensor in expected.items():
         if key not in state:
-            raise CheckpointError(f"{path} does not fit CascadedNet(n_fft={n_fft}): tensor {key!r} is missing")
+            raise CheckpointError(f"{path} does not fit {what}: tensor {key!r} is missing")
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"{path} does not fit CascadedNet(n_fft={n_fft}): tensor {key!r} has shape "
+                f"{path} does not fit {what}: tensor {key!r} has shape "
                 f"{tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
             )
     extra = next((k for k in state if k not in expected), None)
     if extra is not None:
-        raise CheckpointError(f"{path} does not fit CascadedNet(n_fft={n_fft}): unexpected tensor {extra!r}")
+        raise CheckpointError(f"{path} does not fit {what}: unexpected tensor {extra!r}")
+
+
+def _with_batch_counters(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` plus a zero ``num_batches_tracked`` for every BatchNorm that lacks one.
+
+    The counter only matters for training; checkpoints saved without it
+    (not verified for UVR's files, so tolerated) load as if it were 0.
+    """
+    missing = {
+        key: torch.zeros((), dtype=torch.long)
+        for key in net.state_dict()
+        if key.endswith(".num_batches_tracked") and key not in state
+    }
+    return {**state, **missing} if missing else state
 
 
 def load_checkpoint(
     uri: Uri,
-    n_fft: int = 2048,
+    n_fft: int | None = 2048,
     device: str | torch.device | None = "auto",
     sha256: str | None = None,
     storage_options: Mapping | None = None,
-) -> CascadedNet:
-    """Load a CascadedNet checkpoint (torch state dict, possibly wrapped, or safetensors) in eval mode.
+) -> CascadedNet | CascadedASPPNet:
+    """Load a VR checkpoint (torch state dict, possibly wrapped, or safetensors) in eval mode.
 
-    nout and nout_lstm are inferred from tensor shapes. When ``sha256`` is
-    given the bytes are verified before anything is deserialised, and those
-    same bytes are what gets loaded. The returned net carries
+    The network is detected from the tensors (``model.detect``): a
+    CascadedNet (vocal-remover, UVR's VR 5.1) with its nout and nout_lstm, or
+    UVR's CascadedASPPNet with its capacity class. A CascadedNet's LSTMs fix
+    its n_fft: ``n_fft=None`` takes it, any other value must match. An ASPP
+    net fits any valid ``n_fft``, which must then be given. When ``sha256``
+    is given the bytes are verified before anything is deserialised, and
+    those same bytes are what gets loaded. The returned net carries
     ``checkpoint_sha256`` (the digest of the loaded bytes) for provenance.
     An unavailable ``device`` is a plain ValueError (see ``resolve_device``).
     """
@@ -222,12 +228,17 @@ def load_checkpoint(
         raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256.strip().lower()}, got {digest}")
     state = _state_dict(_deserialise(data, path), path)
     try:
-        nout, nout_lstm = infer_config(state)
+        spec = detect_net(state)
+    except ValueError as exc:
+        raise CheckpointError(f"{path} {exc}") from None
+    what = spec.describe(n_fft)
+    try:
         with torch.device("meta"):  # no random initialisation of weights that are about to be replaced
-            net = CascadedNet(n_fft, nout=nout, nout_lstm=nout_lstm)
+            net = spec.build(n_fft)
     except (ValueError, RuntimeError) as exc:
-        raise _error(f"{path} does not fit CascadedNet(n_fft={n_fft})", exc, path) from None
-    _check_fits(net, state, n_fft, path)
+        raise CheckpointError(f"{path} does not fit {what}: {' '.join(str(exc).split())}") from None
+    state = _with_batch_counters(state, net)
+    _check_fits(net, state, what, path)
     dtypes = {key: tensor.dtype for key, tensor in net.state_dict().items()}
     net.load_state_dict({key: tensor.to(dtypes[key]) for key, tensor in state.items()}, strict=True, assign=True)
     net.checkpoint_sha256 = digest

@@ -1,8 +1,10 @@
-"""Mask post-processing: vocal-remover's ``merge_artifacts``.
+"""Mask post-processing: vocal-remover's ``merge_artifacts`` and UVR's aggressiveness.
 
 Long stretches where the instrument mask is high in every bin are usually
 instrument-only passages in which the net leaves faint vocal artefacts;
 pushing the mask to 1 there (with short fades at the edges) removes them.
+UVR runs the same ``merge_artifacts`` with ``thres=0.2``; vocal-remover's
+default, kept here, is 0.05.
 """
 
 from __future__ import annotations
@@ -82,3 +84,26 @@ def merge_artifacts(
         raise ValueError(f"mask must be [channels, bins, frames], got shape {mask.shape}")
     weight = artifact_weights(mask.min(axis=(0, 1)), thres, min_range, fade_size)
     return mask + weight.astype(mask.dtype) * (1 - mask)
+
+
+def adjust_aggression(mask: np.ndarray, aggression: int, split_bin: int, flip: bool) -> np.ndarray:
+    """UVR's aggressiveness: raise the mask to a power, gently below ``split_bin`` and harder above.
+
+    ``mask`` is ``[..., bins, frames]`` (UVR's ``[channels, bins, frames]``).
+    With ``aggr = 2 * aggression / 100`` (``1 - aggr`` when ``flip``, which
+    UVR sets when the mask's stem is a non-accompaniment stem such as vocals),
+    rows below ``split_bin`` (band 1's ``crop_stop``) get exponent
+    ``1 + aggr / 3`` and the rest ``1 + aggr``. Aggression 0 means no change
+    and returns ``mask`` itself; otherwise a new array of the same dtype.
+    UVR's per-channel ``aggr_correction`` is absent from every band table, so
+    it is not modelled.
+    """
+    aggr = int(aggression) / 100 * 2
+    if aggr == 0:
+        return mask
+    if flip:
+        aggr = 1 - aggr
+    out = np.empty_like(mask)
+    out[..., :split_bin, :] = np.power(mask[..., :split_bin, :], 1 + aggr / 3)
+    out[..., split_bin:, :] = np.power(mask[..., split_bin:, :], 1 + aggr)
+    return out

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def uvr() -> dict[str, Any]:
     ``VRSeparator`` class and the folder of its band tables."""
     _stub_packages()
     base = "audio_separator.separator"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pydub's "Couldn't find ffmpeg": it never writes here
+        importlib.import_module(f"{base}.architectures.vr_separator")
     nets = importlib.import_module(f"{base}.uvr_lib_v5.vr_network.nets")
     params = importlib.import_module(f"{base}.uvr_lib_v5.vr_network.model_param_init")
     return {

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _stemforge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
 
 
 def test_validate_config_prints_nothing_on_stderr(tmp_path):

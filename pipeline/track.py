@@ -1,8 +1,8 @@
 """One track variant, start to finish, in bounded memory (Beam-free; the graph wires it).
 
-A track is decoded and resampled block by block into a local scratch file, augmented as a
-stream (the low-pass's padding at the track's ends only), and every later step reads frame
-ranges from that file: the peak pass, the model windows, the stems and the Parquet rows. So
+A track is decoded and resampled block by block into a local scratch file (read and written by
+range, never memory-mapped), augmented as a stream (the low-pass's padding at the track's ends
+only), and every later step reads frame ranges from that file: the peak pass, the model windows, the stems and the Parquet rows. So
 an hour-long file needs no more memory than a minute-long one, and the results equal the
 whole-track computation of ``model.Separator``.
 """
@@ -10,6 +10,7 @@ whole-track computation of ``model.Separator``.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -114,6 +115,38 @@ class FrameCache:
         return padded
 
 
+class ScratchAudio:
+    """A stereo float32 waveform in a local scratch file, written and read by sample range.
+
+    Reads and writes go through ``pread``/``pwrite`` rather than a memory map: the kernel's page cache
+    still holds the data, but a long track's pages are never mapped into the worker, so its resident
+    memory (what ``top`` shows) does not grow with the track.
+    """
+
+    def __init__(self, path: str, length: int) -> None:
+        self.length = length
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.ftruncate(self._fd, 2 * length * 4)
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Store ``block`` ``[2, n]`` at samples ``[start, start + n)``."""
+        block = np.asarray(block, np.float32)
+        for channel in range(2):
+            os.pwrite(self._fd, np.ascontiguousarray(block[channel]).data, 4 * (channel * self.length + start))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` (clipped to the waveform) as float32 ``[2, n]``."""
+        start, stop = min(max(start, 0), self.length), min(max(stop, 0), self.length)
+        out = np.empty((2, max(stop - start, 0)), np.float32)
+        for channel in range(2):
+            data = os.pread(self._fd, out.shape[1] * 4, 4 * (channel * self.length + start))
+            out[channel] = np.frombuffer(data, np.float32)
+        return out
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class PreparedTrack:
     """A track variant decoded, resampled and augmented into a local scratch folder.
 
@@ -123,21 +156,30 @@ class PreparedTrack:
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
                  chain: AugmentChain) -> None:
         self._dir = tempfile.mkdtemp(prefix="stemforge-")
+        self._files: list[ScratchAudio] = []
         try:
             self._prepare(source, track_key, variant, config, storage_options, chain)
         except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self._remove()
             raise
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for scratch in self._files:
+            scratch.close()
+        self._files = []
         self.samples = self.clean = None
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def _scratch(self, name: str, length: int) -> np.memmap:
-        return np.lib.format.open_memmap(f"{self._dir}/{name}.npy", mode="w+", dtype=np.float32, shape=(2, length))
+    def _scratch(self, name: str, length: int) -> ScratchAudio:
+        scratch = ScratchAudio(f"{self._dir}/{name}.f32", length)
+        self._files.append(scratch)
+        return scratch
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
                  storage_options: StorageOptions, chain: AugmentChain) -> None:
@@ -152,7 +194,7 @@ class PreparedTrack:
             raise TrackError("augment", exc) from exc
         self.samples = samples
         self.clean = clean if config.augment.keep_clean else None
-        length = clean.shape[1]
+        length = clean.length
         try:
             frames = FrameCache(self.read, length, config.model.n_fft, config.model.hop_length,
                                 block_frames=4 * config.model.cropsize)
@@ -165,7 +207,7 @@ class PreparedTrack:
         self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, frames.total,
                               peak, tuple(plan.params))
 
-    def _decode(self, source: str, config: Config, options: dict[str, Any]) -> np.memmap:
+    def _decode(self, source: str, config: Config, options: dict[str, Any]) -> ScratchAudio:
         """Decode block by block, convert to stereo and resample into the 'clean' scratch file."""
         sr = config.audio.sample_rate
         with open_audio(source, storage_options=options) as reader:
@@ -178,31 +220,31 @@ class PreparedTrack:
             for number, samples in enumerate(reader.blocks(block), 1):
                 stereo = to_model_channels(samples, config.audio.multichannel, uri=source)
                 out = resampler.process(stereo, last=number * block >= info.frames)[:, : length - written]
-                clean[:, written : written + out.shape[1]] = out
+                clean.write(written, out)
                 written += out.shape[1]
         if written != length:
             raise RuntimeError(f"{source}: resampler gave {written} samples, expected {length}")
         return clean
 
-    def _augment(self, clean: np.memmap, plan: AugmentPlan, config: Config) -> np.memmap:
+    def _augment(self, clean: ScratchAudio, plan: AugmentPlan, config: Config) -> ScratchAudio:
         """The augmented waveform: streamed when every transform allows it, else whole."""
         if not config.augment.chain:
             return clean
-        length = clean.shape[1]
+        length = clean.length
         samples = self._scratch("augmented", length)
         if plan.is_streamable:
             position = 0
             chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
-            for out in plan.apply_stream(lambda a, b: np.asarray(clean[:, a:b]), length, chunk):
-                samples[:, position : position + out.shape[1]] = out
+            for out in plan.apply_stream(clean.read, length, chunk):
+                samples.write(position, out)
                 position += out.shape[1]
         else:
-            samples[:] = plan.apply(np.asarray(clean))
+            samples.write(0, plan.apply(clean.read(0, length)))
         return samples
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the augmented waveform the model sees."""
-        return np.asarray(self.samples[:, start:stop])
+        return self.samples.read(start, stop)
 
     def read_padded(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the augmented waveform followed by zeros (the stems' end padding)."""
@@ -214,7 +256,7 @@ class PreparedTrack:
 
     def read_clean(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the un-augmented waveform (keep_clean only)."""
-        return np.asarray(self.clean[:, start:stop])
+        return self.clean.read(start, stop)
 
     def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """(pass, index, peak-normalised magnitude window) for every model window, in order."""

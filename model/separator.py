@@ -1,21 +1,40 @@
-"""Separator: vocal-remover's ``inference.py`` procedure on top of WindowGrid and InferenceModel.
+"""Separator: vocal-remover's ``inference.py`` procedure (and UVR's ``inference_vr``, which adds
+aggressiveness and multi-band spectrograms to it) on top of WindowGrid and InferenceModel.
 
 One deliberate difference, in :meth:`Separator.separate_audio` only: stems are resynthesised
-from the STFT of the track with ``n_fft`` zeros appended (the mask of the last real frame held
-over the added frames), because upstream's inverse divides the last hop of a masked
-spectrogram by a squared window near 0 and can blow it up (see docs/pipeline.md).
+from the spectrogram of the track followed by zeros (the mask of the last real frame held over
+the added frames), because upstream's inverse divides the last hop of a masked spectrogram by a
+squared window near 0 and can blow it up, and UVR's multi-band synthesis truncates up to one hop
+(see docs/pipeline.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from model.aspp import CascadedASPPNet
 from model.inference import InferenceModel
-from model.postprocess import merge_artifacts
+from model.postprocess import adjust_aggression, merge_artifacts
 from model.windows import WindowGrid, crop_frames
+from transforms.bands import BandParams
+from transforms.multiband import analyse, synthesise, to_input_rate
+from transforms.multiband_filters import mirroring
 from transforms.stft import istft, num_frames, stft
+
+
+@dataclass(frozen=True)
+class Aggression:
+    """UVR's aggressiveness setting for a model: ``value`` (UVR's integer, 5 by default), the row where
+    the gentler exponent stops (``split_bin``: band 1's ``crop_stop``), and whether it is flipped
+    (the mask's stem is a non-accompaniment stem such as vocals)."""
+
+    value: int
+    split_bin: int
+    flip: bool = False
 
 
 def _module_device(net: nn.Module) -> torch.device | str:
@@ -44,7 +63,11 @@ class Separator:
         postprocess: bool = False,
         device: str | torch.device | None = None,
         precision: str = "fp32",
+        aggression: Aggression | None = None,
+        postprocess_threshold: float = 0.05,
     ) -> None:
+        module = net.net if isinstance(net, InferenceModel) else net
+        self.is_v51 = not isinstance(module, CascadedASPPNet)
         if isinstance(net, InferenceModel):
             if device is not None or precision != "fp32":
                 raise ValueError("pass device/precision to the InferenceModel, not to Separator")
@@ -64,6 +87,8 @@ class Separator:
         self.cropsize = cropsize
         self.tta = tta
         self.postprocess = postprocess
+        self.aggression = aggression
+        self.postprocess_threshold = postprocess_threshold
 
     @property
     def offset(self) -> int:
@@ -103,7 +128,8 @@ class Separator:
 
         The network sees ``|X| / max|X|`` (max taken over the unpadded track;
         1 for a silent one). With ``tta`` a second grid shifted by roi/2 is
-        averaged in; with ``postprocess`` ``merge_artifacts`` is applied last.
+        averaged in; then UVR's ``aggression`` if set; with ``postprocess``
+        ``merge_artifacts`` (at ``postprocess_threshold``) is applied last.
         ``n_frames`` (default: all) is the track's own frame count when ``X_spec``
         carries end-padding frames after it: the mask of those is the mask of
         the track's last frame, and they change nothing before.
@@ -123,11 +149,11 @@ class Separator:
         mask = self._mask_pass(mag, shift=0)
         if self.tta:
             mask = (mask + self._mask_pass(mag, shift=self.roi // 2)) * 0.5
+        if self.aggression is not None:
+            mask = adjust_aggression(mask, self.aggression.value, self.aggression.split_bin, self.aggression.flip)
         if self.postprocess:
-            mask = merge_artifacts(mask)
-        if n_frames < total:
-            mask = np.concatenate([mask, np.repeat(mask[:, :, -1:], total - n_frames, axis=2)], axis=2)
-        return mask
+            mask = merge_artifacts(mask, thres=self.postprocess_threshold)
+        return _hold(mask, total)
 
     def separate(self, X_spec: np.ndarray, n_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mask·X, (1−mask)·X)``: the two stems' spectrograms, same shape as ``X_spec``."""
@@ -135,18 +161,45 @@ class Separator:
         mask = self.predict_mask(X_spec, n_frames)
         return mask * X_spec, (1 - mask) * X_spec
 
-    def separate_audio(self, wave: np.ndarray, hop_length: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """The two stems of a stereo waveform ``[2, samples]`` as float32 waveforms of the same length.
+    def separate_audio(self, wave: np.ndarray, hop_length: int = 1024, bands: BandParams | None = None,
+                       high_end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The two stems of a 44.1 kHz stereo waveform ``[2, samples]`` as float32 waveforms of the same length.
 
-        The mask is vocal-remover's for the track's own STFT frames; the inverse is taken over
-        the STFT of the track followed by ``n_fft`` zeros, so every output sample is covered by
-        at least two frames and the end of a stem stays as well conditioned as its middle.
+        Single band (``bands`` None): the mask is vocal-remover's for the track's own STFT frames;
+        the inverse is taken over the STFT of the track followed by ``n_fft`` zeros, so every output
+        sample is covered by at least two frames and the end of a stem stays as well conditioned as
+        its middle. With a UVR band table: UVR's procedure (multi-band analysis, mask, synthesis,
+        ``high_end`` mirroring, 44.1 kHz), its mask from UVR's own frames and the synthesis over
+        the track followed by zeros, so the stems keep every input sample.
         """
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim != 2 or wave.shape[0] != 2:
             raise ValueError(f"expected a stereo waveform [2, samples], got shape {wave.shape}")
+        if bands is not None:
+            return self._separate_bands(wave, bands, high_end)
         n_fft = self.model.n_fft
         length = wave.shape[1]
         spec = stft(np.pad(wave, ((0, 0), (0, n_fft))), n_fft, hop_length)
         first, second = self.separate(spec, n_frames=num_frames(length, hop_length))
         return istft(first, hop_length, length=length), istft(second, hop_length, length=length)
+
+    def _separate_bands(self, wave: np.ndarray, bands: BandParams, high_end: bool) -> tuple[np.ndarray, np.ndarray]:
+        """UVR's procedure with a band table (see :meth:`separate_audio`)."""
+        if bands.n_fft != self.model.n_fft:
+            raise ValueError(f"band table {bands.name!r} has {bands.bins} bins, the network "
+                             f"{self.model.n_bins - 1}: load the checkpoint with n_fft={bands.n_fft}")
+        padded = analyse(wave, bands, self.is_v51, pad_tail=True)
+        mask = _hold(self.predict_mask(analyse(wave, bands, self.is_v51).spec), padded.spec.shape[-1])
+        stems = []
+        for spec in (mask * padded.spec, (1 - mask) * padded.spec):
+            rows = mirroring(spec, padded.high_end, bands) if high_end else None
+            stems.append(to_input_rate(synthesise(spec, bands, self.is_v51, rows), bands, wave.shape[1]))
+        return stems[0], stems[1]
+
+
+def _hold(mask: np.ndarray, total: int) -> np.ndarray:
+    """``mask`` extended to ``total`` frames by repeating its last frame (the end padding's mask)."""
+    extra = total - mask.shape[-1]
+    if extra <= 0:
+        return mask
+    return np.concatenate([mask, np.repeat(mask[..., -1:], extra, axis=-1)], axis=-1)

@@ -5,7 +5,7 @@ float16 rows) and a random-weight 2048/8/32 checkpoint (separate.yaml's spectrog
 only make the network cheaper, not the data around it larger or smaller) on one generated track of each
 length, written block by block as a FLAC. Every 50 ms it samples the whole process tree's resident memory
 from /proc: anonymous (RssAnon: heap, arrays, Arrow's pool), shared (RssShmem) and file-backed (RssFile:
-the memory-mapped scratch files and libraries, which the kernel can drop) — `top` shows their sum.
+mapped files and libraries, which the kernel can drop) — `top` shows their sum.
 
     .venv/bin/python benchmarks/track_memory.py --minutes 1 60
     .venv/bin/python benchmarks/track_memory.py --minutes 1 8 --tiny     # the old n_fft 512 check, quick

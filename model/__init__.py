@@ -7,6 +7,7 @@ Imports nothing from Beam, so it can be used (and tested) on its own.
 from model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
 from model.checkpoint import (
     CheckpointError,
+    checkpoint_spec,
     file_sha256,
     load_checkpoint,
     save_checkpoint,
@@ -17,6 +18,7 @@ from model.fusion import fold_batchnorm
 from model.inference import InferenceModel
 from model.nets import BaseNet, CascadedNet
 from model.postprocess import adjust_aggression, artifact_weights, merge_artifacts
+from model.resolve import BandParamsRequired, ModelSetup, resolve_model
 from model.separator import Aggression, Separator
 from model.uvr_models import KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
 from model.windows import WindowGrid, crop_frames, make_padding
@@ -25,17 +27,20 @@ __all__ = [
     "ASPP_CAPACITIES",
     "Aggression",
     "AsppCapacity",
+    "BandParamsRequired",
     "BaseNet",
     "CascadedASPPNet",
     "CascadedNet",
     "CheckpointError",
     "InferenceModel",
     "KnownModel",
+    "ModelSetup",
     "NetSpec",
     "Separator",
     "WindowGrid",
     "adjust_aggression",
     "artifact_weights",
+    "checkpoint_spec",
     "crop_frames",
     "detect_net",
     "file_sha256",
@@ -46,6 +51,7 @@ __all__ = [
     "make_padding",
     "merge_artifacts",
     "resolve_device",
+    "resolve_model",
     "save_checkpoint",
     "secondary_stem",
     "stem_slug",

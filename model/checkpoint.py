@@ -26,7 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 from torch import nn
 
 from model.aspp import CascadedASPPNet
-from model.detect import detect_net
+from model.detect import NetSpec, detect_net
 from model.devices import resolve_device
 from model.nets import CascadedNet
 
@@ -199,6 +199,19 @@ def _with_batch_counters(state: dict[str, torch.Tensor], net: nn.Module) -> dict
         if key.endswith(".num_batches_tracked") and key not in state
     }
     return {**state, **missing} if missing else state
+
+
+def checkpoint_spec(uri: Uri, sha256: str | None = None, storage_options: Mapping | None = None) -> NetSpec:
+    """The network a checkpoint holds (``model.detect``), read without building it; CheckpointError as
+    ``load_checkpoint`` raises it."""
+    path = _display(uri)
+    data = _read_bytes(uri, storage_options)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.strip().lower():
+        raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256.strip().lower()}")
+    try:
+        return detect_net(_state_dict(_deserialise(data, path), path))
+    except ValueError as exc:
+        raise CheckpointError(f"{path} {exc}") from None
 
 
 def load_checkpoint(

@@ -20,7 +20,7 @@ from model_testutils import randomise_batchnorm, spread_mask
 from stemforge_testing import music, snr_db
 from uvr_reference import uvr_or_skip
 
-from model import Aggression, CascadedASPPNet, CascadedNet, Separator, save_checkpoint
+from model import Aggression, CascadedASPPNet, CascadedNet, Separator
 from transforms import load_band_params
 from transforms.multiband import analyse
 

@@ -1,0 +1,88 @@
+"""From a checkpoint to everything a separation needs: network, band table, stem names, window, aggression.
+
+One entry point for notebooks and for the pipeline's launcher, with UVR's rules where UVR has them:
+
+- the network comes from the weights (``model.detect``), never from the file size;
+- a file UVR knows (``model.uvr_models``: the MD5 of its last 10,240,000 bytes) brings its band table,
+  its stem names (primary, then secondary) and UVR's default aggression, 5;
+- anything given explicitly wins over the table;
+- without a band table a checkpoint must be single-band at ``n_fft`` (vocal-remover's): an ASPP net,
+  or a CascadedNet whose LSTMs tie it to another n_fft, is refused with :class:`BandParamsRequired`;
+- the window (``cropsize``) defaults to UVR's 512 for UVR models and vocal-remover's 256 otherwise, and
+  ``merge_artifacts``' threshold to UVR's 0.2 and vocal-remover's 0.05;
+- aggression is flipped when the first stem is a non-accompaniment stem (vocals, drums, bass, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from model.checkpoint import CheckpointError, Uri, _display, checkpoint_spec, load_checkpoint
+from model.separator import Aggression, Separator
+from model.uvr_models import NON_ACCOMPANIMENT_STEMS, KnownModel, known_model, stem_slug, uvr_hash
+from transforms.bands import BandParams, load_band_params
+
+DEFAULT_STEMS = ("instruments", "vocals")
+UVR_AGGRESSION = 5
+FLIPPED_STEMS = frozenset(stem_slug(s) for s in NON_ACCOMPANIMENT_STEMS)
+
+
+class BandParamsRequired(CheckpointError):
+    """A multi-band checkpoint UVR's table does not know, with no band table given."""
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """A loaded network and how to run it: ``bands`` None means vocal-remover's single band."""
+
+    net: nn.Module
+    bands: BandParams | None
+    stems: tuple[str, str]
+    cropsize: int
+    aggression: Aggression | None
+    postprocess_threshold: float
+    known: KnownModel | None
+
+    def separator(self, batch_size: int = 4, tta: bool = False, postprocess: bool = False,
+                  device: str | torch.device | None = None, precision: str = "fp32") -> Separator:
+        """A Separator that runs this model as its own procedure does (UVR's or vocal-remover's)."""
+        return Separator(self.net, batch_size=batch_size, cropsize=self.cropsize, tta=tta, postprocess=postprocess,
+                         device=device, precision=precision, aggression=self.aggression,
+                         postprocess_threshold=self.postprocess_threshold)
+
+
+def resolve_model(checkpoint: Uri, n_fft: int = 2048, band_params: str | BandParams | None = None,
+                  stems: tuple[str, str] | None = None, cropsize: int | None = None, aggression: int | None = None,
+                  device: str | torch.device | None = "auto", sha256: str | None = None,
+                  storage_options: Mapping | None = None, known: KnownModel | None = None) -> ModelSetup:
+    """Load ``checkpoint`` and decide how to run it (see the module's rules).
+
+    ``known`` overrides the table lookup (None: look the file's UVR hash up). Raises CheckpointError
+    (BandParamsRequired for an unknown multi-band file) and BandParamsError, each one line.
+    """
+    if known is None:
+        known = known_model(uvr_hash(checkpoint, storage_options))
+    table = band_params if band_params is not None else (known.band_params if known else None)
+    bands = load_band_params(table, storage_options) if table is not None else None
+    if bands is None:
+        spec = checkpoint_spec(checkpoint, sha256, storage_options)
+        if spec.family != "cascaded" or spec.n_fft != n_fft:
+            raise BandParamsRequired(
+                f"{_display(checkpoint)} is a {spec.describe()}, not a single-band model at n_fft={n_fft}: "
+                "give its UVR band table (a built-in name such as 4band_v2, or a modelparams JSON)")
+    net = load_checkpoint(checkpoint, n_fft=bands.n_fft if bands else n_fft, device=device, sha256=sha256,
+                          storage_options=storage_options)
+    uvr = bands is not None
+    names = stems or (known.stems if known else DEFAULT_STEMS)
+    value = aggression if aggression is not None else (UVR_AGGRESSION if known else None)
+    adjust = None
+    if value is not None and uvr:
+        adjust = Aggression(value, bands.bands[0].crop_stop, names[0] in FLIPPED_STEMS)
+    elif value is not None:
+        raise ValueError("aggression is UVR's setting and needs a band table (its split bin is band 1's crop_stop)")
+    return ModelSetup(net, bands, tuple(names), cropsize or (512 if uvr else 256), adjust, 0.2 if uvr else 0.05,
+                      known)

@@ -23,6 +23,7 @@ from transforms.multiband import (
     to_input_rate,
 )
 from transforms.multiband_filters import mirroring
+from transforms.multiband_stream import MultibandStreamAnalysis, synthesise_stream
 from transforms.resample import Resampler, resample, resampled_length
 from transforms.seeding import derive_seed
 from transforms.stft import (
@@ -49,6 +50,7 @@ __all__ = [
     "BandParams",
     "BandParamsError",
     "MultibandAnalysis",
+    "MultibandStreamAnalysis",
     "Resampler",
     "StreamingZeroPhaseLowpass",
     "ZeroPhaseBiquadLowPass",
@@ -74,6 +76,7 @@ __all__ = [
     "stft",
     "stft_frames",
     "synthesise",
+    "synthesise_stream",
     "to_input_rate",
     "to_model_channels",
     "to_model_input",

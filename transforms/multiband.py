@@ -165,20 +165,32 @@ def analysis_frames(n_samples: int, params: BandParams, pad_tail: bool = False) 
     return min(frames)
 
 
-def band_wave(spec: np.ndarray, params: BandParams, index: int, is_v51: bool,
+def band_rows(spec: np.ndarray, params: BandParams, index: int, is_v51: bool,
               high_end: np.ndarray | None = None) -> np.ndarray:
-    """Band ``index``'s float32 stereo wave ``[2, hl · (frames - 1)]`` at its rate from the combined
-    ``spec``: rows placed back, ``high_end`` rows on top (top band only), ramps, ISTFT, inverse
-    channel conversion."""
+    """Band ``index``'s full spectrogram ``[2, n_fft/2 + 1, frames]`` ready for its ISTFT, from the
+    combined ``spec``: rows placed back, ``high_end`` rows on top (top band only), ramps."""
     band = params.bands[index]
     rows = place_rows(spec, params, index)
     if high_end is not None and index == len(params.bands) - 1 and high_end.shape[1]:
         half = band.n_fft // 2
         rows[:, half - high_end.shape[1]:half] = high_end
-    wave = istft(band_ramps(rows, params, index, is_v51), band.hl)
+    return band_ramps(rows, params, index, is_v51)
+
+
+def invert_band_channels(wave: np.ndarray, params: BandParams, index: int, is_v51: bool) -> np.ndarray:
+    """Band ``index``'s inverse channel conversion on its synthesised wave: the band's own
+    ``convert_channels`` for VR 5.1, the table's global flags otherwise."""
     if is_v51:
-        return invert_band_conversion(wave, band.convert_channels)
+        return invert_band_conversion(wave, params.bands[index].convert_channels)
     return invert_global_channels(wave, params)
+
+
+def band_wave(spec: np.ndarray, params: BandParams, index: int, is_v51: bool,
+              high_end: np.ndarray | None = None) -> np.ndarray:
+    """Band ``index``'s float32 stereo wave ``[2, hl · (frames - 1)]`` at its rate from the combined
+    ``spec``: :func:`band_rows`, ISTFT, :func:`invert_band_channels`."""
+    wave = istft(band_rows(spec, params, index, is_v51, high_end), params.bands[index].hl)
+    return invert_band_channels(wave, params, index, is_v51)
 
 
 def synthesise(spec: np.ndarray, params: BandParams, is_v51: bool,

@@ -33,6 +33,7 @@ def timed(folder: Path, source: Path, clip: str, repeats: int) -> tuple[float, f
     """(best seconds of write_stems, the gain it applied) for one clip mode."""
     data = yaml.safe_load((ROOT / "configs" / "separate.yaml").read_text())
     data["output"].update(uri=str(folder / f"out-{clip}"), clip=clip)
+    data["model"].update(cropsize=256, stems=["instruments", "vocals"])  # what the launcher resolves for a vocal-remover net
     config = build_config(data)
     best, gain = float("inf"), 1.0
     with PreparedTrack(str(source), "track", 0, config, {}, AugmentChain.from_config([])) as track:

@@ -201,15 +201,23 @@ def _with_batch_counters(state: dict[str, torch.Tensor], net: nn.Module) -> dict
     return {**state, **missing} if missing else state
 
 
+def _verified_bytes(uri: Uri, sha256: str | None, storage_options: Mapping | None) -> tuple[bytes, str]:
+    """The checkpoint's bytes and their sha256, checked against ``sha256`` when one is pinned."""
+    data = _read_bytes(uri, storage_options)
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256.strip().lower():
+        raise CheckpointError(f"sha256 mismatch for {_display(uri)}: expected {sha256.strip().lower()}, got {digest}")
+    return data, digest
+
+
 def checkpoint_spec(uri: Uri, sha256: str | None = None, storage_options: Mapping | None = None) -> NetSpec:
     """The network a checkpoint holds (``model.detect``), read without building it; CheckpointError as
     ``load_checkpoint`` raises it."""
     path = _display(uri)
-    data = _read_bytes(uri, storage_options)
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.strip().lower():
-        raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256.strip().lower()}")
+    data, _ = _verified_bytes(uri, sha256, storage_options)
+    state = _state_dict(_deserialise(data, path), path)
     try:
-        return detect_net(_state_dict(_deserialise(data, path), path))
+        return detect_net(state)
     except ValueError as exc:
         raise CheckpointError(f"{path} {exc}") from None
 
@@ -235,10 +243,7 @@ def load_checkpoint(
     """
     path = _display(uri)
     target = resolve_device(device)
-    data = _read_bytes(uri, storage_options)
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256.strip().lower():
-        raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256.strip().lower()}, got {digest}")
+    data, digest = _verified_bytes(uri, sha256, storage_options)
     state = _state_dict(_deserialise(data, path), path)
     try:
         spec = detect_net(state)

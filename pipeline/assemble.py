@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +16,8 @@ import torch
 
 from pipeline.config import Config
 from pipeline.storage import StorageOptions, join, publish_file, redact_uri
-from pipeline.track import FrameCache, MaskReader, PreparedTrack, TrackMeta
-from transforms import frames_for_samples, istft_samples
+from pipeline.track import MaskReader, PreparedTrack, TrackMeta
+from transforms import frames_for_samples, istft_samples, synthesise_stream
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
 
@@ -62,11 +62,8 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config,
     meta = track.meta
     seg = config.output.segment_frames
     dtype = np.dtype(config.output.spectrogram_dtype)
-    n_fft, hop = config.model.n_fft, config.model.hop_length
-    mixture = FrameCache(track.read, meta.num_samples, n_fft, hop, block_frames=seg)
-    clean = None
-    if track.clean is not None:
-        clean = FrameCache(track.read_clean, meta.num_samples, n_fft, hop, block_frames=seg)
+    mixture = track.frames()
+    clean = track.frames(clean=True) if track.clean is not None else None
     first_name, second_name = config.model.stems
     shared = dict(row_metadata(meta, config), stem_gain=stem_gain)
     for segment, start in enumerate(range(0, meta.num_frames, seg)):
@@ -123,55 +120,87 @@ class StemReport:
 
 def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: list[str], gain: float,
                ) -> tuple[list[float], list[int]]:
-    """Inverse-STFT mask·X and (1−mask)·X block by block, times ``gain``, into the two files at ``paths``;
+    """Invert mask·X and (1−mask)·X block by block, times ``gain``, into the two files at ``paths``;
     returns each stem's peak (before the gain) and how many samples ``clamp`` clipped.
 
-    The inverse runs over the STFT of the track followed by n_fft zeros (the mask of its last frame held
-    there), so the last hop is covered by two frames and cannot blow up: see ``transforms.end_padded_frames``.
+    The inverse runs over the spectrogram of the track followed by zeros (the mask of its last frame held
+    there), so the last hop is covered by full windows and every input sample comes back: see
+    ``transforms.end_padded_frames`` and, for UVR's band tables, ``transforms.multiband.tail_padding``.
     """
     meta = track.meta
-    n_fft, hop = config.model.n_fft, config.model.hop_length
-    padded = meta.num_samples + n_fft
     mode = config.output.clip
-    cache = FrameCache(track.read_padded, padded, n_fft, hop, block_frames=4 * config.model.cropsize)
-    block = max(int(config.run.chunk_seconds * meta.sample_rate) // hop, 1) * hop
     peaks, clipped = [0.0, 0.0], [0, 0]
     files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
                           format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype)
              for p in paths]
 
-    def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
-        audio = istft_samples(part, f0, start, stop, padded, n_fft, hop)
+    def encode(k: int, audio: np.ndarray) -> None:
         peaks[k] = max(peaks[k], float(np.abs(audio).max(initial=0.0)))
         if gain != 1.0:
-            audio *= np.float32(gain)
+            audio = audio * np.float32(gain)
         if mode == "clamp":
             clipped[k] += int(np.count_nonzero(np.abs(audio) > 1.0))
         if mode != "none":  # after a rescale this only removes float rounding (at most one ulp past 1.0)
-            np.clip(audio, -1.0, 1.0, out=audio)
+            audio = np.clip(audio, -1.0, 1.0)
         files[k].write(np.ascontiguousarray(audio.T))
 
     try:
-        # Each stem is inverted and encoded in its own thread (numpy and libsndfile release the GIL)
-        # while the next block's STFT and mask are read; a stem's blocks are still written in order.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
-            pending: list[Future | None] = [None, None]
-            for start in range(0, meta.num_samples, block):
-                stop = min(start + block, meta.num_samples)
-                f0, f1 = frames_for_samples(start, stop, padded, n_fft, hop)
-                spec = cache.get(f0, f1)
-                mask = masks.get(f0, f1)
-                for k, part in enumerate((mask * spec, (1 - mask) * spec)):
-                    if pending[k] is not None:
-                        pending[k].result()
-                    pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
-            for future in pending:
-                if future is not None:
-                    future.result()
+        if track.bands is None:
+            _single_band(track, masks, config, encode)
+        else:
+            _multi_band(track, masks, config, encode)
     finally:
         for handle in files:
             handle.close()
     return peaks, clipped
+
+
+def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
+                 encode: Callable[[int, np.ndarray], None]) -> None:
+    """vocal-remover's inverse, block by block. Each stem is inverted and encoded in its own thread (numpy
+    and libsndfile release the GIL) while the next block's STFT and mask are read; a stem's blocks are
+    still written in order."""
+    meta = track.meta
+    n_fft, hop = config.model.n_fft, config.model.hop_length
+    padded = meta.num_samples + n_fft
+    cache = track.frames(padded=True)
+    block = max(int(config.run.chunk_seconds * meta.sample_rate) // hop, 1) * hop
+
+    def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
+        encode(k, istft_samples(part, f0, start, stop, padded, n_fft, hop))
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
+        pending: list[Future | None] = [None, None]
+        for start in range(0, meta.num_samples, block):
+            stop = min(start + block, meta.num_samples)
+            f0, f1 = frames_for_samples(start, stop, padded, n_fft, hop)
+            spec = cache.get(f0, f1)
+            mask = masks.get(f0, f1)
+            for k, part in enumerate((mask * spec, (1 - mask) * spec)):
+                if pending[k] is not None:
+                    pending[k].result()
+                pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
+        for future in pending:
+            if future is not None:
+                future.result()
+
+
+def _multi_band(track: PreparedTrack, masks: MaskReader, config: Config,
+                encode: Callable[[int, np.ndarray], None]) -> None:
+    """UVR's multi-band synthesis, streamed (``transforms.synthesise_stream``), one stem after the other,
+    with UVR's high-end mirroring when ``model.high_end`` asks for it."""
+    meta = track.meta
+    frames = track.frames(padded=True)
+    high_end = track.high_end() if config.model.high_end == "mirroring" else None
+    block = max(int(config.run.chunk_seconds * meta.sample_rate), 1)
+    for k in (0, 1):
+        def stem(f0: int, f1: int, k: int = k) -> np.ndarray:
+            mask = masks.get(f0, f1)
+            return (mask if k == 0 else 1 - mask) * frames.get(f0, f1)
+
+        for audio in synthesise_stream(stem, frames.total, meta.num_samples, track.bands, track.is_v51, block,
+                                       high_end):
+            encode(k, audio)
 
 
 def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions,

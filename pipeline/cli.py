@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from model import CheckpointError
+from model import CascadedASPPNet, CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.graph import Job, run
-from pipeline.inference import RANDOM_INIT_SEED, load_net
+from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.logs import configure_cli_logging
 from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
 
@@ -61,9 +61,10 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def make_job(config: Config) -> Job:
-    """Validates the config and the checkpoint in the launcher, so fatal problems fail fast."""
+    """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
+    the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
     config.require_runnable()
-    net = load_net(config.model, config.storage_options, device="cpu")
+    config, net = resolve(config)
     random_init = not config.model.checkpoint
     sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -73,7 +74,7 @@ def make_job(config: Config) -> Job:
     if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
         raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
                           "a committed run is never overwritten, choose another run_id")
-    return Job(config, run_id, started, sha256, random_init, int(net.offset))
+    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet))
 
 
 def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] | None]:

@@ -75,26 +75,38 @@ class ModelConfig(_Section):
     random_init_nout_lstm: int = Field(128, ge=2)
     n_fft: int = Field(2048, ge=64)
     hop_length: int = Field(1024, ge=16)
-    cropsize: int = Field(256, ge=8)
+    band_params: str | None = None
+    cropsize: int | None = Field(None, ge=32)
     batch_size: int = Field(4, ge=1, le=4096)
     tta: bool = False
     postprocess: bool = False
+    postprocess_threshold: float | None = Field(None, gt=0, lt=1)
+    aggression: int | None = Field(None, ge=-100, le=100)
+    high_end: Literal["none", "mirroring"] = "none"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     cpu_threads: int | None = Field(None, ge=1, le=1024)
-    stems: tuple[str, str] = ("instruments", "vocals")
+    stems: tuple[str, str] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
         if self.n_fft % 2:
             raise ValueError("n_fft must be even")
-        if self.cropsize <= 128:
-            raise ValueError("cropsize must exceed 2 * the model's offset (64): use > 128")
-        if len(set(self.stems)) != 2 or any(not s.isidentifier() for s in self.stems):
-            raise ValueError("stems must be two distinct identifier-like names")
-        if set(self.stems) & {"mixture", "clean"}:
-            raise ValueError("stems may not be named 'mixture' or 'clean' (reserved columns)")
+        if self.cropsize is not None and self.cropsize % 16:
+            raise ValueError("cropsize must be a multiple of 16")
+        if self.stems is not None:
+            if len(set(self.stems)) != 2 or any(not s.isidentifier() for s in self.stems):
+                raise ValueError("stems must be two distinct identifier-like names")
+            if set(self.stems) & {"mixture", "clean"}:
+                raise ValueError("stems may not be named 'mixture' or 'clean' (reserved columns)")
+        if self.high_end == "mirroring" and self.band_params is None and self.checkpoint is None:
+            raise ValueError("high_end: mirroring is UVR's and needs a band table (model.band_params)")
         return self
+
+    @property
+    def is_multiband(self) -> bool:
+        """Whether the model reads UVR's multi-band spectrograms (a band table is set, after resolution)."""
+        return self.band_params is not None
 
 
 class OutputConfig(_Section):

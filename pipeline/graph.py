@@ -60,6 +60,7 @@ class Job:
     checkpoint_sha256: str
     random_init: bool
     offset: int
+    is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
 
     @property
     def fingerprint(self) -> str:
@@ -77,7 +78,8 @@ class Job:
     def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain) -> PreparedTrack:
         """A PreparedTrack; a transient storage failure while reading the input is retried with backoff."""
         config = self.config
-        return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain),
+        return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
+                                           self.is_v51),
                      f"read {source}", is_transient_read, config.storage_options)
 
 
@@ -189,11 +191,12 @@ class AssembleTrack(_TrackFn):
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
                 report = None
                 if config.output.write_stems:
-                    report = write_stems(track, MaskReader(meta, config, offset, load_window), config,
-                                         config.storage_options, staging=self._job.staging)
+                    report = write_stems(track, MaskReader(meta, config, offset, load_window, track.aggression),
+                                         config, config.storage_options, staging=self._job.staging)
                 rows = 0
                 gain = report.gain if report else None
-                for row in spectrogram_rows(track, MaskReader(meta, config, offset, load_window), config, gain):
+                masks = MaskReader(meta, config, offset, load_window, track.aggression)
+                for row in spectrogram_rows(track, masks, config, gain):
                     rows += 1
                     yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run

@@ -11,11 +11,20 @@ import numpy as np
 import torch
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
+from torch import nn
 
-from model import CascadedNet, CheckpointError, InferenceModel, load_checkpoint
-from pipeline.config import ModelConfig
+from model import (
+    BandParamsRequired,
+    CascadedNet,
+    CheckpointError,
+    InferenceModel,
+    load_checkpoint,
+    resolve_model,
+)
+from pipeline.config import Config, ConfigError, ModelConfig
 from pipeline.storage import PERMANENT_ERRORS, StorageOptions, options_for, redact_uri, retry
 from pipeline.track import TrackMeta
+from transforms import BandParamsError
 
 LOG = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0
@@ -55,8 +64,57 @@ def _transient_checkpoint_read(exc: BaseException) -> bool:
     return isinstance(exc, CheckpointError) and found is not None and found.group(1) not in PERMANENT_ERRORS
 
 
-def load_net(config: ModelConfig, storage_options: StorageOptions, device: str = "cpu") -> CascadedNet:
-    """The configured checkpoint (weights_only, sha256-pinned if asked) or, if allowed, random weights."""
+def resolve(config: Config) -> tuple[Config, nn.Module]:
+    """The config with every model default decided from the checkpoint, and the loaded network (on the CPU).
+
+    ``model.resolve_model`` decides, with UVR's table and defaults for UVR files: the band table (and so
+    n_fft and hop), stem names, window, aggression and merge_artifacts' threshold. What it cannot run
+    is a ConfigError naming the key to set.
+    """
+    model = config.model
+    if not model.checkpoint:
+        if model.band_params is not None or model.aggression is not None or model.high_end != "none":
+            raise ConfigError("model.band_params: random weights (model.allow_random_init) run vocal-remover's "
+                              "single-band net only; band_params, aggression and high_end need a UVR checkpoint")
+        LOG.warning("RANDOM WEIGHTS: no checkpoint configured; outputs are NOT a real separation")
+        net: nn.Module = random_init_net(model)
+        update = {"cropsize": model.cropsize or 256, "stems": model.stems or ("instruments", "vocals"),
+                  "postprocess_threshold": model.postprocess_threshold or 0.05}
+    else:
+        checkpoint = model.checkpoint
+        options = options_for(checkpoint, config.storage_options)
+        try:
+            setup = retry(lambda: resolve_model(checkpoint, n_fft=model.n_fft, band_params=model.band_params,
+                                                stems=model.stems, cropsize=model.cropsize,
+                                                aggression=model.aggression, device="cpu", sha256=model.sha256,
+                                                storage_options=options),
+                          f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read,
+                          config.storage_options)
+        except (BandParamsRequired, BandParamsError) as exc:
+            raise ConfigError(f"model.band_params: {exc}") from None
+        except CheckpointError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"model.aggression: {exc}") from None
+        net = setup.net
+        update = {"cropsize": setup.cropsize, "stems": setup.stems,
+                  "postprocess_threshold": model.postprocess_threshold or setup.postprocess_threshold,
+                  "aggression": setup.aggression.value if setup.aggression else None}
+        if setup.bands is not None:
+            update.update(band_params=model.band_params or setup.bands.name, n_fft=setup.bands.n_fft,
+                          hop_length=setup.bands.top.hl)
+        elif model.high_end != "none":
+            raise ConfigError("model.high_end: mirroring is UVR's high-end process and needs a band table")
+    if update["cropsize"] <= 2 * int(net.offset):
+        raise ConfigError(f"model.cropsize: {update['cropsize']} must exceed twice the network's offset "
+                          f"({int(net.offset)}): UVR models use 512 (320 and 1024 also work)")
+    resolved = config.model_copy(update={"model": model.model_copy(update=update)})
+    return resolved, net
+
+
+def load_net(config: ModelConfig, storage_options: StorageOptions, device: str = "cpu") -> nn.Module:
+    """The configured checkpoint (weights_only, sha256-pinned if asked) or, if allowed, random weights, for a
+    config that :func:`resolve` has resolved (its n_fft is the band table's for UVR models)."""
     if config.checkpoint:
         checkpoint = config.checkpoint
         return retry(lambda: load_checkpoint(checkpoint, n_fft=config.n_fft, device=device, sha256=config.sha256,

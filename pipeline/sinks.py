@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import operator
@@ -20,7 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
-from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, publish_file, redact_uri, scrub
+from pipeline.storage import (
+    StorageOptions,
+    filesystem,
+    join,
+    options_for,
+    publish_bytes,
+    publish_file,
+    redact_uri,
+    scrub,
+)
+from transforms import load_band_params
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("track_key", pa.string()),
@@ -85,10 +96,15 @@ def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
     tensor = pa.fixed_shape_tensor(value_type, shape)
     fields = [pa.field(name, kind) for name, kind in SCALAR_COLUMNS]
     fields += [pa.field(name, tensor, nullable=False) for name in tensor_columns(config)]
-    return pa.schema(fields, metadata={
+    metadata = {
         b"stemforge.config": json.dumps(config.redacted(), sort_keys=True).encode(),
         b"stemforge.checkpoint_sha256": checkpoint_sha256.encode(),
-    })
+    }
+    if config.model.band_params is not None:  # the band table the combined spectrogram's rows come from
+        uri = config.model.band_params
+        table = load_band_params(uri, options_for(uri, config.storage_options))
+        metadata[b"stemforge.band_params"] = json.dumps(dataclasses.asdict(table), sort_keys=True).encode()
+    return pa.schema(fields, metadata=metadata)
 
 
 _NUMPY = {pa.float16(): np.float16, pa.float32(): np.float32}

@@ -19,18 +19,19 @@ from typing import Any, Self
 
 import numpy as np
 
-from model import WindowGrid, artifact_weights
+from model import FLIPPED_STEMS, Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
+from pipeline.spectra import FrameCache, Spectra
 from pipeline.storage import StorageOptions, options_for
 from transforms import (
     AugmentChain,
     AugmentPlan,
+    BandParams,
     Resampler,
     derive_seed,
-    num_frames,
+    load_band_params,
     open_audio,
     resampled_length,
-    stft_frames,
     to_model_channels,
 )
 
@@ -79,42 +80,6 @@ def grids(meta: TrackMeta, config: Config, offset: int) -> list[WindowGrid]:
     return [base, WindowGrid(meta.num_frames, cropsize, offset, shift=base.roi // 2)]
 
 
-class FrameCache:
-    """Sequential access to a track's STFT frames, computed in blocks from a sample reader."""
-
-    def __init__(self, read: Reader, num_samples: int, n_fft: int, hop_length: int, block_frames: int) -> None:
-        self._read = read
-        self._num_samples = num_samples
-        self._n_fft = n_fft
-        self._hop = hop_length
-        self._total = num_frames(num_samples, hop_length)
-        self._block = max(block_frames, 1)
-        self._start = 0
-        self._spec = np.zeros((0,), np.complex64)
-
-    @property
-    def total(self) -> int:
-        return self._total
-
-    def get(self, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop) of the whole-track STFT; zero outside [0, total)."""
-        lo, hi = max(start, 0), min(stop, self._total)
-        if hi <= lo:
-            shape = (2, self._n_fft // 2 + 1, stop - start)
-            return np.zeros(shape, np.complex64)
-        cached_stop = self._start + (self._spec.shape[-1] if self._spec.ndim == 3 else 0)
-        if not (self._spec.ndim == 3 and self._start <= lo and hi <= cached_stop):
-            block_stop = min(max(hi, lo + self._block), self._total)
-            self._spec = stft_frames(self._read, self._num_samples, lo, block_stop, self._n_fft, self._hop)
-            self._start = lo
-        out = self._spec[..., lo - self._start : hi - self._start]
-        if lo == start and hi == stop:
-            return out
-        padded = np.zeros(out.shape[:-1] + (stop - start,), np.complex64)
-        padded[..., lo - start : hi - start] = out
-        return padded
-
-
 class ScratchAudio:
     """A stereo float32 waveform in a local scratch file, written and read by sample range.
 
@@ -154,11 +119,12 @@ class PreparedTrack:
     """
 
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
-                 chain: AugmentChain) -> None:
+                 chain: AugmentChain, is_v51: bool = True) -> None:
         self._dir = tempfile.mkdtemp(prefix="stemforge-")
         self._files: list[ScratchAudio] = []
+        self.spectra: Spectra | None = None
         try:
-            self._prepare(source, track_key, variant, config, storage_options, chain)
+            self._prepare(source, track_key, variant, config, storage_options, chain, is_v51)
         except BaseException:
             self._remove()
             raise
@@ -170,6 +136,8 @@ class PreparedTrack:
         self._remove()
 
     def _remove(self) -> None:
+        if self.spectra is not None:
+            self.spectra.close()
         for scratch in self._files:
             scratch.close()
         self._files = []
@@ -182,7 +150,7 @@ class PreparedTrack:
         return scratch
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
-                 storage_options: StorageOptions, chain: AugmentChain) -> None:
+                 storage_options: StorageOptions, chain: AugmentChain, is_v51: bool) -> None:
         try:
             clean = self._decode(source, config, options_for(source, storage_options))
         except Exception as exc:
@@ -195,12 +163,17 @@ class PreparedTrack:
         self.samples = samples
         self.clean = clean if config.augment.keep_clean else None
         length = clean.length
+        model = config.model
         try:
-            frames = FrameCache(self.read, length, config.model.n_fft, config.model.hop_length,
-                                block_frames=4 * config.model.cropsize)
+            self.bands, self.is_v51 = band_table(config), is_v51
+            self.aggression = mask_aggression(config, self.bands)
+            chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
+            self.spectra = Spectra(length, model.n_fft, model.hop_length, self.bands, is_v51, self._dir,
+                                   block_frames=4 * model.cropsize, block_samples=chunk)
+            frames = self.frames()
             peak = 0.0
-            for start in range(0, frames.total, 4 * config.model.cropsize):
-                peak = max(peak, float(np.abs(frames.get(start, start + 4 * config.model.cropsize)).max()))
+            for start in range(0, frames.total, 4 * model.cropsize):
+                peak = max(peak, float(np.abs(frames.get(start, start + 4 * model.cropsize)).max()))
         except Exception as exc:
             raise TrackError("separate", exc) from exc
         seed = derive_seed(config.augment.seed, track_key, variant)
@@ -246,27 +219,41 @@ class PreparedTrack:
         """Samples [start, stop) of the augmented waveform the model sees."""
         return self.samples.read(start, stop)
 
-    def read_padded(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) of the augmented waveform followed by zeros (the stems' end padding)."""
-        out = np.zeros((2, stop - start), np.float32)
-        if start < self.meta.num_samples:
-            part = self.read(start, min(stop, self.meta.num_samples))
-            out[:, : part.shape[1]] = part
-        return out
-
     def read_clean(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the un-augmented waveform (keep_clean only)."""
         return self.clean.read(start, stop)
 
+    def frames(self, padded: bool = False, clean: bool = False) -> FrameCache:
+        """The spectrogram frames the model reads (of the clean waveform with ``clean``); ``padded``:
+        of the waveform followed by zeros, which the stems are inverted from."""
+        return self.spectra.frames(self.read_clean if clean else self.read, padded)
+
+    def high_end(self) -> Callable[[int, int], np.ndarray]:
+        """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""
+        return self.spectra.high_end(self.read)
+
     def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """(pass, index, peak-normalised magnitude window) for every model window, in order."""
-        cache = FrameCache(self.read, self.meta.num_samples, config.model.n_fft, config.model.hop_length,
-                           block_frames=4 * config.model.cropsize)
+        cache = self.frames()
         peak = np.float32(self.meta.peak if self.meta.peak > 0 else 1.0)
         for pass_index, grid in enumerate(grids(self.meta, config, offset)):
             for i in grid.contributing():
                 start, stop = grid.input_span(i)
                 yield pass_index, i, np.abs(cache.get(start, stop)).astype(np.float32) / peak
+
+
+def band_table(config: Config) -> BandParams | None:
+    """The UVR band table of a resolved config (None: a single band of n_fft/hop_length)."""
+    uri = config.model.band_params
+    return None if uri is None else load_band_params(uri, options_for(uri, config.storage_options))
+
+
+def mask_aggression(config: Config, bands: BandParams | None) -> Aggression | None:
+    """UVR's aggressiveness for the masks of a resolved config (flipped for a non-accompaniment first stem)."""
+    value = config.model.aggression
+    if value is None or bands is None:
+        return None
+    return Aggression(value, bands.bands[0].crop_stop, config.model.stems[0] in FLIPPED_STEMS)
 
 
 class MaskReader:
@@ -275,19 +262,20 @@ class MaskReader:
     track's last one (the stems' end padding) hold the last frame's mask, as ``Separator`` does."""
 
     def __init__(self, meta: TrackMeta, config: Config, offset: int,
-                 load_window: Callable[[int, int], np.ndarray]) -> None:
+                 load_window: Callable[[int, int], np.ndarray], aggression: Aggression | None = None) -> None:
         self._frames = meta.num_frames
         self._grids = grids(meta, config, offset)
         self._load = load_window
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._aggression = aggression
         self._weights = None
         if config.model.postprocess:
             frame_min = np.empty(meta.num_frames, np.float32)
             step = self._grids[0].roi
             for start in range(0, meta.num_frames, step):
                 stop = min(start + step, meta.num_frames)
-                frame_min[start:stop] = self._raw(start, stop).min(axis=(0, 1))
-            self._weights = artifact_weights(frame_min)
+                frame_min[start:stop] = self._adjusted(start, stop).min(axis=(0, 1))
+            self._weights = artifact_weights(frame_min, thres=config.model.postprocess_threshold)
 
     def _window(self, pass_index: int, i: int) -> np.ndarray:
         key = (pass_index, i)
@@ -314,6 +302,14 @@ class MaskReader:
             return self._pass(0, start, stop)
         return (self._pass(0, start, stop) + self._pass(1, start, stop)) * 0.5
 
+    def _adjusted(self, start: int, stop: int) -> np.ndarray:
+        """The TTA-averaged mask with UVR's aggressiveness, which merge_artifacts then reads (UVR's order)."""
+        mask = self._raw(start, stop)
+        if self._aggression is None:
+            return mask
+        a = self._aggression
+        return adjust_aggression(mask, a.value, a.split_bin, a.flip)
+
     def get(self, start: int, stop: int) -> np.ndarray:
         """Mask frames [start, stop), shape [2, bins, stop - start]; frames past the track's end
         repeat its last frame."""
@@ -321,7 +317,7 @@ class MaskReader:
             inside = self.get(min(start, self._frames - 1), self._frames)
             held = np.repeat(inside[..., -1:], stop - max(start, self._frames), axis=-1)
             return np.concatenate([inside[..., : max(self._frames - start, 0)], held], axis=-1)
-        mask = self._raw(start, stop)
+        mask = self._adjusted(start, stop)
         if self._weights is not None:
             weight = self._weights[start:stop]
             mask = mask + weight * (1.0 - mask)

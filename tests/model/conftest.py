@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_testutils import randomise_batchnorm
+from stemforge_testing import randomise_batchnorm
 
 from model import CascadedNet
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_testutils import randomise_batchnorm, spread_mask
+from stemforge_testing import randomise_batchnorm, spread_mask
 from torch import nn
 from uvr_reference import uvr_or_skip
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_testutils import randomise_batchnorm, spread_mask
+from stemforge_testing import randomise_batchnorm, spread_mask
 from uvr_reference import uvr_or_skip
 
 from model import (

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from model_testutils import randomise_batchnorm
+from stemforge_testing import randomise_batchnorm
 from torch import nn
 
 from model import CascadedNet, InferenceModel, fold_batchnorm, resolve_device

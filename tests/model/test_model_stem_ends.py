@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from stemforge_testing import SR, TINY, music, snr_db, spread_masks, tiny_net, upstream_stems
+from stemforge_testing import SR, TINY, music, scale_output_layer, snr_db, tiny_net, upstream_stems
 from torch import nn
 
 from model import CascadedNet, Separator
@@ -72,7 +72,7 @@ def test_unmasked_round_trip_is_exact(length):
 @pytest.mark.parametrize("extra", [0, 255, 100])
 def test_tiny_cascadednet_ends_match_the_well_conditioned_reference(extra):
     n_fft, hop = TINY["n_fft"], TINY["hop_length"]
-    net = spread_masks(tiny_net(5), 40.0).eval()
+    net = scale_output_layer(tiny_net(5), 40.0).eval()
     wave = music(350 * hop + extra, seed=extra)
     check_ends(Separator(net, batch_size=4, device="cpu"), net, wave, n_fft, hop, tail_snr=30)
 
@@ -81,7 +81,7 @@ def test_tiny_cascadednet_ends_match_the_well_conditioned_reference(extra):
 def test_full_size_ends_match_the_well_conditioned_reference(extra):
     """n_fft 2048 / hop 1024 as separate.yaml (channels cut to 8/32 so it runs in a few seconds)."""
     torch.manual_seed(0)
-    net = spread_masks(CascadedNet(2048, 8, 32), 300.0).eval()
+    net = scale_output_layer(CascadedNet(2048, 8, 32), 300.0).eval()
     wave = music(8 * SR - (8 * SR) % 1024 + extra, seed=7)
     upstream = check_ends(Separator(net, batch_size=4, device="cpu"), net, wave, 2048, 1024, tail_snr=30)
     if extra:

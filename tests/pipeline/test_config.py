@@ -15,7 +15,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @pytest.mark.parametrize("name", ["separate.yaml", "simulate.yaml", "demo.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(CONFIGS / name)
-    assert config.model.stems == ("instruments", "vocals")
+    assert config.model.stems is None  # decided from the checkpoint at launch
 
 
 def test_simulate_config_is_training_data_simulation():
@@ -27,7 +27,8 @@ def test_simulate_config_is_training_data_simulation():
 
 def test_vocal_remover_defaults():
     model = build_config({}).model
-    assert (model.n_fft, model.hop_length, model.cropsize, model.batch_size) == (2048, 1024, 256, 4)
+    assert (model.n_fft, model.hop_length, model.batch_size) == (2048, 1024, 4)
+    assert model.cropsize is None and model.band_params is None and model.aggression is None  # from the checkpoint
     assert not model.allow_random_init and model.checkpoint is None
 
 

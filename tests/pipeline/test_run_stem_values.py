@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
-from stemforge_testing import SR, TINY, music, snr_db, spread_masks, tiny_net, upstream_stems, write_config
+from stemforge_testing import SR, TINY, music, scale_output_layer, snr_db, tiny_net, upstream_stems, write_config
 
 from model import save_checkpoint
 from pipeline.cli import main
@@ -20,7 +20,7 @@ STEMS = ("instruments", "vocals")
 @pytest.fixture(scope="module")
 def spread(tmp_path_factory):
     """A tiny checkpoint whose masks spread over (0, 1), and the net itself for the references."""
-    net = spread_masks(tiny_net(5), 40.0).eval()
+    net = scale_output_layer(tiny_net(5), 40.0).eval()
     path = tmp_path_factory.mktemp("spread") / "spread.pth"
     save_checkpoint(net, str(path))
     return net, path

@@ -21,7 +21,8 @@ def _row(segment: int, rng: np.random.Generator) -> dict:
 
 @pytest.mark.parametrize("group_mib", [32, 8])
 def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group_mib):
-    config = build_config({"output": {"uri": str(tmp_path), "row_group_bytes": group_mib * 2**20}})
+    config = build_config({"model": {"stems": ["instruments", "vocals"]},
+                           "output": {"uri": str(tmp_path), "row_group_bytes": group_mib * 2**20}})
     writer = ShardWriter(config, "0" * 64, "run", {})
     rng = np.random.default_rng(0)
     rows = [_row(i, rng) for i in range(23)]

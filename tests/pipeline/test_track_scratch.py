@@ -32,7 +32,7 @@ def test_a_track_that_fails_after_decoding_leaves_no_open_file(tmp_path):
     data = np.zeros((44100, 2), np.float32)
     data[40_000] = np.nan  # decoded block by block: fails in the last block, after the scratch file exists
     sf.write(broken, data, 44100, subtype="FLOAT")
-    config = build_config({"run": {"chunk_seconds": 0.6}})
+    config = build_config({"run": {"chunk_seconds": 0.6}, "model": {"cropsize": 256}})
     chain = AugmentChain.from_config([])
     before = _open_files()
     for _ in range(5):

@@ -1,0 +1,117 @@
+"""A track's spectrogram frames, computed block by block from its scratch waveform: vocal-remover's
+single-band STFT, or UVR's combined multi-band spectrogram (``transforms.multiband_stream``, which runs
+the bands' resampling cascade into scratch files first). Both are served by frame range, so no step
+holds a whole track's spectrogram.
+
+The stems are inverted from a second, end-padded analysis: the track followed by zeros (n_fft of them
+for a single band, the longest band window for UVR's tables), so the last real samples are covered by
+full windows and every input sample comes back (docs/pipeline.md, "The ends of a stem").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from transforms import BandParams, end_padded_frames, num_frames, stft_frames
+from transforms.multiband import tail_padding
+from transforms.multiband_stream import MultibandStreamAnalysis
+
+Reader = Callable[[int, int], np.ndarray]
+Compute = Callable[[int, int], np.ndarray]
+
+
+class FrameCache:
+    """Sequential access to frames ``[0, total)`` of a spectrogram, computed ``block_frames`` at a time."""
+
+    def __init__(self, compute: Compute, total: int, bins: int, block_frames: int) -> None:
+        self._compute = compute
+        self._total = total
+        self._bins = bins
+        self._block = max(block_frames, 1)
+        self._start = 0
+        self._spec = np.zeros((2, bins, 0), np.complex64)
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop); zero outside [0, total)."""
+        lo, hi = max(start, 0), min(stop, self._total)
+        if hi <= lo:
+            return np.zeros((2, self._bins, stop - start), np.complex64)
+        if not (self._start <= lo and hi <= self._start + self._spec.shape[-1]):
+            self._spec = self._compute(lo, min(max(hi, lo + self._block), self._total))
+            self._start = lo
+        out = self._spec[..., lo - self._start : hi - self._start]
+        if lo == start and hi == stop:
+            return out
+        padded = np.zeros(out.shape[:-1] + (stop - start,), np.complex64)
+        padded[..., lo - start : hi - start] = out
+        return padded
+
+
+def _zeros_after(read: Reader, length: int) -> Reader:
+    """``read`` with zeros past ``length`` (the end padding)."""
+    def padded(start: int, stop: int) -> np.ndarray:
+        out = np.zeros((2, stop - start), np.float32)
+        if start < length:
+            part = read(start, min(stop, length))
+            out[:, : part.shape[1]] = part
+        return out
+    return padded
+
+
+class Spectra:
+    """Every frame source a track needs, built on first use and closed with the track.
+
+    ``bands`` None is the single band of ``n_fft``/``hop_length``; otherwise UVR's table, analysed as
+    an ASPP model (global channel flags) or a VR 5.1 one (``is_v51``: per-band conversions).
+    """
+
+    def __init__(self, num_samples: int, n_fft: int, hop_length: int, bands: BandParams | None, is_v51: bool,
+                 scratch_dir: str, block_frames: int, block_samples: int) -> None:
+        self.num_samples = num_samples
+        self._n_fft, self._hop = n_fft, hop_length
+        self.bands, self._is_v51 = bands, is_v51
+        self._dir, self._block_frames, self._block_samples = scratch_dir, block_frames, block_samples
+        self._analyses: dict[tuple[int, bool], MultibandStreamAnalysis] = {}
+
+    @property
+    def bins(self) -> int:
+        return self._n_fft // 2 + 1
+
+    def frames(self, read: Reader, padded: bool = False) -> FrameCache:
+        """The frames of ``read``'s waveform (``padded``: followed by zeros, for the stems)."""
+        if self.bands is None:
+            length = self.num_samples + (self._n_fft if padded else 0)
+            total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else num_frames(
+                self.num_samples, self._hop)
+            source = _zeros_after(read, self.num_samples) if padded else read
+            n_fft, hop = self._n_fft, self._hop
+            return FrameCache(lambda a, b: stft_frames(source, length, a, b, n_fft, hop), total, self.bins,
+                              self._block_frames)
+        analysis = self._analysis(read, padded)
+        return FrameCache(analysis.frames, analysis.total, self.bins, self._block_frames)
+
+    def high_end(self, read: Reader) -> Compute:
+        """The mixture's top-band rows that UVR's mirroring reads, frame range by frame range (padded)."""
+        return self._analysis(read, True).high_end
+
+    def _analysis(self, read: Reader, padded: bool) -> MultibandStreamAnalysis:
+        key = (id(read.__self__) if hasattr(read, "__self__") else id(read), padded)
+        if key not in self._analyses:
+            self._analyses[key] = MultibandStreamAnalysis(read, self.num_samples, self.bands, self._is_v51, padded,
+                                                          self._dir, self._block_samples)
+        return self._analyses[key]
+
+    def end_padding(self) -> int:
+        """Zeros the padded analysis appends (input samples)."""
+        return self._n_fft if self.bands is None else tail_padding(self.bands)
+
+    def close(self) -> None:
+        for analysis in self._analyses.values():
+            analysis.close()
+        self._analyses = {}

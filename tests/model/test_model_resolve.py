@@ -69,3 +69,14 @@ def test_a_vocal_remover_checkpoint_keeps_vocal_removers_defaults(tiny_checkpoin
     assert (setup.cropsize, setup.postprocess_threshold, setup.stems) == (256, 0.05, ("instruments", "vocals"))
     with pytest.raises(ValueError, match="aggression is UVR's setting"):
         resolve_model(tiny_checkpoint, n_fft=512, device="cpu", aggression=5)
+
+
+def test_a_half_precision_copy_loads_as_rvc_ships_them(aspp_file, tmp_path):
+    """RVC's uvr5 weights are UVR's networks saved in float16: they load into float32 networks."""
+    half = tmp_path / "HP2_like_fp16.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in torch.load(aspp_file).items()}, half)
+    full = resolve_model(aspp_file, device="cpu", band_params="4band_v2").net
+    setup = resolve_model(half, device="cpu", band_params="4band_v2")
+    assert next(setup.net.parameters()).dtype == torch.float32
+    for (key, ours), theirs in zip(setup.net.state_dict().items(), full.state_dict().values()):
+        torch.testing.assert_close(ours, theirs.to(ours.dtype).half().to(ours.dtype), msg=key)

@@ -9,6 +9,7 @@ mapped files and libraries, which the kernel can drop) — `top` shows their sum
 
     .venv/bin/python benchmarks/track_memory.py --minutes 1 60
     .venv/bin/python benchmarks/track_memory.py --minutes 1 8 --tiny     # the old n_fft 512 check, quick
+    .venv/bin/python benchmarks/track_memory.py --minutes 1 8 --uvr      # a UVR model on 4band_v2
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from model import CascadedNet, save_checkpoint
+from model import CascadedASPPNet, CascadedNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model": {"n_fft": 512, "hop_length": 256, "cropsize": 256, "batch_size": 8},
@@ -96,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 60.0])
     parser.add_argument("--tiny", action="store_true", help="n_fft 512 model and rows (the quick old check)")
+    parser.add_argument("--uvr", action="store_true",
+                        help="UVR's multi-band path: a random CascadedASPPNet 31191 on the 4band_v2 table")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
@@ -107,9 +110,13 @@ def main() -> None:
             for section, values in TINY.items():
                 config_data[section].update(values)
         config = folder / "bench.yaml"
-        config.write_text(yaml.safe_dump(config_data))
         ckpt = folder / "net.pth"
-        save_checkpoint(CascadedNet(n_fft, 8, 32 if n_fft == 2048 else 16), str(ckpt))
+        if args.uvr:
+            config_data["model"].update(band_params="4band_v2", aggression=5)
+            save_checkpoint(CascadedASPPNet(1344, 31191), str(ckpt))
+        else:
+            save_checkpoint(CascadedNet(n_fft, 8, 32 if n_fft == 2048 else 16), str(ckpt))
+        config.write_text(yaml.safe_dump(config_data))
         print(f"{'track':>10s} {'anon':>7s} {'shmem':>7s} {'file':>7s} {'anon+shmem':>11s} {'sum':>7s} {'wall':>8s}"
               "   (peak MiB of the process tree)")
         for minutes in args.minutes:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from pipeline_throughput import make_music
 
-from model import CascadedASPPNet, save_checkpoint
+from model import CascadedASPPNet, InferenceModel, save_checkpoint
 from pipeline.cli import main as stemforge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +54,25 @@ def audio_separator(paths: list[Path], ckpt: Path, out: Path) -> float:
     for path in paths:
         separator.separate(str(path))
     return time.perf_counter() - start
+
+
+def model_only(windows: int) -> tuple[float, float]:
+    """Seconds for ``windows`` windows (512 frames, 4band_v2's 673 bins) through the net alone: stemforge's
+    InferenceModel at batch 4, and the plain net at batch 1 as audio-separator runs it."""
+    torch.manual_seed(0)
+    net = CascadedASPPNet(1344, 123812).eval()
+    batch = torch.rand(4, 2, 673, 512)
+    model = InferenceModel(net, device="cpu")
+    model(batch[:1].numpy())
+    start = time.perf_counter()
+    for first in range(0, windows, 4):
+        model(batch[: min(4, windows - first)].numpy())
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for index in range(windows):
+            net.predict_mask(batch[index % 4 : index % 4 + 1])
+    return ours, time.perf_counter() - start
 
 
 def run_stemforge(folder: Path, ckpt: Path, out: Path) -> float:
@@ -88,6 +107,10 @@ def main() -> None:
         print(f"audio-separator 0.47.1  {theirs:7.1f} s  {audio / theirs:6.2f} s of audio per s")
         print(f"stemforge run           {ours:7.1f} s  {audio / ours:6.2f} s of audio per s")
         print(f"stemforge / audio-separator: {theirs / ours:.2f}x")
+        windows = args.files * ((1 + int(args.seconds * 44100) // 480) // 256 + 1)  # roi 256 per window
+        net_ours, net_theirs = model_only(windows)
+        print(f"the network alone, {windows} windows: InferenceModel batch 4 {net_ours:.1f} s, "
+              f"plain net batch 1 {net_theirs:.1f} s ({net_theirs / net_ours:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ audio-separator is imported as tests/uvr_reference.py does (its VR modules only)
 audio seconds per wall second, and the ratio (goal: stemforge >= 1.5x).
 
     .venv/bin/python benchmarks/uvr_throughput.py --files 2 --seconds 30
+    .venv/bin/python benchmarks/uvr_throughput.py --files 2 --seconds 30 --precision bf16
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ def model_only(windows: int) -> tuple[float, float]:
     return ours, time.perf_counter() - start
 
 
-def run_stemforge(folder: Path, ckpt: Path, out: Path) -> float:
+def run_stemforge(folder: Path, ckpt: Path, out: Path, precision: str) -> float:
     start = time.perf_counter()
     code = stemforge(["run", "--config", str(ROOT / "configs" / "separate.yaml"), "--input", str(folder),
                       "--output", str(out), "--checkpoint", str(ckpt), "--set", "model.band_params=4band_v2",
-                      "--set", "model.aggression=5", "--set", "model.device=cpu"])
+                      "--set", "model.aggression=5", "--set", "model.device=cpu",
+                      "--set", f"model.precision={precision}"])
     if code:
         raise RuntimeError(f"stemforge run failed with exit code {code}")
     return time.perf_counter() - start
@@ -89,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="stemforge's model.precision (bf16: autocast on the CPU; audio-separator stays fp32)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
@@ -100,12 +104,12 @@ def main() -> None:
         ckpt = root / "hp_4band_v2.pth"
         save_checkpoint(CascadedASPPNet(1344, 123812), str(ckpt))
         audio = args.files * args.seconds
-        ours = run_stemforge(root / "music", ckpt, root / "stemforge-out")
+        ours = run_stemforge(root / "music", ckpt, root / "stemforge-out", args.precision)
         theirs = audio_separator(paths, ckpt, root / "separator-out")
         print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {args.files} x {args.seconds:.0f} s")
         print(f"audio-separator 0.47.1  {theirs:7.1f} s  {audio / theirs:6.2f} s of audio per s")
-        print(f"stemforge run           {ours:7.1f} s  {audio / ours:6.2f} s of audio per s")
+        print(f"stemforge run ({args.precision})    {ours:7.1f} s  {audio / ours:6.2f} s of audio per s")
         print(f"stemforge / audio-separator: {theirs / ours:.2f}x")
         windows = args.files * ((1 + int(args.seconds * 44100) // 480) // 256 + 1)  # roi 256 per window
         net_ours, net_theirs = model_only(windows)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from transforms import BandParams, end_padded_frames, num_frames, stft_frames
-from transforms.multiband import tail_padding
 from transforms.multiband_stream import MultibandStreamAnalysis
+from transforms.multiband_stream_io import read_padded
 
 Reader = Callable[[int, int], np.ndarray]
 Compute = Callable[[int, int], np.ndarray]
@@ -53,17 +53,6 @@ class FrameCache:
         return padded
 
 
-def _zeros_after(read: Reader, length: int) -> Reader:
-    """``read`` with zeros past ``length`` (the end padding)."""
-    def padded(start: int, stop: int) -> np.ndarray:
-        out = np.zeros((2, stop - start), np.float32)
-        if start < length:
-            part = read(start, min(stop, length))
-            out[:, : part.shape[1]] = part
-        return out
-    return padded
-
-
 class Spectra:
     """Every frame source a track needs, built on first use and closed with the track.
 
@@ -71,45 +60,46 @@ class Spectra:
     an ASPP model (global channel flags) or a VR 5.1 one (``is_v51``: per-band conversions).
     """
 
-    def __init__(self, num_samples: int, n_fft: int, hop_length: int, bands: BandParams | None, is_v51: bool,
-                 scratch_dir: str, block_frames: int, block_samples: int) -> None:
+    def __init__(self, readers: dict[str, Reader], num_samples: int, n_fft: int, hop_length: int,
+                 bands: BandParams | None, is_v51: bool, scratch_dir: str, block_frames: int,
+                 block_samples: int) -> None:
+        self._readers = readers
         self.num_samples = num_samples
         self._n_fft, self._hop = n_fft, hop_length
         self.bands, self._is_v51 = bands, is_v51
         self._dir, self._block_frames, self._block_samples = scratch_dir, block_frames, block_samples
-        self._analyses: dict[tuple[int, bool], MultibandStreamAnalysis] = {}
+        self._analyses: dict[tuple[str, bool], MultibandStreamAnalysis] = {}
 
     @property
     def bins(self) -> int:
         return self._n_fft // 2 + 1
 
-    def frames(self, read: Reader, padded: bool = False) -> FrameCache:
-        """The frames of ``read``'s waveform (``padded``: followed by zeros, for the stems)."""
+    def frames(self, source: str, padded: bool = False) -> FrameCache:
+        """The frames of the waveform ``source`` names (``padded``: followed by zeros, for the stems)."""
+        read = self._readers[source]
         if self.bands is None:
             length = self.num_samples + (self._n_fft if padded else 0)
             total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else num_frames(
                 self.num_samples, self._hop)
-            source = _zeros_after(read, self.num_samples) if padded else read
+            n = self.num_samples
+            source = (lambda a, b: read_padded(read, n, a, b)) if padded else read
             n_fft, hop = self._n_fft, self._hop
             return FrameCache(lambda a, b: stft_frames(source, length, a, b, n_fft, hop), total, self.bins,
                               self._block_frames)
-        analysis = self._analysis(read, padded)
+        analysis = self._analysis(source, padded)
         return FrameCache(analysis.frames, analysis.total, self.bins, self._block_frames)
 
-    def high_end(self, read: Reader) -> Compute:
-        """The mixture's top-band rows that UVR's mirroring reads, frame range by frame range (padded)."""
-        return self._analysis(read, True).high_end
+    def high_end(self, source: str) -> Compute:
+        """The top-band rows of ``source`` that UVR's mirroring reads, frame range by frame range (padded)."""
+        return self._analysis(source, True).high_end
 
-    def _analysis(self, read: Reader, padded: bool) -> MultibandStreamAnalysis:
-        key = (id(read.__self__) if hasattr(read, "__self__") else id(read), padded)
+    def _analysis(self, source: str, padded: bool) -> MultibandStreamAnalysis:
+        """The streamed analysis of one waveform, built (its band scratch files written) on first use."""
+        key = (source, padded)
         if key not in self._analyses:
-            self._analyses[key] = MultibandStreamAnalysis(read, self.num_samples, self.bands, self._is_v51, padded,
-                                                          self._dir, self._block_samples)
+            self._analyses[key] = MultibandStreamAnalysis(self._readers[source], self.num_samples, self.bands,
+                                                          self._is_v51, padded, self._dir, self._block_samples)
         return self._analyses[key]
-
-    def end_padding(self) -> int:
-        """Zeros the padded analysis appends (input samples)."""
-        return self._n_fft if self.bands is None else tail_padding(self.bands)
 
     def close(self) -> None:
         for analysis in self._analyses.values():

@@ -35,8 +35,6 @@ from transforms import (
     to_model_channels,
 )
 
-Reader = Callable[[int, int], np.ndarray]
-
 
 class TrackError(Exception):
     """A per-track failure with the stage it happened in; ``cause`` is the original error."""
@@ -168,8 +166,9 @@ class PreparedTrack:
             self.bands, self.is_v51 = band_table(config), is_v51
             self.aggression = mask_aggression(config, self.bands)
             chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
-            self.spectra = Spectra(length, model.n_fft, model.hop_length, self.bands, is_v51, self._dir,
-                                   block_frames=4 * model.cropsize, block_samples=chunk)
+            self.spectra = Spectra({"mix": self.read, "clean": self.read_clean}, length, model.n_fft,
+                                   model.hop_length, self.bands, is_v51, self._dir, block_frames=4 * model.cropsize,
+                                   block_samples=chunk)
             frames = self.frames()
             peak = 0.0
             for start in range(0, frames.total, 4 * model.cropsize):
@@ -226,11 +225,11 @@ class PreparedTrack:
     def frames(self, padded: bool = False, clean: bool = False) -> FrameCache:
         """The spectrogram frames the model reads (of the clean waveform with ``clean``); ``padded``:
         of the waveform followed by zeros, which the stems are inverted from."""
-        return self.spectra.frames(self.read_clean if clean else self.read, padded)
+        return self.spectra.frames("clean" if clean else "mix", padded)
 
     def high_end(self) -> Callable[[int, int], np.ndarray]:
         """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""
-        return self.spectra.high_end(self.read)
+        return self.spectra.high_end("mix")
 
     def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """(pass, index, peak-normalised magnitude window) for every model window, in order."""

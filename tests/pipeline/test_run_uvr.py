@@ -71,3 +71,28 @@ def test_an_unknown_multi_band_checkpoint_needs_model_band_params(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("stemforge: model.band_params: ") and "mystery.pth" in err and "CascadedASPPNet" in err
+
+
+def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram(tmp_path):
+    bands = load_band_params("4band_v2")
+    wave = music(int(1.5 * SR), seed=6, peak=0.4)
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, wave.T, SR, subtype="FLOAT")
+    ckpt = tmp_path / "unknown-uvr.pth"
+    save_checkpoint(uvr_test_net(31191, bands, wave), str(ckpt))
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", model={"cropsize": 512, "band_params": "4band_v2"},
+                          augment={"keep_clean": True,
+                                   "chain": [{"transform": "Gain", "min_gain_db": 6.0, "max_gain_db": 6.0, "p": 1.0}]})
+    assert main(["run", "--config", str(config), "--input", str(wav), "--output", str(out),
+                 "--checkpoint", str(ckpt)]) == 0
+    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    rows = pq.read_table([str(out / s) for s in manifest["shards"]]).sort_by("segment")
+
+    def column(name: str) -> np.ndarray:
+        tensors = rows.column(name).combine_chunks().to_numpy_ndarray().astype(np.float32)
+        return np.concatenate([t[..., :k] for t, k in zip(tensors, rows.column("num_frames").to_pylist())], -1)
+
+    reference = np.abs(uvr_mixture_spectrogram("4band_v2", wav, is_v51=False))
+    np.testing.assert_allclose(column("clean"), reference, rtol=0, atol=1e-3 * reference.max())
+    np.testing.assert_allclose(column("mixture"), 10 ** (6 / 20) * reference, rtol=0, atol=2e-3 * reference.max())

@@ -21,6 +21,7 @@ from model import CascadedASPPNet, CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.graph import Job, run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
+from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.logs import configure_cli_logging
 from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
 
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     check_p = commands.add_parser("validate-config", help="check a config and print the resolved one")
     check_p.add_argument("config", help="YAML config file")
     check_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    inspect_p = commands.add_parser(
+        "inspect", help="describe a shard, a run manifest or an output folder",
+        description="Describe a Parquet shard, a run manifest (runs/*.json) or an output folder: schema and "
+                    "tensor shapes, rows, tracks, variants and segments, value ranges, the run's config and "
+                    "checkpoint, and whether each shard is committed. Example: stemforge inspect out/")
+    inspect_p.add_argument("path", help="a .parquet shard, a runs/*.json manifest or an output folder (any fsspec URL)")
+    inspect_p.add_argument("--json", action="store_true", help="machine-readable output")
     demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it")
     demo_p.add_argument("--workdir", default=".", help="where demo_corpus/ and demo_output/ are made")
     return parser
@@ -138,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config, args.set)
             print(yaml.safe_dump(config.redacted(), sort_keys=False), end="")
             return 0
+        if args.command == "inspect":
+            if rest:
+                raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
+            report = inspect_path(args.path)
+            print(json.dumps(report, indent=2, sort_keys=True) if args.json else render(report))
+            return 0
         if args.command == "demo":
             from pipeline.demo import run_demo
 
@@ -148,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         if manifest is not None and code == 0:
             print_summary(manifest, config.output.uri)
         return code
-    except (ConfigError, CheckpointError) as exc:
+    except (ConfigError, CheckpointError, InspectError) as exc:
         print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr

@@ -73,7 +73,7 @@ def test_an_unknown_multi_band_checkpoint_needs_model_band_params(tmp_path, caps
     assert err.startswith("stemforge: model.band_params: ") and "mystery.pth" in err and "CascadedASPPNet" in err
 
 
-def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram(tmp_path):
+def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_skips(tmp_path):
     bands = load_band_params("4band_v2")
     wave = music(int(1.5 * SR), seed=6, peak=0.4)
     wav = tmp_path / "mix.wav"
@@ -96,3 +96,10 @@ def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram(tmp_path):
     reference = np.abs(uvr_mixture_spectrogram("4band_v2", wav, is_v51=False))
     np.testing.assert_allclose(column("clean"), reference, rtol=0, atol=1e-3 * reference.max())
     np.testing.assert_allclose(column("mixture"), 10 ** (6 / 20) * reference, rtol=0, atol=2e-3 * reference.max())
+
+    # a rerun with the same resolved config (same fingerprint) skips what the first committed
+    assert main(["run", "--config", str(config), "--input", str(wav), "--output", str(out),
+                 "--checkpoint", str(ckpt)]) == 0
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert len(runs) == 2 and {r["fingerprint"] for r in runs} == {manifest["fingerprint"]}
+    assert sorted(r["counts"]["skipped"] for r in runs) == [0, 1]

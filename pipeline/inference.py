@@ -1,4 +1,5 @@
-"""Beam's RunInference around CascadedNet: windows from many tracks share each batch."""
+"""Beam's RunInference around the VR networks (vocal-remover's and UVR's): windows from many tracks share each
+batch; the launcher resolves the model's settings from its checkpoint once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`stemforge` command line: run a job, validate a config, or run the demo.
+"""`stemforge` command line: run a job, validate a config, inspect what a run wrote, or run the demo.
 
 Job arguments are ours; everything else on the command line goes to Beam's PipelineOptions
 (--runner, --direct_num_workers, --job_endpoint, --setup_file, Dataflow's options, ...).
@@ -33,8 +33,18 @@ DEFAULT_RUNNER = "FnApiRunner"
 EXIT_FATAL = 2
 
 
+EXAMPLES = """examples:
+  stemforge run --config configs/separate.yaml --input music/ --output out/ --checkpoint baseline.pth
+  stemforge run --config configs/separate.yaml --input music/ --output out/ --checkpoint 5_HP-Karaoke-UVR.pth
+  stemforge validate-config configs/simulate.yaml --set augment.variants=8
+  stemforge inspect out/ --json
+  stemforge demo
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stemforge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="stemforge", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run_p = commands.add_parser("run", help="run a separation job (unknown options go to Beam)",
                                 description="Run a job. Options not listed here are Beam pipeline options, "

@@ -7,9 +7,10 @@ Imports nothing from Beam, so it can be used (and tested) on its own.
 from model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
 from model.checkpoint import (
     CheckpointError,
-    checkpoint_spec,
+    CheckpointState,
     file_sha256,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
 from model.detect import NetSpec, detect_net, infer_config
@@ -33,6 +34,7 @@ __all__ = [
     "CascadedASPPNet",
     "CascadedNet",
     "CheckpointError",
+    "CheckpointState",
     "InferenceModel",
     "KnownModel",
     "ModelSetup",
@@ -41,7 +43,6 @@ __all__ = [
     "WindowGrid",
     "adjust_aggression",
     "artifact_weights",
-    "checkpoint_spec",
     "crop_frames",
     "detect_net",
     "file_sha256",
@@ -51,6 +52,7 @@ __all__ = [
     "load_checkpoint",
     "make_padding",
     "merge_artifacts",
+    "read_checkpoint",
     "resolve_device",
     "resolve_model",
     "save_checkpoint",

@@ -17,6 +17,7 @@ import re
 import struct
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -210,16 +211,46 @@ def _verified_bytes(uri: Uri, sha256: str | None, storage_options: Mapping | Non
     return data, digest
 
 
-def checkpoint_spec(uri: Uri, sha256: str | None = None, storage_options: Mapping | None = None) -> NetSpec:
-    """The network a checkpoint holds (``model.detect``), read without building it; CheckpointError as
-    ``load_checkpoint`` raises it."""
+@dataclass(frozen=True)
+class CheckpointState:
+    """A checkpoint read, verified and deserialised once: its tensors, the network they hold, and the
+    sha256 of its bytes. ``read_checkpoint`` makes one; ``build`` turns it into a network."""
+
+    path: str
+    state: Mapping[str, torch.Tensor]
+    spec: NetSpec
+    digest: str
+
+    def build(self, n_fft: int | None = 2048, device: str | torch.device | None = "auto"
+              ) -> CascadedNet | CascadedASPPNet:
+        """The network in eval mode on ``device``, every tensor checked against it (see ``load_checkpoint``)."""
+        target = resolve_device(device)
+        what = self.spec.describe(n_fft)
+        try:
+            with torch.device("meta"):  # no random initialisation of weights that are about to be replaced
+                net = self.spec.build(n_fft)
+        except (ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{self.path} does not fit {what}: {' '.join(str(exc).split())}") from None
+        state = _with_batch_counters(dict(self.state), net)
+        _check_fits(net, state, what, self.path)
+        dtypes = {key: tensor.dtype for key, tensor in net.state_dict().items()}
+        net.load_state_dict({key: tensor.to(dtypes[key]) for key, tensor in state.items()}, strict=True,
+                            assign=True)
+        net.checkpoint_sha256 = self.digest
+        return net.to(target).eval()
+
+
+def read_checkpoint(uri: Uri, sha256: str | None = None, storage_options: Mapping | None = None) -> CheckpointState:
+    """Read a checkpoint once: bytes (verified against ``sha256`` before anything is deserialised), tensors
+    (``weights_only``), and the network family detected from them. One-line CheckpointError on failure."""
     path = _display(uri)
-    data, _ = _verified_bytes(uri, sha256, storage_options)
+    data, digest = _verified_bytes(uri, sha256, storage_options)
     state = _state_dict(_deserialise(data, path), path)
     try:
-        return detect_net(state)
+        spec = detect_net(state)
     except ValueError as exc:
         raise CheckpointError(f"{path} {exc}") from None
+    return CheckpointState(path, state, spec, digest)
 
 
 def load_checkpoint(
@@ -241,26 +272,8 @@ def load_checkpoint(
     ``checkpoint_sha256`` (the digest of the loaded bytes) for provenance.
     An unavailable ``device`` is a plain ValueError (see ``resolve_device``).
     """
-    path = _display(uri)
-    target = resolve_device(device)
-    data, digest = _verified_bytes(uri, sha256, storage_options)
-    state = _state_dict(_deserialise(data, path), path)
-    try:
-        spec = detect_net(state)
-    except ValueError as exc:
-        raise CheckpointError(f"{path} {exc}") from None
-    what = spec.describe(n_fft)
-    try:
-        with torch.device("meta"):  # no random initialisation of weights that are about to be replaced
-            net = spec.build(n_fft)
-    except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} does not fit {what}: {' '.join(str(exc).split())}") from None
-    state = _with_batch_counters(state, net)
-    _check_fits(net, state, what, path)
-    dtypes = {key: tensor.dtype for key, tensor in net.state_dict().items()}
-    net.load_state_dict({key: tensor.to(dtypes[key]) for key, tensor in state.items()}, strict=True, assign=True)
-    net.checkpoint_sha256 = digest
-    return net.to(target).eval()
+    resolve_device(device)  # an unavailable device fails before the checkpoint is read
+    return read_checkpoint(uri, sha256, storage_options).build(n_fft, device)
 
 
 def save_checkpoint(net: nn.Module, uri: Uri, storage_options: Mapping | None = None) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.checkpoint import CheckpointError, Uri, _display, checkpoint_spec, load_checkpoint
+from model.checkpoint import CheckpointError, Uri, read_checkpoint
 from model.separator import Aggression, Separator
 from model.uvr_models import NON_ACCOMPANIMENT_STEMS, KnownModel, known_model, stem_slug, uvr_hash
 from transforms.bands import BandParams, load_band_params
@@ -68,14 +68,12 @@ def resolve_model(checkpoint: Uri, n_fft: int = 2048, band_params: str | BandPar
         known = known_model(uvr_hash(checkpoint, storage_options))
     table = band_params if band_params is not None else (known.band_params if known else None)
     bands = load_band_params(table, storage_options) if table is not None else None
-    if bands is None:
-        spec = checkpoint_spec(checkpoint, sha256, storage_options)
-        if spec.family != "cascaded" or spec.n_fft != n_fft:
-            raise BandParamsRequired(
-                f"{_display(checkpoint)} is a {spec.describe()}, not a single-band model at n_fft={n_fft}: "
-                "give its UVR band table (a built-in name such as 4band_v2, or a modelparams JSON)")
-    net = load_checkpoint(checkpoint, n_fft=bands.n_fft if bands else n_fft, device=device, sha256=sha256,
-                          storage_options=storage_options)
+    read = read_checkpoint(checkpoint, sha256, storage_options)
+    if bands is None and (read.spec.family != "cascaded" or read.spec.n_fft != n_fft):
+        raise BandParamsRequired(
+            f"{read.path} is a {read.spec.describe()}, not a single-band model at n_fft={n_fft}: "
+            "give its UVR band table (a built-in name such as 4band_v2, or a modelparams JSON)")
+    net = read.build(bands.n_fft if bands else n_fft, device)
     uvr = bands is not None
     names = stems or (known.stems if known else DEFAULT_STEMS)
     value = aggression if aggression is not None else (UVR_AGGRESSION if known else None)

@@ -82,9 +82,9 @@ class Spectra:
             total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else num_frames(
                 self.num_samples, self._hop)
             n = self.num_samples
-            source = (lambda a, b: read_padded(read, n, a, b)) if padded else read
+            samples = (lambda a, b: read_padded(read, n, a, b)) if padded else read
             n_fft, hop = self._n_fft, self._hop
-            return FrameCache(lambda a, b: stft_frames(source, length, a, b, n_fft, hop), total, self.bins,
+            return FrameCache(lambda a, b: stft_frames(samples, length, a, b, n_fft, hop), total, self.bins,
                               self._block_frames)
         analysis = self._analysis(source, padded)
         return FrameCache(analysis.frames, analysis.total, self.bins, self._block_frames)

@@ -19,9 +19,9 @@ from model.fusion import fold_batchnorm
 from model.inference import InferenceModel
 from model.nets import BaseNet, CascadedNet
 from model.postprocess import adjust_aggression, artifact_weights, merge_artifacts
-from model.resolve import FLIPPED_STEMS, BandParamsRequired, ModelSetup, resolve_model
+from model.resolve import BandParamsRequired, ModelSetup, resolve_model
 from model.separator import Aggression, Separator
-from model.uvr_models import KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
+from model.uvr_models import FLIPPED_STEMS, KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
 from model.windows import WindowGrid, crop_frames, make_padding
 
 __all__ = [

@@ -23,12 +23,11 @@ from torch import nn
 
 from model.checkpoint import CheckpointError, Uri, read_checkpoint
 from model.separator import Aggression, Separator
-from model.uvr_models import NON_ACCOMPANIMENT_STEMS, KnownModel, known_model, stem_slug, uvr_hash
+from model.uvr_models import KnownModel, known_model, uvr_hash
 from transforms.bands import BandParams, load_band_params
 
 DEFAULT_STEMS = ("instruments", "vocals")
 UVR_AGGRESSION = 5
-FLIPPED_STEMS = frozenset(stem_slug(s) for s in NON_ACCOMPANIMENT_STEMS)
 
 
 class BandParamsRequired(CheckpointError):
@@ -79,7 +78,7 @@ def resolve_model(checkpoint: Uri, n_fft: int = 2048, band_params: str | BandPar
     value = aggression if aggression is not None else (UVR_AGGRESSION if known else None)
     adjust = None
     if value is not None and uvr:
-        adjust = Aggression(value, bands.bands[0].crop_stop, names[0] in FLIPPED_STEMS)
+        adjust = Aggression.for_table(value, bands, names[0])
     elif value is not None:
         raise ValueError("aggression is UVR's setting and needs a band table (its split bin is band 1's crop_stop)")
     return ModelSetup(net, bands, tuple(names), cropsize or (512 if uvr else 256), adjust, 0.2 if uvr else 0.05,

@@ -19,6 +19,7 @@ from torch import nn
 from model.aspp import CascadedASPPNet
 from model.inference import InferenceModel
 from model.postprocess import adjust_aggression, merge_artifacts
+from model.uvr_models import FLIPPED_STEMS
 from model.windows import WindowGrid, crop_frames
 from transforms.bands import BandParams
 from transforms.multiband import analyse, synthesise, to_input_rate
@@ -35,6 +36,12 @@ class Aggression:
     value: int
     split_bin: int
     flip: bool = False
+
+    @classmethod
+    def for_table(cls, value: int, bands: BandParams, first_stem: str) -> Aggression:
+        """UVR's rule: split at band 1's ``crop_stop``, flipped when the mask's stem (the first) is a
+        non-accompaniment stem such as ``vocals``."""
+        return cls(value, bands.bands[0].crop_stop, first_stem in FLIPPED_STEMS)
 
 
 def _module_device(net: nn.Module) -> torch.device | str:

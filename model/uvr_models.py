@@ -68,6 +68,10 @@ def stem_slug(name: str) -> str:
     return "_".join(name.lower().split())
 
 
+FLIPPED_STEMS = frozenset(stem_slug(s) for s in NON_ACCOMPANIMENT_STEMS)
+"""The same stems as snake_case stem names (``vocals``, ``wind_inst``): a first stem among them flips aggression."""
+
+
 def uvr_hash(path_or_url: str | os.PathLike[str], storage_options: Mapping | None = None) -> str:
     """UVR's model hash: hex MD5 of the file's last 10,240,000 bytes, or of all of it when smaller.
 

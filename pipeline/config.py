@@ -99,8 +99,6 @@ class ModelConfig(_Section):
                 raise ValueError("stems must be two distinct identifier-like names")
             if set(self.stems) & {"mixture", "clean"}:
                 raise ValueError("stems may not be named 'mixture' or 'clean' (reserved columns)")
-        if self.high_end == "mirroring" and self.band_params is None and self.checkpoint is None:
-            raise ValueError("high_end: mirroring is UVR's and needs a band table (model.band_params)")
         return self
 
     @property

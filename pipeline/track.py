@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from model import FLIPPED_STEMS, Aggression, WindowGrid, adjust_aggression, artifact_weights
+from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
 from pipeline.spectra import FrameCache, Spectra
 from pipeline.storage import StorageOptions, options_for
@@ -252,7 +252,7 @@ def mask_aggression(config: Config, bands: BandParams | None) -> Aggression | No
     value = config.model.aggression
     if value is None or bands is None:
         return None
-    return Aggression(value, bands.bands[0].crop_stop, config.model.stems[0] in FLIPPED_STEMS)
+    return Aggression.for_table(value, bands, config.model.stems[0])
 
 
 class MaskReader:

@@ -26,7 +26,7 @@ def stem_uri(config: Config, track_key: str, variant: int, stem: str) -> str:
     """Where one stem of a track variant is published."""
     relative = config.output.stem_path.format(track_key=track_key, variant=variant, stem=stem,
                                               ext=config.output.stem_format)
-    return join(config.output.uri, "stems", relative)
+    return join(config.output.stems_root, relative)
 
 
 def _param(params: tuple[dict[str, Any], ...], transform: str, name: str) -> float | None:

@@ -40,8 +40,20 @@ class _Section(BaseModel):
 
 
 class InputConfig(_Section):
-    uri: str | None = None
+    uri: str | tuple[str, ...] | None = None
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+
+    @field_validator("uri")
+    @classmethod
+    def _one_or_more(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple) and (not value or not all(value)):
+            raise ValueError("a list of inputs must name at least one, and no empty one")
+        return value
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """Every input URI (``uri`` is one, or a list whose keys are each relative to their own root)."""
+        return (self.uri,) if isinstance(self.uri, str) else tuple(self.uri or ())
 
     @field_validator("extensions")
     @classmethod
@@ -110,6 +122,8 @@ class ModelConfig(_Section):
 class OutputConfig(_Section):
     uri: str | None = None
     write_stems: bool = True
+    write_spectrograms: bool = True
+    stems_uri: str | None = None
     stem_format: Literal["flac", "wav", "ogg"] = "flac"
     stem_subtype: str | None = None
     stem_path: str = "{track_key}/v{variant}/{stem}.{ext}"
@@ -126,8 +140,8 @@ class OutputConfig(_Section):
             value.format(track_key="k", variant=0, stem="s", ext="e")
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"stem_path may use only {{track_key}}, {{variant}}, {{stem}}, {{ext}}: {exc}") from None
-        if "{track_key}" not in value or "{stem}" not in value or "{variant}" not in value:
-            raise ValueError("stem_path must contain {track_key}, {variant} and {stem}")
+        if "{track_key}" not in value or "{stem}" not in value:
+            raise ValueError("stem_path must contain {track_key} and {stem}")
         return value
 
     @field_validator("clip")
@@ -139,6 +153,13 @@ class OutputConfig(_Section):
                              "cannot hold: use stem_format wav with stem_subtype FLOAT or DOUBLE, or clip "
                              "rescale/clamp")
         return value
+
+    @property
+    def stems_root(self) -> str | None:
+        """Where stem_path starts: ``stems_uri``, or OUTPUT/stems."""
+        if self.stems_uri:
+            return self.stems_uri
+        return f"{self.uri.rstrip('/')}/stems" if self.uri else None
 
     @property
     def resolved_subtype(self) -> str:
@@ -162,6 +183,15 @@ class Config(_Section):
     output: OutputConfig = OutputConfig()
     run: RunConfig = RunConfig()
 
+    @model_validator(mode="after")
+    def _variants_have_paths(self) -> Config:
+        if self.augment.variants > 1 and "{variant}" not in self.output.stem_path:
+            raise ValueError(f"output.stem_path must contain {{variant}} when augment.variants is "
+                             f"{self.augment.variants}, or the variants' stems overwrite each other")
+        if not (self.output.write_stems or self.output.write_spectrograms):
+            raise ValueError("output: write_stems and write_spectrograms are both false; the run would write nothing")
+        return self
+
     def require_runnable(self) -> None:
         """Raise ConfigError unless the fields a run needs are present."""
         if not self.input.uri:
@@ -181,9 +211,12 @@ class Config(_Section):
         data["storage_options"] = {
             proto: {key: REDACTED for key in opts} for proto, opts in self.storage_options.items()
         }
-        for section, key in (("input", "uri"), ("output", "uri"), ("model", "checkpoint")):
-            if data[section][key]:
-                data[section][key] = redact_uri(data[section][key])
+        for section, key in (("input", "uri"), ("output", "uri"), ("output", "stems_uri"), ("model", "checkpoint")):
+            value = data[section][key]
+            if isinstance(value, list):
+                data[section][key] = [redact_uri(v) for v in value]
+            elif value:
+                data[section][key] = redact_uri(value)
         return data
 
     def fingerprint(self, checkpoint_sha256: str) -> str:
@@ -198,6 +231,10 @@ class Config(_Section):
                                                       "clip", "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,
         }
+        # keys added later count only away from their defaults, so earlier runs' fingerprints still hold
+        for key, default in (("write_spectrograms", True), ("stems_uri", None)):
+            if data["output"][key] != default:
+                relevant["output"][key] = data["output"][key]
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -251,8 +288,14 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Co
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected dotted.key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
-        if value is not None and not isinstance(value, str) and _is_text_field(key.strip()):
+        text = _is_text_field(key.strip())
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            if not text:
+                raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc.problem})") from None
+            value = raw  # output.stem_path={track_key}/{stem}.{ext} is a template, not a YAML mapping
+        if value is not None and not isinstance(value, str) and text:
             value = raw  # run.run_id=20261124 is the text "20261124", not the YAML integer
         _set_dotted(data, key.strip(), value)
     try:

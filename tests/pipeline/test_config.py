@@ -122,3 +122,25 @@ def test_clip_none_needs_a_float_subtype(output):
         build_config({"output": dict(output, clip="none")})
     for subtype in ("FLOAT", "DOUBLE"):
         assert build_config({"output": {"stem_format": "wav", "stem_subtype": subtype, "clip": "none"}})
+
+
+def test_where_and_what_a_run_writes_are_part_of_its_fingerprint():
+    base = build_config({})
+    assert base.output.stems_root is None and build_config({"output": {"uri": "s3://b/out/"}}).output.stems_root == (
+        "s3://b/out/stems")
+    assert build_config({"output": {"uri": "o", "stems_uri": "elsewhere"}}).output.stems_root == "elsewhere"
+    prints = {build_config({}, overrides).fingerprint("sha") for overrides in (
+        [], ["output.write_spectrograms=false"], ["output.stems_uri=/x"], ["output.stem_path={track_key}/{stem}.{ext}"])}
+    assert len(prints) == 4
+    assert build_config({}, ["output.write_spectrograms=true"]).fingerprint("sha") == base.fingerprint("sha")
+
+
+def test_input_may_be_a_list_and_a_run_must_write_something():
+    assert build_config({"input": {"uri": ["a/", "b.wav"]}}).input.uris == ("a/", "b.wav")
+    assert build_config({"input": {"uri": "a/"}}).input.uris == ("a/",)
+    with pytest.raises(ConfigError, match="input.uri: .*at least one"):
+        build_config({"input": {"uri": []}})
+    with pytest.raises(ConfigError, match="write_stems and write_spectrograms are both false"):
+        build_config({"output": {"write_stems": False, "write_spectrograms": False}})
+    with pytest.raises(ConfigError, match=r"must contain \{variant\} when augment.variants is 3"):
+        build_config({"augment": {"variants": 3}, "output": {"stem_path": "{track_key}/{stem}.{ext}"}})

@@ -6,6 +6,8 @@
       ─ StoreMask (per-window masks to OUTPUT/_tmp/{run_id}) ─ GroupByKey(track variant)
       ─ AssembleTrack (stems + spectrogram rows, streamed) ─ WriteShards
       ─ Commit (errors/{run_id}.jsonl, then runs/{run_id}.json last)
+
+Every stage also publishes live progress counters (pipeline.progress) that the launcher shows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pipeline.assemble import spectrogram_rows, write_stems
 from pipeline.config import Config
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
 from pipeline.listing import TrackRef, expand_input, unique_keys
+from pipeline.progress import ProgressWriter, progress_folder, timed
 from pipeline.sinks import (
     ErrorRecord,
     ShardWriter,
@@ -48,6 +51,7 @@ LOG = logging.getLogger(__name__)
 NAMESPACE = "stemforge"
 ERRORS = "errors"
 DONE = "done"
+TIMING = "timing"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Job:
     random_init: bool
     offset: int
     is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
+    progress: bool = True  # workers publish live progress counters (pipeline.progress)
 
     @property
     def fingerprint(self) -> str:
@@ -87,25 +92,37 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "reason", None) or type(exc).__name__
 
 
-def _error(ref: TrackRef, stage: str, exc: Exception) -> beam.pvalue.TaggedOutput:
-    Metrics.counter(NAMESPACE, "rejected").inc()
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if ref.source not in message:
-        message = f"{ref.source}: {message}"
-    return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
-
-
 class _JobFn(beam.DoFn):
-    """A DoFn that carries the job (config, run id, fingerprint) to the workers."""
+    """A DoFn that carries the job (config, run id, fingerprint) to the workers, and publishes its progress."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
+
+    def setup(self) -> None:
+        folder = progress_folder(self._job.scratch) if self._job.progress else None
+        self.progress = ProgressWriter(folder, self._job.config.storage_options)
+
+    def reject(self, ref: TrackRef, stage: str, exc: Exception) -> beam.pvalue.TaggedOutput:
+        """The error record of a rejected input (the source named in its one-line message), counted."""
+        Metrics.counter(NAMESPACE, "rejected").inc()
+        self.progress.add("rejected")
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if ref.source not in message:
+            message = f"{ref.source}: {message}"
+        return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
+
+    def finish_bundle(self) -> None:
+        self.progress.flush()
+
+    def teardown(self) -> None:
+        self.progress.flush()
 
 
 class _TrackFn(_JobFn):
     """A DoFn that prepares tracks, so it builds the augmentation chain once per worker."""
 
     def setup(self) -> None:
+        super().setup()
         self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
 
 
@@ -117,9 +134,11 @@ class ListInputs(_JobFn):
         try:
             for ref in expand_input(uri, config.input.extensions, config.storage_options):
                 Metrics.counter(NAMESPACE, "inputs").inc()
+                self.progress.add("listed")
                 yield ref
         except Exception as exc:  # noqa: BLE001 - a listing failure is dead-lettered, the run goes on
-            yield _error(TrackRef(uri, ""), "list", exc)
+            yield self.reject(TrackRef(uri, ""), "list", exc)
+        self.progress.add("inputs_done")
 
 
 class ReadCommitted(_JobFn):
@@ -136,22 +155,35 @@ class ReadCommitted(_JobFn):
                 yield from manifest.get("tracks", [])
 
 
+class CountSkipped(_JobFn):
+    """Counts the tracks an earlier run committed, for the progress display."""
+
+    def process(self, ref: TrackRef) -> Iterator[str]:
+        self.progress.add("skipped")
+        yield ref.track_key
+
+
 class PrepareTrack(_TrackFn):
-    """Decodes, resamples and augments one track variant, then yields its model windows."""
+    """Decodes, resamples and augments one track variant, then yields its model windows, and at the end
+    the seconds this took (TIMING), not counting the work of the fused stages downstream."""
 
     def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
         ref, variant = element
         config = self._job.config
+        start = time.perf_counter()
         try:
             track = self._job.prepare(ref.source, ref.track_key, variant, self._chain)
         except TrackError as exc:
-            yield _error(ref, exc.stage, exc.cause)
+            yield self.reject(ref, exc.stage, exc.cause)
             return
+        seconds = [time.perf_counter() - start]
         with track:
             Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(track.meta.audio_seconds * 1000))
-            for pass_index, index, magnitude in track.windows(config, self._job.offset):
+            for pass_index, index, magnitude in timed(track.windows(config, self._job.offset), seconds):
                 Metrics.counter(NAMESPACE, "windows").inc()
                 yield Window(track.meta, pass_index, index, magnitude)
+        self.progress.add("prepared", audio_seconds=track.meta.audio_seconds)
+        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, seconds[0]))
 
 
 class StoreMask(_JobFn):
@@ -170,6 +202,7 @@ class AssembleTrack(_TrackFn):
 
     def process(self, element: tuple[str, Any]) -> Iterator[Any]:
         track_id, items = element
+        start = time.perf_counter()
         items = list(items)
         meta: TrackMeta = items[0][0]
         config = self._job.config
@@ -177,14 +210,16 @@ class AssembleTrack(_TrackFn):
         offset = self._job.offset
         expected = {(p, i) for p, grid in enumerate(grids(meta, config, offset)) for i in grid.contributing()}
         if {(p, i) for _, p, i in items} != expected:
-            yield _error(ref, "separate", RuntimeError(f"{meta.source}: incomplete model windows"))
+            yield self.reject(ref, "separate", RuntimeError(f"{meta.source}: incomplete model windows"))
             return
+        self.progress.add("separated", audio_seconds=meta.audio_seconds)
         folder = join(self._job.scratch, track_id)
 
         def load_window(pass_index: int, index: int) -> np.ndarray:
             data = read_bytes(f"{folder}/{pass_index}-{index:07d}.npy", config.storage_options)
             return np.load(io.BytesIO(data))
 
+        seconds = [0.0]
         try:
             with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain) as track:
                 if track.meta != meta:
@@ -195,18 +230,21 @@ class AssembleTrack(_TrackFn):
                                          config, config.storage_options, staging=self._job.staging)
                 rows = 0
                 gain = report.gain if report else None
-                masks = MaskReader(meta, config, offset, load_window, track.aggression)
-                for row in spectrogram_rows(track, masks, config, gain):
-                    rows += 1
-                    yield row
+                seconds[0] = time.perf_counter() - start
+                if config.output.write_spectrograms:
+                    masks = MaskReader(meta, config, offset, load_window, track.aggression)
+                    for row in timed(spectrogram_rows(track, masks, config, gain), seconds):
+                        rows += 1
+                        yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
-            yield _error(ref, "write", exc)
+            yield self.reject(ref, "write", exc)
             return
         Metrics.counter(NAMESPACE, "rows").inc(rows)
         Metrics.counter(NAMESPACE, "tracks_committed").inc()
+        self.progress.add("written", audio_seconds=meta.audio_seconds)
         clipped = report.clipped if report and any(report.clipped.values()) else None
         yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
-                                                       gain, clipped))
+                                                       gain, clipped, round(seconds[0], 4)))
 
 
 class WriteShards(_JobFn):
@@ -225,7 +263,7 @@ class WriteShards(_JobFn):
 
 
 def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
-           errors: list[ErrorRecord]) -> str:
+           errors: list[ErrorRecord], timing: list[tuple[str, int, float]]) -> str:
     """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
     config = job.config
     fs, root = filesystem(config.output.uri, config.storage_options)
@@ -262,6 +300,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
         "clipping": clipping_record(config.output.clip, done),
         "tracks": sorted(k for k, n in per_track.items() if n == variants),
         "shards": sorted(shards),
+        "timing": track_timing(done, timing),
     }
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
     fs, scratch = filesystem(job.scratch, config.storage_options)
@@ -273,10 +312,19 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
     return uri
 
 
+def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:
+    """Per committed track variant: its audio length and the worker seconds spent preparing and assembling
+    it (the model's time is shared by the batches of many tracks, so it is not per track)."""
+    prepare = {(key, variant): seconds for key, variant, seconds in prepared}
+    return [{"track_key": d.track_key, "variant": d.variant, "audio_seconds": round(d.audio_seconds, 3),
+             "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds}
+            for d in sorted(done, key=lambda d: (d.track_key, d.variant))]
+
+
 def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     """Adds the whole run to a pipeline; the result holds the manifest's URI once committed."""
     config = job.config
-    listed = (p | "Input" >> beam.Create([config.input.uri])
+    listed = (p | "Input" >> beam.Create(list(config.input.uris))
               | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, main="refs"))
     refs = (listed.refs
             | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
@@ -286,14 +334,15 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
         committed = (p | "OutputRoot" >> beam.Create([config.output.uri])
                      | "ReadCommitted" >> beam.ParDo(ReadCommitted(job)))
         committed_keys = beam.pvalue.AsList(committed)
-        skipped = refs | "Skipped" >> beam.Filter(lambda r, keys: r.track_key in set(keys), committed_keys)
+        skipped = (refs | "Skipped" >> beam.Filter(lambda r, keys: r.track_key in set(keys), committed_keys)
+                   | "CountSkipped" >> beam.ParDo(CountSkipped(job)))
         refs = refs | "NotCommitted" >> beam.Filter(lambda r, keys: r.track_key not in set(keys), committed_keys)
     else:
         skipped = p | "NothingSkipped" >> beam.Create([])
     prepared = (refs
                 | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
                 | "Spread" >> beam.Reshuffle()
-                | "PrepareTrack" >> beam.ParDo(PrepareTrack(job)).with_outputs(ERRORS, main="windows"))
+                | "PrepareTrack" >> beam.ParDo(PrepareTrack(job)).with_outputs(ERRORS, TIMING, main="windows"))
     assembled = (prepared.windows
                  | "Separate" >> RunInference(CascadedNetHandler(config.model, config.storage_options))
                  | "StoreMask" >> beam.ParDo(StoreMask(job))
@@ -305,9 +354,9 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     return (p | "Trigger" >> beam.Create([None])
             | "Commit" >> beam.Map(commit, job,
                                    beam.pvalue.AsList(counted),
-                                   beam.pvalue.AsList(skipped | "SkippedKeys" >> beam.Map(lambda r: r.track_key)),
-                                   beam.pvalue.AsList(shards), beam.pvalue.AsList(assembled[DONE]),
-                                   beam.pvalue.AsList(errors)))
+                                   beam.pvalue.AsList(skipped), beam.pvalue.AsList(shards),
+                                   beam.pvalue.AsList(assembled[DONE]), beam.pvalue.AsList(errors),
+                                   beam.pvalue.AsList(prepared[TIMING])))
 
 
 def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any]:

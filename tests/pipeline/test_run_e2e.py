@@ -63,6 +63,10 @@ def test_layout_and_manifest(separated, corpus):
     assert set(manifest["versions"]) == {"python", "torch", "apache-beam", "pyarrow", "stemforge"}
     assert len(manifest["checkpoint"]["sha256"]) == 64
     assert not (out / "_tmp").exists() or not any((out / "_tmp").iterdir())
+    timing = manifest["timing"]  # one entry per committed track variant, with the worker's seconds
+    assert [(t["track_key"], t["variant"]) for t in timing] == [(k, 0) for k in manifest["tracks"]]
+    assert sum(t["audio_seconds"] for t in timing) == pytest.approx(manifest["counts"]["audio_seconds"], abs=0.01)
+    assert all(t["prepare_seconds"] > 0 and t["assemble_seconds"] > 0 for t in timing)
 
 
 def test_bad_file_is_dead_lettered_with_reason(separated, corpus):

@@ -26,6 +26,7 @@ setup(
         "pydantic>=2.6",
         "safetensors>=0.4",
         "rich>=13",
+        "matplotlib>=3.8",
         "samplerate>=0.2",
     ],
     extras_require={
@@ -40,6 +41,8 @@ setup(
             "moto[server]>=5.0",
             "s3fs>=2023.12",
             "aiohttp>=3.9",
+            # drives Debian's chromium (no browser download) for the report's browser test
+            "playwright>=1.40",
             # audio-separator's VR modules, the independent UVR reference (installed --no-deps by the Makefile)
             "pydub>=0.25",
             "tqdm>=4.60",

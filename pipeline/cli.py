@@ -1,7 +1,9 @@
-"""`stemforge` command line: run a job, validate a config, inspect what a run wrote, or run the demo.
+"""`stemforge` command line: run a job, separate a few files, validate a config, inspect or report on what a
+run wrote, or run the demo.
 
-Job arguments are ours; everything else on the command line goes to Beam's PipelineOptions
-(--runner, --direct_num_workers, --job_endpoint, --setup_file, Dataflow's options, ...).
+`run`'s own arguments are ours; everything else on its command line goes to Beam's PipelineOptions
+(--runner, --direct_num_workers, --job_endpoint, --setup_file, Dataflow's options, ...). Every other
+command refuses options it does not know.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from pipeline.graph import Job, run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.logs import configure_cli_logging
+from pipeline.progress import progress_folder
+from pipeline.progress_display import ProgressDisplay, add_progress_arguments
+from pipeline.report import ReportError, write_report
+from pipeline.separate import add_parser as add_separate_parser
+from pipeline.separate import print_separated, separate_config
 from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
 
 LOG = logging.getLogger("stemforge")
@@ -36,9 +43,14 @@ EXIT_FATAL = 2
 EXAMPLES = """examples:
   stemforge run --config configs/separate.yaml --input music/ --output out/ --checkpoint baseline.pth
   stemforge run --config configs/separate.yaml --input music/ --output out/ --checkpoint 5_HP-Karaoke-UVR.pth
+  stemforge separate song.mp3 album/ -o stems/ --checkpoint baseline.pth
   stemforge validate-config configs/simulate.yaml --set augment.variants=8
   stemforge inspect out/ --json
+  stemforge report out/ --output report.html
   stemforge demo
+
+exit codes: 0 done (rejected inputs are listed in OUT/errors/), 1 the run failed (nothing committed),
+  2 a fatal problem found before any work (config, checkpoint, no input, bad path), said in one line
 """
 
 
@@ -56,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--checkpoint", help="overrides model.checkpoint (vocal-remover .pth or .safetensors)")
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key, e.g. --set model.batch_size=8 (repeatable)")
+    add_progress_arguments(run_p)
     check_p = commands.add_parser("validate-config", help="check a config and print the resolved one")
     check_p.add_argument("config", help="YAML config file")
     check_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
@@ -66,8 +79,19 @@ def _parser() -> argparse.ArgumentParser:
                     "checkpoint, and whether each shard is committed. Example: stemforge inspect out/")
     inspect_p.add_argument("path", help="a .parquet shard, a runs/*.json manifest or an output folder (any fsspec URL)")
     inspect_p.add_argument("--json", action="store_true", help="machine-readable output")
+    report_p = commands.add_parser(
+        "report", help="a self-contained HTML report of a run, with pictures",
+        description="Write one self-contained HTML file (no network) about the runs under an output folder: "
+                    "summary, errors, spectrograms and waveforms of sample tracks, augmentation histograms, "
+                    "shards and timing. Example: stemforge report out/ --output report.html")
+    report_p.add_argument("path", help="an output folder (any fsspec URL)")
+    report_p.add_argument("--run", dest="run_id", help="only this run id (default: every committed run)")
+    report_p.add_argument("--output", help="where to write it (default OUT/report.html)")
+    report_p.add_argument("--samples", type=int, default=3, help="tracks whose spectrograms are shown (default 3)")
+    add_separate_parser(commands)
     demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it")
     demo_p.add_argument("--workdir", default=".", help="where demo_corpus/ and demo_output/ are made")
+    add_progress_arguments(demo_p)
     return parser
 
 
@@ -78,7 +102,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return list(args.set) + extra
 
 
-def make_job(config: Config) -> Job:
+def make_job(config: Config, progress: bool = True) -> Job:
     """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
     the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
     config.require_runnable()
@@ -92,38 +116,57 @@ def make_job(config: Config) -> Job:
     if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
         raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
                           "a committed run is never overwritten, choose another run_id")
-    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet))
+    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet),
+               progress)
 
 
-def run_job(config: Config, beam_args: list[str]) -> tuple[int, dict[str, Any] | None]:
-    """Runs a job; returns the exit code and the committed manifest."""
-    job = make_job(config)
-    if job.random_init:
-        LOG.warning("=" * 72)
-        LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")
-        LOG.warning("=" * 72)
+def progress_for_runner(progress: str, options: PipelineOptions) -> str:
+    """The display mode a runner gets: Dataflow has its own live job page, so there stemforge shows none
+    and its workers publish no counters."""
+    if progress != "off" and "dataflow" in str(options.view_as(StandardOptions).runner).lower():
+        LOG.info("progress: follow the run on its Dataflow job page (counters, throughput, errors)")
+        return "off"
+    return progress
+
+
+def run_job(config: Config, beam_args: list[str], progress: str = "off",
+            progress_interval: float | None = None) -> tuple[int, dict[str, Any] | None]:
+    """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
+    committed manifest."""
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = False
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
-    manifest, metrics = run(job, options)
+    progress = progress_for_runner(progress, options)
+    job = make_job(config, progress=progress != "off")
+    if job.random_init:
+        LOG.warning("=" * 72)
+        LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")
+        LOG.warning("=" * 72)
+    display = ProgressDisplay(progress_folder(job.scratch), config.storage_options, len(config.input.uris),
+                              config.augment.variants, progress, progress_interval)
+    with display:
+        manifest, metrics = run(job, options)
+    display.finish(manifest)
     LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))
     counts = manifest["counts"]
     if counts["inputs"] == 0 and counts["skipped"] == 0:
-        print(f"stemforge: no input matched {config.input.uri}", file=sys.stderr)
+        print(f"stemforge: no input matched {', '.join(redact_uri(u) for u in config.input.uris)}", file=sys.stderr)
         return EXIT_FATAL, manifest
     return 0, manifest
 
 
-def print_summary(manifest: dict[str, Any], output_uri: str) -> None:
+def print_summary(manifest: dict[str, Any], config: Config) -> None:
     """A short human summary of a committed run."""
     counts = manifest["counts"]
-    output_uri = redact_uri(output_uri)
+    output_uri = redact_uri(config.output.uri or "")
     print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
           f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
           f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
-    print(f"  stems:        {output_uri}/stems/")
-    print(f"  spectrograms: {output_uri}/spectrograms/{manifest['run_id']}/")
+    if config.output.write_stems:
+        print(f"  stems:        {redact_uri(config.output.stems_root or '')}/")
+    if config.output.write_spectrograms:
+        print(f"  spectrograms: {output_uri}/spectrograms/{manifest['run_id']}/")
     if counts["failed"]:
         print(f"  errors:       {output_uri}/errors/{manifest['run_id']}.jsonl")
     print(f"  manifest:     {output_uri}/runs/{manifest['run_id']}.json")
@@ -139,46 +182,58 @@ def _scrub_logs(storage_options: dict[str, Any] | None) -> None:
         handler.addFilter(ScrubFilter(storage_options))
 
 
+def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | None]:
+    """Runs one parsed command; returns its exit code and the config it ran (for scrubbing)."""
+    if args.command != "run" and rest:
+        raise ConfigError(f"{args.command}: unrecognised arguments: {' '.join(rest)}")
+    if args.command == "validate-config":
+        config = load_config(args.config, args.set)
+        print(yaml.safe_dump(config.redacted(), sort_keys=False), end="")
+        return 0, config
+    if args.command == "inspect":
+        report = inspect_path(args.path)
+        print(json.dumps(report, indent=2, sort_keys=True) if args.json else render(report))
+        return 0, None
+    if args.command == "report":
+        print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
+        return 0, None
+    mode = ProgressDisplay.choose_mode(args.quiet)
+    if args.command == "demo":
+        from pipeline.demo import run_demo
+
+        return run_demo(args.workdir, mode, args.progress_interval), None
+    config = separate_config(args) if args.command == "separate" else load_config(args.config, _overrides(args))
+    _scrub_logs(config.storage_options)
+    code, manifest = run_job(config, rest, mode, args.progress_interval)
+    if manifest is not None and code == 0:
+        if args.command == "separate":
+            print_separated(manifest, config)
+        else:
+            print_summary(manifest, config)
+    return code, config
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `stemforge` console script.
 
-    Exit codes: 0 committed (rejected inputs are in errors/), 1 the run failed (nothing committed),
-    2 a fatal problem found before the run (config, checkpoint, no input), said in one line.
+    Exit codes: 0 done (a run committed; rejected inputs are in errors/), 1 failed (nothing committed),
+    2 a fatal problem found before any work (config, checkpoint, no input, a bad path), said in one line.
     """
     configure_cli_logging()
     _scrub_logs(None)
     args, rest = _parser().parse_known_args(argv)
     config = None
     try:
-        if args.command == "validate-config":
-            if rest:
-                raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
-            config = load_config(args.config, args.set)
-            print(yaml.safe_dump(config.redacted(), sort_keys=False), end="")
-            return 0
-        if args.command == "inspect":
-            if rest:
-                raise ConfigError(f"unrecognised arguments: {' '.join(rest)}")
-            report = inspect_path(args.path)
-            print(json.dumps(report, indent=2, sort_keys=True) if args.json else render(report))
-            return 0
-        if args.command == "demo":
-            from pipeline.demo import run_demo
-
-            return run_demo(args.workdir, rest)
-        config = load_config(args.config, _overrides(args))
-        _scrub_logs(config.storage_options)
-        code, manifest = run_job(config, rest)
-        if manifest is not None and code == 0:
-            print_summary(manifest, config.output.uri)
+        code, config = _command(args, rest)
         return code
-    except (ConfigError, CheckpointError, InspectError) as exc:
+    except (ConfigError, CheckpointError, InspectError, ReportError) as exc:
         print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr
         options = config.storage_options if config else None
-        LOG.error("run failed:\n%s", scrub("".join(traceback.format_exception(exc)), options))
-        print(f"stemforge: run failed, nothing committed: {describe(exc, options)[:300]}", file=sys.stderr)
+        LOG.error("%s failed:\n%s", args.command, scrub("".join(traceback.format_exception(exc)), options))
+        what = "run failed, nothing committed" if args.command in ("run", "separate", "demo") else "failed"
+        print(f"stemforge: {what}: {describe(exc, options)[:300]}", file=sys.stderr)
         return EXIT_FAILED
 
 

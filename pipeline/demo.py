@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import load_config
+from pipeline.report import write_report
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -50,8 +51,9 @@ def make_corpus(folder: Path, seed: int = 0) -> list[Path]:
     return paths
 
 
-def run_demo(workdir: str, beam_args: list[str]) -> int:
-    """Makes demo_corpus/, runs configs/demo.yaml into demo_output/ and prints a summary."""
+def run_demo(workdir: str, progress: str = "off", progress_interval: float | None = None) -> int:
+    """Makes demo_corpus/, runs configs/demo.yaml into demo_output/, prints a summary and writes the
+    run's HTML report."""
     from pipeline.cli import print_summary, run_job
 
     root = Path(workdir).resolve()
@@ -59,7 +61,9 @@ def run_demo(workdir: str, beam_args: list[str]) -> int:
     files = make_corpus(corpus)
     print(f"demo corpus: {len(files)} files in {corpus} (one is deliberately not audio)")
     config = load_config(DEMO_CONFIG, [f"input.uri={corpus}", f"output.uri={output}"])
-    code, manifest = run_job(config, beam_args)
+    code, manifest = run_job(config, [], progress, progress_interval)
     if manifest is not None:
-        print_summary(manifest, str(output))
+        print_summary(manifest, config)
+    if code == 0:
+        print(f"  report:       {write_report(str(output))}   (open it in a browser)")
     return code

@@ -39,5 +39,13 @@ def test_a_run_shows_its_warnings_and_no_start_up_noise(tmp_path):
 def test_help_lists_every_command_with_an_example(tmp_path):
     done = _stemforge("--help", cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
-    for command in ("run", "validate-config", "inspect", "demo"):
+    for command in ("run", "separate", "validate-config", "inspect", "report", "demo"):
         assert f"\n    {command} " in done.stdout and f"stemforge {command}" in done.stdout
+
+
+def test_commands_other_than_run_refuse_unknown_options(tmp_path):
+    for args in (("validate-config", str(ROOT / "configs" / "separate.yaml")), ("inspect", "."), ("report", "."),
+                 ("separate", "a.wav", "-o", "out"), ("demo",)):
+        done = _stemforge(*args, "--no-such-option", cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip() == f"stemforge: {args[0]}: unrecognised arguments: --no-such-option"

@@ -2,6 +2,7 @@
 service and an external worker pool, started here) and commits the DirectRunner's rows; the sdist
 that `--setup_file` builds installs into a fresh virtualenv and the pipeline runs from it."""
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from reliability_support import (
     committed_rows,
     run_args,
 )
-from stemforge_testing import write_config
+from stemforge_testing import progress_snapshots, write_config
 
 LOCAL = fsspec.filesystem("file")
 
@@ -32,11 +33,18 @@ def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_run
     with beam_portable_cluster(tmp_path) as (job_endpoint, pool):
         result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_checkpoint),
                               "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
-                              "--environment_type=EXTERNAL", f"--environment_config={pool}"), timeout=240)
+                              "--environment_type=EXTERNAL", f"--environment_config={pool}",
+                              "--progress-interval=0.5"), timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Requesting worker at" in (tmp_path / "job-service.log").read_text()  # it really ran there
     assert "Starting worker with command" in (tmp_path / "worker-pool.log").read_text()
     [manifest] = committed_manifests(LOCAL, str(out))
+    # the workers' progress reached the launcher while they ran, and ended at the committed totals
+    shown, done = progress_snapshots(result.stderr)
+    assert any(s[1] > 0 for s in shown), result.stderr[-4000:]
+    assert all(all(a >= b for a, b in zip(after, before)) for before, after in itertools.pairwise(shown))
+    counts = manifest["counts"]
+    assert done == (counts["inputs"], counts["variants"], counts["failed"], counts["skipped"])
     assert manifest["tracks"] == reference["tracks"] and manifest["counts"] == reference["counts"]
     assert_same_rows(expected, committed_rows(LOCAL, str(out)))
     assert not (out / "_tmp").exists()

@@ -1,0 +1,350 @@
+"""`stemforge report`: one self-contained HTML page (inline PNGs, no scripts, no links out, so it can be
+mailed or archived) of one committed run or of every run of an output root: per run its summary and
+redacted config, rejected inputs, spectrograms and stem waveforms of a few tracks, the augmentation draws
+against their configured ranges, its shards, and audio length against processing time. Shards are read by
+column and row group: spectrogram columns only of the groups that hold a sampled track. Every text shown
+is scrubbed of secrets (:func:`pipeline.storage.scrub`) and HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import soundfile as sf
+import yaml
+
+from pipeline import report_plots as plots
+from pipeline.assemble import stem_uri
+from pipeline.config import Config, ConfigError, build_config
+from pipeline.sinks import tensor_columns
+from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
+from transforms import AugmentChain
+
+MAX_TABLE_ROWS = 500  # rows of the error and shard tables; the files themselves hold the rest
+SCALARS = ["track_key", "variant", "lowpass_cutoff_hz", "lowpass_q", "gain_db"]
+CSS = """
+body{margin:0;background:#f4f5f7;color:#1d2330;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#b8c0cc;font-size:13px}main{max-width:1000px;margin:0 auto;padding:8px 24px 48px}
+section{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:4px 24px 18px;margin:20px 0}
+h2{font-size:19px;border-bottom:2px solid #1f5fa8;padding-bottom:6px}h3{font-size:15px;margin:24px 0 8px;color:#1f5fa8}
+h4{font-size:13px;margin:18px 0 4px}table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #dde1e7;padding:4px 9px;text-align:left;vertical-align:top}th{background:#eef1f5}
+tr:nth-child(even) td{background:#f9fafb}td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.kv th{width:150px}td.long{overflow-wrap:anywhere;min-width:160px}pre{font:12px/1.4 ui-monospace,Menlo,monospace}
+pre{background:#f4f5f7;padding:10px;border-radius:6px;overflow:auto;max-height:480px}figure{margin:10px 0}
+figure img{max-width:100%;height:auto;display:block}figcaption{color:#5b6472;font-size:12px;margin-top:4px}
+.note{color:#5b6472;font-style:italic}summary{cursor:pointer;color:#1f5fa8;margin:6px 0}
+.warn{background:#fdecea;border:1px solid #f5c2bd;color:#8a1c12;padding:8px 12px;border-radius:6px}
+"""
+
+
+class ReportError(ValueError):
+    """An output root, run or argument the report cannot describe, with the reason in one line."""
+
+
+class _Html(str):
+    """Markup that goes into the page as it is (every other value is scrubbed and escaped)."""
+
+
+@dataclass
+class _Shards:
+    """A run's shards from their scalar columns: per shard (path, rows, row groups, bytes, problem); per
+    track variant its recorded (cutoff, Q, gain) and the row groups, by shard, that hold its rows."""
+
+    files: list[tuple[str, int | None, int | None, int | None, str]] = field(default_factory=list)
+    params: dict[tuple[str, int], tuple[float | None, ...]] = field(default_factory=dict)
+    places: dict[tuple[str, int], dict[str, list[int]]] = field(default_factory=dict)
+
+
+def _wall(manifest: dict[str, Any]) -> float | None:
+    try:
+        return (dt.datetime.fromisoformat(manifest["finished_at"])
+                - dt.datetime.fromisoformat(manifest["started_at"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _duration(seconds: float | None) -> str:
+    whole = round(seconds or 0)
+    return ("unknown" if seconds is None else f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+            if whole < 3600 else f"{whole // 3600} h {whole % 3600 // 60:02d} min")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'s' * (number != 1)}"
+
+
+def _speed(audio: float, seconds: float | None) -> str:
+    return f"{audio / seconds:,.1f}× real time" if seconds else "n/a"
+
+
+class _Report:
+    """One page being written: the output root's filesystem, the secrets to scrub, the sample size."""
+
+    def __init__(self, output_uri: str, storage_options: StorageOptions | None, samples: int) -> None:
+        self.uri, self.options, self.samples = output_uri, storage_options or {}, samples
+        self.fs, root = filesystem(output_uri, self.options)
+        self.root, self.shown = root.rstrip("/"), redact_uri(output_uri).rstrip("/")
+
+    def esc(self, value: Any) -> str:
+        """A value as page text: scrubbed of secrets and HTML-escaped (markup passes as it is)."""
+        return value if isinstance(value, _Html) else html.escape(scrub(str(value), self.options))
+
+    def table(self, head: list[str] | None, rows: list[list[Any]]) -> str:
+        """A table (numbers right-aligned); without a head, a key/value table whose first column is the keys."""
+        def cell(tag: str, value: Any) -> str:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return f'<{tag} class="num">{value:,}</{tag}>'
+            long = ' class="long"' if len(str(value)) > 40 else ""  # paths, messages: may break anywhere
+            return f"<{tag}{long}>{self.esc(value)}</{tag}>"
+        if head is None:
+            body = "".join(f"<tr>{cell('th', k)}{cell('td', v)}</tr>" for k, v in rows)
+            return f'<table class="kv">{body}</table>'
+        body = "".join(f"<tr>{''.join(cell('td', v) for v in row)}</tr>" for row in rows)
+        return f'<table><tr>{"".join(cell("th", h) for h in head)}</tr>{body}</table>'
+
+    def figure(self, uri: str, alt: str, *caption: str) -> str:
+        """An inline picture with its alt text and a caption (several lines become a list)."""
+        items = "".join(f"<li>{self.esc(c)}</li>" for c in caption)
+        text = self.esc(caption[0]) if len(caption) == 1 else f"<ul>{items}</ul>"
+        return f'<figure><img src="{uri}" alt="{self.esc(alt)}"><figcaption>{text}</figcaption></figure>'
+
+    def note(self, text: str) -> str:
+        return f'<p class="note">{self.esc(text)}</p>'
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """The committed run manifests, newest first."""
+        paths = sorted(self.fs.glob(f"{self.root}/runs/*.json"))
+        if not paths:
+            raise ReportError(f"{self.shown}: not a stemforge output root (no runs/*.json)")
+        runs = []
+        for path in paths:
+            with contextlib.suppress(ValueError):  # not JSON: not a manifest
+                runs.append(json.loads(self.fs.cat_file(path)))
+        runs = [m for m in runs if isinstance(m, dict) and m.get("status") == "committed" and "run_id" in m]
+        if not runs:
+            raise ReportError(f"{self.shown}: no committed run in runs/ ({len(paths)} manifests, none committed)")
+        return sorted(runs, key=lambda m: (str(m.get("started_at", "")), m["run_id"]), reverse=True)
+
+    def config(self, manifest: dict[str, Any]) -> Config | str:
+        """The run's config, with its output at this root (where the report finds it); or why not."""
+        data = json.loads(json.dumps(manifest.get("config") or {}))
+        data.setdefault("output", {})["uri"] = self.uri
+        try:
+            return build_config(data)
+        except ConfigError as exc:
+            return f"this run's config cannot be read by this stemforge version ({exc})"
+
+    def overview(self, runs: list[dict[str, Any]]) -> str:
+        rows = []
+        for m in runs:
+            counts, wall = m.get("counts", {}), _wall(m)
+            audio = counts.get("audio_seconds", 0)
+            link = _Html(f'<a href="#run-{self.esc(m["run_id"])}">{self.esc(m["run_id"])}</a>')
+            rows.append([link, m.get("started_at", ""), counts.get("succeeded", 0), counts.get("failed", 0),
+                         counts.get("rows", 0), round(audio / 3600, 3), _duration(wall), _speed(audio, wall),
+                         len(m.get("shards", []))])
+        head = ["run", "started (UTC)", "tracks", "failed", "rows", "audio (h)", "wall time", "speed", "shards"]
+        return f"<section><h2>Runs</h2>{self.table(head, rows)}</section>"
+
+    def run(self, manifest: dict[str, Any]) -> str:
+        run_id, config, shards = manifest["run_id"], self.config(manifest), self.shards(manifest)
+        parts = {"Summary": self.summary(manifest), "Errors": self.errors(run_id),
+                 "Spectrograms and stems": self.pictures(manifest, config, shards),
+                 "Augmentation": self.augmentation(config, shards), "Shards": self.shard_table(shards),
+                 "Timing": self.timing(manifest)}
+        body = "".join(f"<h3>{title}</h3>{part}" for title, part in parts.items())
+        return f'<section id="run-{self.esc(run_id)}"><h2>Run {self.esc(run_id)}</h2>{body}</section>'
+
+    def summary(self, m: dict[str, Any]) -> str:
+        counts, wall, checkpoint = m.get("counts", {}), _wall(m), m.get("checkpoint") or {}
+        audio, clipping, versions = counts.get("audio_seconds", 0), m.get("clipping") or {}, m.get("versions") or {}
+        keys = ["inputs", "succeeded", "failed", "skipped", "variants", "rows"]
+        numbers = self.table([*keys[:4], "track variants", "rows"], [[counts.get(k, 0) for k in keys]])
+        clip = (f"{clipping.get('mode')}: {len(clipping.get('rescaled', []))} track variants rescaled, "
+                f"{len(clipping.get('clamped', []))} clamped")
+        facts = [("status", m.get("status")), ("started", m.get("started_at")), ("finished", m.get("finished_at")),
+                 ("wall time", _duration(wall)), ("audio", f"{audio / 3600:.4f} h ({audio:,.1f} s)"),
+                 ("speed", _speed(audio, wall)), ("fingerprint", m.get("fingerprint")),
+                 ("checkpoint", checkpoint.get("uri")), ("checkpoint sha256", checkpoint.get("sha256")),
+                 ("clipping", clip), ("versions", " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))]
+        warn = ('<p class="warn">Random weights (model.allow_random_init): the stems are not a real separation.</p>'
+                if m.get("random_init") else "")
+        config = self.esc(yaml.safe_dump(m.get("config") or {}, sort_keys=False))
+        return (f"{warn}{numbers}{self.table(None, facts)}"
+                f"<details><summary>config (storage option values redacted)</summary><pre>{config}</pre></details>")
+
+    def errors(self, run_id: str) -> str:
+        try:
+            text = self.fs.cat_file(f"{self.root}/errors/{run_id}.jsonl").decode("utf-8", "replace")
+        except FileNotFoundError:
+            return self.note("No input was rejected.")
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        by_reason = Counter((r.get("stage", ""), r.get("error", "")) for r in records)
+        summary = self.table(["stage", "reason", "records"], [[*k, n] for k, n in by_reason.most_common()])
+        rows = [[r.get(k, "") for k in ("source", "track_key", "stage", "error", "message")] for r in records]
+        full = self.table(["source", "track key", "stage", "reason", "message"], rows[:MAX_TABLE_ROWS])
+        shown = f"; the first {MAX_TABLE_ROWS} below, all in errors/{run_id}.jsonl" * (len(rows) > MAX_TABLE_ROWS)
+        sources = len({r.get("source") for r in records})
+        counted = f"{_count(len(records), 'error record')} from {_count(sources, 'rejected input')}"
+        return f"<p>{counted}{self.esc(shown)}.</p>{summary}{full}"
+
+    def shards(self, manifest: dict[str, Any]) -> _Shards:
+        out = _Shards()
+        for relative in manifest.get("shards", []):
+            path = f"{self.root}/{relative}"
+            try:
+                with self.fs.open(path, "rb") as handle:
+                    parquet = pq.ParquetFile(handle)
+                    for group in range(parquet.metadata.num_row_groups):
+                        table = parquet.read_row_group(group, columns=SCALARS)
+                        unique = table.group_by(SCALARS[:2]).aggregate([(c, "min") for c in SCALARS[2:]])
+                        columns = [unique.column(c).to_pylist() for c in SCALARS[:2]]
+                        columns += [unique.column(f"{c}_min").to_pylist() for c in SCALARS[2:]]
+                        for key, variant, *values in zip(*columns):
+                            out.params[(key, variant)] = tuple(values)
+                            out.places.setdefault((key, variant), {}).setdefault(relative, []).append(group)
+                    meta = parquet.metadata
+                out.files.append((relative, meta.num_rows, meta.num_row_groups, self.fs.size(path), ""))
+            except (OSError, pa.ArrowInvalid) as exc:  # FileNotFoundError included
+                problem = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {str(exc).splitlines()[0]}"
+                out.files.append((relative, None, None, None, problem))
+        return out
+
+    def pictures(self, manifest: dict[str, Any], config: Config | str, shards: _Shards) -> str:
+        if isinstance(config, str):
+            return self.note(config)
+        tracks = sorted(manifest.get("tracks", []))
+        if not tracks or not self.samples:
+            return self.note("No track to show." if not tracks else "No samples were asked for.")
+        picks = np.linspace(0, len(tracks) - 1, min(self.samples, len(tracks))).round().astype(int)
+        parts = [self.note(f"{len(picks)} of {len(tracks)} tracks (evenly spaced by key), variant 0.")]
+        for key in (tracks[i] for i in picks):
+            parts += [f"<h4>{self.esc(key)}</h4>", self.spectrogram(config, shards, key, 0),
+                      self.waveform(config, key, 0)]
+        return "".join(parts)
+
+    def spectrogram(self, config: Config, shards: _Shards, key: str, variant: int) -> str:
+        """Mixture and stems of one track variant from its rows, channel mean, on one dB scale."""
+        places = shards.places.get((key, variant))
+        if not places:
+            why = "" if config.output.write_spectrograms else " (output.write_spectrograms is false)"
+            return self.note(f"No spectrogram rows for this track in the run's shards{why}.")
+        names, segments = tensor_columns(config), []
+        for relative, groups in places.items():
+            with self.fs.open(f"{self.root}/{relative}", "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in groups:
+                    table = parquet.read_row_group(group, columns=[*SCALARS[:2], "segment", "num_frames", *names])
+                    table = table.filter(pc.and_(pc.equal(table["track_key"], key),
+                                                 pc.equal(table["variant"], variant)))
+                    arrays = {n: table[n].combine_chunks().to_numpy_ndarray() for n in names}
+                    for i, (segment, end) in enumerate(zip(table["segment"].to_pylist(),
+                                                           table["num_frames"].to_pylist())):
+                        segments.append((segment, {n: a[i, ..., :end].mean(axis=0, dtype=np.float32)
+                                                   for n, a in arrays.items()}))
+        segments.sort(key=lambda s: s[0])
+        pooled = {n: plots.pool_frames(np.concatenate([s[1][n] for s in segments], axis=1)) for n in names}
+        step, linear = pooled[names[0]][1], config.model.band_params is None  # multi-band rows: bins not linear
+        picture, vmin, vmax = plots.spectrograms({n: m for n, (m, _) in pooled.items()},
+                                                 step * config.model.hop_length / config.audio.sample_rate,
+                                                 config.audio.sample_rate / config.model.n_fft if linear else None)
+        frames = sum(s[1][names[0]].shape[1] for s in segments)
+        return self.figure(picture, f"Spectrograms of {key}, variant {variant}: {', '.join(names)}",
+                           f"Magnitude, mean of both channels, {frames} frames; one colour scale for all panels: "
+                           f"{vmin:.1f} to {vmax:.1f} dB.")
+
+    def waveform(self, config: Config, key: str, variant: int) -> str:
+        envelopes, steps, missing = {}, {}, []
+        for stem in config.model.stems:
+            uri = stem_uri(config, key, variant, stem)
+            fs, path = filesystem(uri, self.options)
+            try:
+                with fs.open(path, "rb") as handle, sf.SoundFile(handle) as sound:
+                    envelopes[stem], steps[stem] = plots.envelope(sound)
+            except FileNotFoundError:
+                missing.append(redact_uri(uri))
+        if missing:
+            why = " (output.write_stems is false)" if not config.output.write_stems else ""
+            return self.note(f"Stem files not found{why}: {', '.join(missing)}")
+        return self.figure(plots.waveforms(envelopes, steps), f"Waveforms of the stems of {key}, variant {variant}",
+                           f"Stem files ({', '.join(envelopes)}): minimum and maximum of both channels.")
+
+    def augmentation(self, config: Config | str, shards: _Shards) -> str:
+        if isinstance(config, str):
+            return self.note(config)
+        chain = AugmentChain.from_config(list(config.augment.chain)).transforms
+        if not chain:
+            return self.note("No augmentation configured.")
+        if not shards.params:
+            return self.note("No recorded values: this run wrote no spectrogram rows.")
+        picture, lines = plots.augmentation(chain, list(shards.params.values()))
+        return self.figure(picture, "Histograms of the drawn augmentation parameters", *lines)
+
+    def shard_table(self, shards: _Shards) -> str:
+        if not shards.files:
+            return self.note("This run wrote no shards.")
+        rows = [f[1] for f in shards.files if f[1] is not None]
+        size = sum(f[3] for f in shards.files if f[3] is not None)
+        text = (f"{_count(len(shards.files), 'shard')}, {size:,} bytes ({size / 2**20:,.1f} MiB), {sum(rows):,} rows; "
+                f"rows per shard: min {min(rows, default=0):,}, median {int(np.median(rows)) if rows else 0:,}, "
+                f"max {max(rows, default=0):,}.")
+        listed = [[p, *("—" if v is None else v for v in f), e] for p, *f, e in shards.files[:MAX_TABLE_ROWS]]
+        table = self.table(["shard", "rows", "row groups", "bytes", "problem"], listed)
+        return f"<p>{self.esc(text)}</p>{table}"
+
+    def timing(self, manifest: dict[str, Any]) -> str:
+        records = manifest.get("timing")
+        if records is None:
+            return self.note("This run's manifest has no per-track timing (an older stemforge wrote it).")
+        if not records:
+            return self.note("No track variant was processed in this run.")
+        audio, prepare, assemble = ([float(r[k]) for r in records]
+                                    for k in ("audio_seconds", "prepare_seconds", "assemble_seconds"))
+        work = sum(prepare) + sum(assemble)
+        return self.figure(plots.timing(audio, prepare, assemble), "Processing time against audio length",
+                           f"{len(records)} track variants, {sum(audio):,.1f} s of audio, {work:,.1f} s of prepare and "
+                           f"assemble in the workers ({_speed(sum(audio), work)}); model inference is batched across "
+                           "tracks, so it is not counted per track.")
+
+
+def build_report(output_uri: str, run_id: str | None = None, samples: int = 3,
+                 storage_options: dict | None = None) -> str:
+    """The HTML page of one committed run (``run_id``) or of every run under ``output_uri``, newest first."""
+    if samples < 0:
+        raise ReportError(f"samples: must be 0 or more, got {samples}")
+    report = _Report(output_uri, storage_options, samples)
+    runs = report.manifests()
+    if run_id is not None:
+        ids = [m["run_id"] for m in runs]
+        runs = [m for m in runs if m["run_id"] == run_id]
+        if not runs:
+            raise ReportError(f"{report.shown}: no committed run {run_id!r}; committed runs: {', '.join(ids)}")
+    body = ([] if run_id else [report.overview(runs)]) + [report.run(m) for m in runs]
+    title = f"stemforge report: {run_id}" if run_id else "stemforge report"
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = f"{report.shown} · {_count(len(runs), 'committed run')} · generated {generated}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{report.esc(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            f"<body><header><h1>{report.esc(title)}</h1><p>{report.esc(subtitle)}</p></header>"
+            f"<main>{''.join(body)}</main></body></html>\n")
+
+
+def write_report(output_uri: str, destination: str | None = None, run_id: str | None = None, samples: int = 3,
+                 storage_options: dict | None = None) -> str:
+    """Write the report to ``destination`` (default OUTPUT/report.html), atomically; returns where (redacted)."""
+    text = build_report(output_uri, run_id, samples, storage_options)
+    target = destination or join(output_uri, "report.html")
+    publish_bytes(text.encode("utf-8"), target, storage_options or {})
+    return redact_uri(target)

@@ -293,6 +293,7 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
             "skipped": len(skipped),
             "succeeded": sum(1 for n in per_track.values() if n == variants),
             "failed": len(failed),
+            "errors": len(errors),
             "variants": len(done),
             "rows": sum(d.rows for d in done),
             "audio_seconds": round(sum(d.audio_seconds for d in done), 3),

@@ -103,22 +103,22 @@ class ProgressDisplay:
         return line
 
     def line(self, elapsed: float) -> str:
-        """One ASCII line: tracks per stage ("listed 4+" while listing goes on), audio hours written,
-        × real time and the ETA."""
+        """One ASCII line: tracks per stage ("listed 4+" while listing goes on), error records (one per
+        rejected track variant), audio hours written, × real time and the ETA."""
         count = {stage: int(value["tracks"]) for stage, value in self._shown.items()}
         audio = self._shown["written"]["audio_seconds"]
         listing_done = count["inputs_done"] >= self._inputs
         total = (count["listed"] - count["skipped"]) * self._variants if listing_done else None
-        finished = count["written"] + count["rejected"]
-        eta = "ETA -"
-        if total is not None and finished and elapsed > 0:
-            eta = f"ETA {_clock(max(total - finished, 0) * elapsed / finished)}"
+        eta = "ETA -"  # from the rate of written tracks: rejections are quick and would make it look close
+        if total is not None and count["written"] and elapsed > 0:
+            remaining = max(total - count["written"] - count["rejected"], 0)
+            eta = f"ETA {_clock(remaining * elapsed / count['written'])}"
         listed = f"listed {count['listed']}" + ("" if listing_done else "+")
         written = f"written {count['written']}" + (f"/{total}" if total is not None else "")
         skipped = f" | skipped {count['skipped']}" if count["skipped"] else ""
         speed = audio / elapsed if elapsed > 0 else 0.0
         return (f"[{_clock(elapsed)}] {listed}{skipped} | prepared {count['prepared']} | "
-                f"separated {count['separated']} | {written} | rejected {count['rejected']} | "
+                f"separated {count['separated']} | {written} | errors {count['rejected']} | "
                 f"{audio / 3600:.3f} h audio | {speed:.1f}x real time | {eta}")
 
     def finish(self, manifest: dict[str, Any]) -> None:
@@ -129,7 +129,8 @@ class ProgressDisplay:
         elapsed = time.monotonic() - self._started
         speed = counts["audio_seconds"] / elapsed if elapsed > 0 else 0.0
         line = (f"[{_clock(elapsed)}] done | listed {counts['inputs'] + counts['skipped']} | "
-                f"written {counts['variants']} | rejected {counts['failed']} | skipped {counts['skipped']} | "
+                f"written {counts['variants']} | errors {counts['errors']} ({counts['failed']} inputs rejected) | "
+                f"skipped {counts['skipped']} | "
                 f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
         if self.mode == "live":
             print(f"stemforge {line}", file=self._stream, flush=True)

@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
 from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
@@ -28,6 +28,7 @@ COLOURS = ("#1f5fa8", "#d9822b", "#3a8f5c", "#8e44ad")
 MAX_FRAMES = 1500  # spectrogram frames drawn per picture; longer tracks are averaged in blocks
 ENVELOPE_POINTS = 1200  # min/max pairs drawn per waveform
 DB_RANGE = 80.0  # a colour scale spans at most this far below the loudest value
+LOWEST_HZ = 30.0  # the bottom of a spectrogram's log frequency axis
 PARAMETERS = ("low-pass cutoff (Hz)", "low-pass Q", "gain (dB)")  # the shards' recorded augmentation columns
 
 
@@ -64,7 +65,7 @@ def envelope(sound: sf.SoundFile) -> tuple[tuple[np.ndarray, np.ndarray], float]
 def spectrograms(magnitudes: dict[str, np.ndarray], seconds_per_frame: float,
                  hz_per_bin: float | None) -> tuple[str, float, float]:
     """One panel per column (``[bins, frames]`` magnitudes) in dB on one shared colour scale with one
-    colour bar; time in seconds, frequency in kHz, or in bins when it is not linear (``hz_per_bin`` None:
+    colour bar; time in seconds, frequency in Hz on a log axis, or in bins when it is not linear (``hz_per_bin`` None:
     UVR's combined multi-band rows). Returns the picture and the scale's lower and upper ends in dB."""
     panels = {name: 20 * np.log10(np.maximum(m, 1e-10)) for name, m in magnitudes.items()}
     vmax = max(float(p.max()) for p in panels.values())
@@ -74,10 +75,18 @@ def spectrograms(magnitudes: dict[str, np.ndarray], seconds_per_frame: float,
     image = None
     for ax, (name, db) in zip(axes, panels.items()):
         bins, frames = db.shape
-        extent = (0.0, frames * seconds_per_frame, 0.0, bins * hz_per_bin / 1000 if hz_per_bin else bins)
-        image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax, extent=extent,
-                          interpolation="nearest")
-        ax.set_ylabel("kHz" if hz_per_bin else "bin", fontsize=8)
+        if hz_per_bin:  # a log frequency axis: music lives in the bottom few percent of a linear one
+            times = np.arange(frames + 1) * seconds_per_frame
+            edges = np.maximum((np.arange(bins + 1) - 0.5) * hz_per_bin, hz_per_bin / 2)
+            image = ax.pcolormesh(times, edges, db, cmap="magma", vmin=vmin, vmax=vmax, shading="flat",
+                                  rasterized=True)
+            ax.set_yscale("log")
+            ax.set_ylim(max(LOWEST_HZ, hz_per_bin), edges[-1])
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda hz, _: f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"))
+        else:
+            image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                              extent=(0.0, frames * seconds_per_frame, 0.0, bins), interpolation="nearest")
+        ax.set_ylabel("Hz" if hz_per_bin else "bin", fontsize=8)
         ax.set_title(name, loc="left", fontsize=9, fontweight="bold")
         ax.tick_params(labelsize=8)
     axes[-1].set_xlabel("seconds", fontsize=8)

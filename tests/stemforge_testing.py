@@ -156,13 +156,14 @@ def spread_mask(net: nn.Module, x: torch.Tensor, target_std: float = 4.0) -> nn.
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PROGRESS = re.compile(r"\[(\d+:\d\d:\d\d)\] listed (\d+)\+?(?: \| skipped \d+)? \| prepared (\d+) \| "
-                       r"separated (\d+) \| written (\d+)(?:/\d+)? \| rejected (\d+) \| ")
-_DONE = re.compile(r"\[\d+:\d\d:\d\d\] done \| listed (\d+) \| written (\d+) \| rejected (\d+) \| skipped (\d+)")
+                       r"separated (\d+) \| written (\d+)(?:/\d+)? \| errors (\d+) \| ")
+_DONE = re.compile(r"\[\d+:\d\d:\d\d\] done \| listed (\d+) \| written (\d+) \| errors (\d+) "
+                   r"\((\d+) inputs rejected\) \| skipped (\d+)")
 
 
 def progress_snapshots(output: str) -> tuple[list[tuple[int, ...]], tuple[int, ...] | None]:
-    """The progress display's (listed, prepared, separated, written, rejected) in the order shown, and the
-    final line's (listed, written, rejected, skipped), from a terminal capture or a log."""
+    """The progress display's (listed, prepared, separated, written, errors) in the order shown, and the
+    final line's (listed, written, errors, rejected inputs, skipped), from a terminal capture or a log."""
     text = _ANSI.sub("", output).replace("\r", "\n")
     shown = [tuple(int(g) for g in m.groups()[1:]) for m in _PROGRESS.finditer(text)]
     done = _DONE.search(text)

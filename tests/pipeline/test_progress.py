@@ -54,8 +54,9 @@ def _check(shown: list[tuple[int, ...]], done: tuple[int, ...] | None, manifest:
     for before, after in itertools.pairwise(shown):
         assert all(a >= b for a, b in zip(after, before)), (before, after)
     assert all(s[0] <= counts["inputs"] and s[3] <= counts["variants"] for s in shown)
-    assert done == (counts["inputs"], counts["variants"], counts["failed"], counts["skipped"])
-    assert done == (TRACKS + 1, TRACKS, 1, 0)
+    assert done == (counts["inputs"], counts["variants"], counts["errors"], counts["failed"], counts["skipped"])
+    assert done == (TRACKS + 1, TRACKS, 1, 1, 0)
+    assert shown[-1][4] <= counts["errors"]
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="util-linux `script` (a pseudo-terminal) not installed")
@@ -120,7 +121,7 @@ def test_the_line_knows_the_total_only_when_listing_is_done_and_estimates_the_re
     folder = str(tmp_path / "progress")
     writer = ProgressWriter(folder, {})
     display = ProgressDisplay(folder, {}, inputs=1, variants=2, mode="off")
-    for stage, n in (("listed", 5), ("written", 2), ("rejected", 1)):
+    for stage, n in (("listed", 5), ("written", 3), ("rejected", 1)):
         writer.add(stage, tracks=n, audio_seconds=3600.0 if stage == "written" else 0.0)
     writer.flush()
     display.poll()
@@ -129,8 +130,9 @@ def test_the_line_knows_the_total_only_when_listing_is_done_and_estimates_the_re
     writer.flush()
     display.poll()
     line = display.line(30.0)
-    # 5 inputs x 2 variants = 10; 3 finished in 30 s, so 7 more take 70 s; 1 h of audio in 30 s is 120x
-    assert "written 2/10" in line and "ETA 0:01:10" in line and "120.0x real time" in line and "1.000 h audio" in line
+    # 5 inputs x 2 variants = 10, 1 rejected: 6 to go at 3 written per 30 s take 60 s; 1 h of audio in 30 s is 120x
+    assert "written 3/10" in line and "errors 1" in line and "ETA 0:01:00" in line
+    assert "120.0x real time" in line and "1.000 h audio" in line
 
 
 def test_timed_counts_the_producer_not_the_consumer():

@@ -34,7 +34,7 @@ def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_run
         result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_checkpoint),
                               "--runner=PortableRunner", f"--job_endpoint={job_endpoint}",
                               "--environment_type=EXTERNAL", f"--environment_config={pool}",
-                              "--progress-interval=0.5"), timeout=240)
+                              "--progress-interval=0.2"), timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Requesting worker at" in (tmp_path / "job-service.log").read_text()  # it really ran there
     assert "Starting worker with command" in (tmp_path / "worker-pool.log").read_text()
@@ -44,7 +44,7 @@ def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_run
     assert any(s[1] > 0 for s in shown), result.stderr[-4000:]
     assert all(all(a >= b for a, b in zip(after, before)) for before, after in itertools.pairwise(shown))
     counts = manifest["counts"]
-    assert done == (counts["inputs"], counts["variants"], counts["failed"], counts["skipped"])
+    assert done == (counts["inputs"], counts["variants"], counts["errors"], counts["failed"], counts["skipped"])
     assert manifest["tracks"] == reference["tracks"] and manifest["counts"] == reference["counts"]
     assert_same_rows(expected, committed_rows(LOCAL, str(out)))
     assert not (out / "_tmp").exists()

@@ -10,7 +10,8 @@ setup(
     version="0.1.0",
     description="Beam pipeline: augment audio, separate it with CascadedNet, write stems and Parquet shards",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*",
+                                    "shards", "shards.*", "training", "training.*"]),
     package_data={"pipeline": ["py.typed"], "transforms": ["bandparams/*.json"], "model": ["uvr_model_data.json"]},
     install_requires=[
         "torch>=2.6",
@@ -43,6 +44,11 @@ setup(
             "aiohttp>=3.9",
             # drives Debian's chromium (no browser download) for the report's browser test
             "playwright>=1.40",
+            # the readers docs/datasets.md promises the shards open in, with their shape
+            "datasets>=4.0",
+            "duckdb>=1.1",
+            "polars>=1.10",
+            "pandas>=2.2",
             # audio-separator's VR modules, the independent UVR reference (installed --no-deps by the Makefile)
             "pydub>=0.25",
             "tqdm>=4.60",

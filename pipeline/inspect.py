@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.storage import StorageOptions, filesystem, join, redact_uri
+from shards import is_tensor, tensor_shape, tensor_to_numpy
 
 
 class InspectError(ValueError):
@@ -24,7 +25,8 @@ class InspectError(ValueError):
 
 
 def _tensor_shape(field: pa.Field) -> list[int] | None:
-    return list(field.type.shape) if isinstance(field.type, pa.FixedShapeTensorType) else None
+    shape = tensor_shape(field.type) if is_tensor(field.type) else None
+    return list(shape) if shape else None
 
 
 def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
         variants.update(group.column("variant").to_pylist())
         segments += group.num_rows
         for name in tensors:
-            values = group.column(name).combine_chunks().to_numpy_ndarray()
+            values = tensor_to_numpy(group.column(name))
             for row, count in zip(values, frames):
                 real = row[..., :count]
                 if real.size:

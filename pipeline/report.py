@@ -28,6 +28,7 @@ from pipeline.assemble import stem_uri
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import tensor_columns
 from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
+from shards import tensor_to_numpy
 from transforms import AugmentChain
 
 MAX_TABLE_ROWS = 500  # rows of the error and shard tables; the files themselves hold the rest
@@ -249,7 +250,7 @@ class _Report:
                     table = parquet.read_row_group(group, columns=[*SCALARS[:2], "segment", "num_frames", *names])
                     table = table.filter(pc.and_(pc.equal(table["track_key"], key),
                                                  pc.equal(table["variant"], variant)))
-                    arrays = {n: table[n].combine_chunks().to_numpy_ndarray() for n in names}
+                    arrays = {n: tensor_to_numpy(table[n]) for n in names}
                     for i, (segment, end) in enumerate(zip(table["segment"].to_pylist(),
                                                            table["num_frames"].to_pylist())):
                         segments.append((segment, {n: a[i, ..., :end].mean(axis=0, dtype=np.float32)

@@ -31,6 +31,7 @@ from pipeline.storage import (
     redact_uri,
     scrub,
 )
+from shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
 from transforms import load_band_params
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -93,8 +94,8 @@ def tensor_columns(config: Config) -> list[str]:
 def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
     """The exact Parquet schema of a run's shards, with the resolved config in its metadata."""
     shape = [2, config.model.n_fft // 2 + 1, config.output.segment_frames]
-    value_type = pa.float16() if config.output.spectrogram_dtype == "float16" else pa.float32()
-    tensor = pa.fixed_shape_tensor(value_type, shape)
+    dtype = pa.float16() if config.output.spectrogram_dtype == "float16" else pa.float32()
+    tensor = tensor_type(dtype, shape)
     fields = [pa.field(name, kind) for name, kind in SCALAR_COLUMNS]
     fields += [pa.field(name, tensor, nullable=False) for name in tensor_columns(config)]
     metadata = {
@@ -118,8 +119,8 @@ class RowGroup:
 
     def __init__(self, schema: pa.Schema, capacity: int) -> None:
         self._schema = schema
-        self._tensors = {field.name: np.empty((capacity, *field.type.shape), _NUMPY[field.type.value_type])
-                         for field in schema if isinstance(field.type, pa.FixedShapeTensorType)}
+        self._tensors = {f.name: np.empty((capacity, *tensor_shape(f.type)), _NUMPY[value_type(f.type)])
+                         for f in schema if is_tensor(f.type)}
         self._scalars: dict[str, list[Any]] = {field.name: [] for field in schema if field.name not in self._tensors}
         self.rows = 0
 
@@ -140,7 +141,7 @@ class RowGroup:
         arrays = []
         for field in self._schema:
             if field.name in self._tensors:
-                arrays.append(pa.FixedShapeTensorArray.from_numpy_ndarray(self._tensors[field.name][: self.rows]))
+                arrays.append(tensor_from_numpy(self._tensors[field.name][: self.rows]))
             else:
                 arrays.append(pa.array(self._scalars[field.name], type=field.type))
         return pa.Table.from_arrays(arrays, schema=self._schema)
@@ -154,8 +155,8 @@ class RowGroup:
 
 def rows_per_group(schema: pa.Schema, group_bytes: int) -> int:
     """How many rows fit ``group_bytes`` of uncompressed tensor data (at least one)."""
-    row_bytes = sum(int(np.prod(f.type.shape)) * f.type.value_type.bit_width // 8
-                    for f in schema if isinstance(f.type, pa.FixedShapeTensorType))
+    row_bytes = sum(int(np.prod(tensor_shape(f.type))) * value_type(f.type).bit_width // 8
+                    for f in schema if is_tensor(f.type))
     return max(1, group_bytes // max(row_bytes, 1))
 
 

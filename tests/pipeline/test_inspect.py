@@ -10,6 +10,7 @@ import pytest
 from stemforge_testing import write_config
 
 from pipeline.cli import main
+from shards import tensor_to_numpy
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_an_output_folder_is_described_from_its_shards(output, capsys):
         rows = pq.read_table(out / relative)
         frames = rows.column("num_frames").to_pylist()
         for name in ("mixture", "instruments", "vocals"):
-            real = [t[..., :k] for t, k in zip(rows.column(name).combine_chunks().to_numpy_ndarray(), frames)]
+            real = [t[..., :k] for t, k in zip(tensor_to_numpy(rows.column(name)), frames)]
             assert shard["ranges"][name] == {"min": pytest.approx(min(float(r.min()) for r in real)),
                                              "max": pytest.approx(max(float(r.max()) for r in real))}
         assert shard["tracks"] == len(set(rows.column("track_key").to_pylist()))

@@ -13,6 +13,7 @@ from uvr_reference import uvr_mixture_spectrogram, uvr_stems, uvr_test_net
 
 from model import save_checkpoint
 from pipeline.cli import main
+from shards import tensor_to_numpy
 from transforms import load_band_params
 
 STEMS = ("instruments", "vocals")
@@ -50,7 +51,7 @@ def test_stems_and_rows_equal_uvrs_procedure(tmp_path, kind, table, aggression, 
     table_rows = pq.read_table([str(out / s) for s in manifest["shards"]]).sort_by("segment")
     metadata = table_rows.schema.metadata
     assert json.loads(metadata[b"stemforge.band_params"])["name"] == table
-    mixture = table_rows.column("mixture").combine_chunks().to_numpy_ndarray()
+    mixture = tensor_to_numpy(table_rows.column("mixture"))
     frames = [m[..., :k] for m, k in zip(mixture, table_rows.column("num_frames").to_pylist())]
     got = np.concatenate(frames, axis=-1)
     reference = np.abs(uvr_mixture_spectrogram(table, wav, is_v51=not isinstance(kind, int)))
@@ -90,7 +91,7 @@ def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_s
     rows = pq.read_table([str(out / s) for s in manifest["shards"]]).sort_by("segment")
 
     def column(name: str) -> np.ndarray:
-        tensors = rows.column(name).combine_chunks().to_numpy_ndarray().astype(np.float32)
+        tensors = tensor_to_numpy(rows.column(name)).astype(np.float32)
         return np.concatenate([t[..., :k] for t, k in zip(tensors, rows.column("num_frames").to_pylist())], -1)
 
     reference = np.abs(uvr_mixture_spectrogram("4band_v2", wav, is_v51=False))

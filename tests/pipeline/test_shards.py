@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.config import build_config
 from pipeline.sinks import ShardWriter
+from shards import tensor_to_numpy
 
 BINS, FRAMES = 1025, 256  # separate.yaml's rows: n_fft 2048, segment_frames 256
 
@@ -35,5 +36,5 @@ def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group
     assert sizes == [per_group] * (23 // per_group) + ([23 % per_group] if 23 % per_group else [])
     table = parquet.read()
     assert table.column("segment").to_pylist() == list(range(23))
-    vocals = table.column("vocals").combine_chunks().to_numpy_ndarray()
+    vocals = tensor_to_numpy(table.column("vocals"))
     np.testing.assert_array_equal(vocals, np.stack([r["vocals"] for r in rows]))

@@ -1,0 +1,43 @@
+"""Which shards belong to the dataset: exactly those that a committed run manifest (OUTPUT/runs/*.json) lists.
+A shard no manifest lists (a killed run's, a retried bundle's leftover) is never read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import fsspec
+
+
+def _roots(roots: str | Sequence[str]) -> list[str]:
+    return [roots] if isinstance(roots, str) else list(roots)
+
+
+def committed_manifests(root: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The committed run manifests of one output root (any fsspec URL), oldest run first; [] if none."""
+    fs, path = fsspec.core.url_to_fs(root.rstrip("/"), **(storage_options or {}))
+    found = []
+    for name in sorted(fs.glob(f"{path}/runs/*.json")):
+        try:
+            manifest = json.loads(fs.cat_file(name))
+        except (OSError, ValueError):
+            continue  # not a manifest of ours: never a reason to read an uncommitted shard
+        if isinstance(manifest, dict) and manifest.get("status") == "committed":
+            found.append(manifest)
+    return sorted(found, key=lambda m: (m.get("started_at", ""), m.get("run_id", "")))
+
+
+def committed_shards(roots: str | Sequence[str], storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The URLs of every committed shard under one or more output roots, in a stable order.
+
+    Raises FileNotFoundError naming a root that has no committed run, so a typo is not an empty dataset.
+    """
+    shards: list[str] = []
+    for root in _roots(roots):
+        manifests = committed_manifests(root, storage_options)
+        if not manifests:
+            raise FileNotFoundError(f"{root}: no committed stemforge run (no runs/*.json with status committed)")
+        for manifest in manifests:
+            shards += [f"{root.rstrip('/')}/{shard}" for shard in manifest.get("shards", [])]
+    return shards

@@ -34,6 +34,7 @@ setup(
         "aws": ["s3fs>=2023.12"],
         "gcp": ["gcsfs>=2023.12"],
         "azure": ["adlfs>=2023.12"],
+        "dask": ["dask>=2024.4.2", "distributed>=2024.4.2"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.2",
@@ -49,6 +50,8 @@ setup(
             "duckdb>=1.1",
             "polars>=1.10",
             "pandas>=2.2",
+            "dask>=2024.4.2",
+            "distributed>=2024.4.2",
             # audio-separator's VR modules, the independent UVR reference (installed --no-deps by the Makefile)
             "pydub>=0.25",
             "tqdm>=4.60",

@@ -3,6 +3,7 @@ service and an external worker pool, started here) and commits the DirectRunner'
 that `--setup_file` builds installs into a fresh virtualenv and the pipeline runs from it."""
 
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import fsspec
+import pytest
 from reliability_support import (
     PYTHON,
     REPO,
@@ -48,6 +50,30 @@ def test_portable_runner_with_job_service_and_worker_pool_commits_the_direct_run
     assert manifest["tracks"] == reference["tracks"] and manifest["counts"] == reference["counts"]
     assert_same_rows(expected, committed_rows(LOCAL, str(out)))
     assert not (out / "_tmp").exists()
+
+
+def test_dask_runner_on_a_local_cluster_of_two_worker_processes_commits_the_direct_runners_rows(
+        local_reference, tiny_checkpoint, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    folder, _, expected, reference = local_reference
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            workers = set(client.run(os.getpid).values()) - {os.getpid()}
+        result = cli(run_args(write_config(tmp_path / "c.yaml"), str(folder), str(out), str(tiny_checkpoint),
+                              "--runner=DaskRunner", f"--dask_client_address={cluster.scheduler_address}",
+                              "--progress-interval=0.2"), timeout=240)
+    assert len(workers) == 2  # two worker processes besides this one
+    assert result.returncode == 0, result.stderr[-4000:]
+    [manifest] = committed_manifests(LOCAL, str(out))
+    assert manifest["tracks"] == reference["tracks"] and manifest["counts"] == reference["counts"]
+    assert manifest["shards"]  # what WriteShards emits from finish_bundle reached the commit
+    assert_same_rows(expected, committed_rows(LOCAL, str(out)))
+    errors = (out / "errors" / f"{manifest['run_id']}.jsonl").read_text()
+    assert errors.count("\n") == reference["counts"]["errors"] == 1 and "broken.wav" in errors  # tagged outputs kept
+    _, done = progress_snapshots(result.stderr)
+    counts = manifest["counts"]
+    assert done == (counts["inputs"], counts["variants"], counts["errors"], counts["failed"], counts["skipped"])
 
 
 def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_reference, tiny_checkpoint, tmp_path):

@@ -21,16 +21,17 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from model import CascadedASPPNet, CheckpointError
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.graph import Job, run
+from pipeline.graph import run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.inspect import InspectError, inspect_path, render
+from pipeline.job import Job
 from pipeline.logs import configure_cli_logging
 from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.report import ReportError, write_report
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config
-from pipeline.storage import ScrubFilter, describe, filesystem, join, redact_uri, retrying, scrub
+from pipeline.storage import ScrubFilter, describe, filesystem, join, publish_bytes, redact_uri, retrying, scrub
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
@@ -47,6 +48,8 @@ EXAMPLES = """examples:
   stemforge validate-config configs/simulate.yaml --set augment.variants=8
   stemforge inspect out/ --json
   stemforge report out/ --output report.html
+  stemforge train --config configs/train.yaml --data out/ --output models/run1/
+  stemforge evaluate --checkpoint baseline.pth --data stems/ --output scores.csv
   stemforge demo
 
 exit codes: 0 done (rejected inputs are listed in OUT/errors/), 1 the run failed (nothing committed),
@@ -89,6 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     report_p.add_argument("--output", help="where to write it (default OUT/report.html)")
     report_p.add_argument("--samples", type=int, default=3, help="tracks whose spectrograms are shown (default 3)")
     add_separate_parser(commands)
+    train_p = commands.add_parser(
+        "train", help="train CascadedNet on the shards of stemforge runs (vocal-remover's recipe)",
+        description="Train vocal-remover's CascadedNet on the committed shards of one or more output folders. A "
+                    "rerun with the same --output continues exactly where the last one stopped. Example: "
+                    "stemforge train --config configs/train.yaml --data out/ --output models/run1/")
+    train_p.add_argument("--config", help="YAML config (configs/train.yaml); default: the built-in defaults")
+    train_p.add_argument("--data", nargs="+", required=True, metavar="OUT", help="output roots (data.roots)")
+    train_p.add_argument("--output", required=True, help="a local folder for checkpoints, state and logs")
+    train_p.add_argument("--init", help="fine-tune from this vocal-remover checkpoint")
+    train_p.add_argument("--max-steps", type=int, help="stop after this many steps (state saved; rerun continues)")
+    train_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train_p.add_argument("--quiet", action="store_true", help="no progress line")
+    evaluate_p = commands.add_parser(
+        "evaluate", help="score a checkpoint on a stem set: SDR, SI-SDR and SI-SDR improvement per track",
+        description="Separate every track of a stem set (a .csv/.jsonl/.parquet manifest with a column per stem, "
+                    "or a folder of {track}/{stem}.{ext} files) and score each stem the model names. Example: "
+                    "stemforge evaluate --checkpoint baseline.pth --data musdb_like/ --output scores.csv")
+    evaluate_p.add_argument("--checkpoint", required=True, help="a vocal-remover, UVR or RVC checkpoint")
+    evaluate_p.add_argument("--data", required=True, help="a stem-set manifest or folder (any fsspec URL)")
+    evaluate_p.add_argument("--output", help="also write the scores as CSV here")
+    evaluate_p.add_argument("--n-fft", type=int, default=2048, help="single-band models' n_fft (default 2048)")
+    evaluate_p.add_argument("--hop-length", type=int, default=1024, help="single-band models' hop (default 1024)")
+    evaluate_p.add_argument("--band-params", help="UVR band table, for a multi-band file UVR's table does not know")
+    evaluate_p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    evaluate_p.add_argument("--batch-size", type=int, default=4)
     demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it")
     demo_p.add_argument("--workdir", default=".", help="where demo_corpus/ and demo_output/ are made")
     add_progress_arguments(demo_p)
@@ -194,6 +222,10 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         report = inspect_path(args.path)
         print(json.dumps(report, indent=2, sort_keys=True) if args.json else render(report))
         return 0, None
+    if args.command == "evaluate":
+        return _evaluate(args), None
+    if args.command == "train":
+        return _train(args), None
     if args.command == "report":
         print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
         return 0, None
@@ -211,6 +243,40 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         else:
             print_summary(manifest, config)
     return code, config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.config import load_train_config
+    from training.data import DataError
+    from training.trainer import Trainer
+
+    config = load_train_config(args.config, [*args.set, f"data.roots={json.dumps(args.data)}"])
+    try:
+        trainer = Trainer(config, args.output, init=args.init)
+    except DataError as exc:
+        raise ConfigError(f"train: {exc}") from None
+    rows = trainer.run(max_steps=args.max_steps, quiet=args.quiet)
+    best = min((r for r in rows if r.get("val_loss") not in (None, "")), key=lambda r: float(r["val_loss"]),
+               default=None)
+    print(f"trained {len(rows)} epochs into {args.output}: best.pth"
+          + (f" (validation L1 {float(best['val_loss']):.5f} at epoch {best['epoch']})" if best else "")
+          + ", last.pth, state.pt, metrics.csv")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate, render, to_csv
+
+    try:
+        rows = evaluate(args.checkpoint, args.data, n_fft=args.n_fft, hop_length=args.hop_length,
+                        band_params=args.band_params, device=args.device, batch_size=args.batch_size)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"evaluate: {exc}") from None
+    print(render(rows))
+    if args.output:
+        publish_bytes(to_csv(rows).encode(), args.output, {})
+        print(f"scores: {args.output}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,13 +12,11 @@ Every stage also publishes live progress counters (pipeline.progress) that the l
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -29,9 +27,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.assemble import spectrogram_rows, write_stems
-from pipeline.config import Config
+from pipeline.commit import commit
 from pipeline.dask import runner_for
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
+from pipeline.job import Job
 from pipeline.listing import TrackRef, expand_input, unique_keys
 from pipeline.progress import ProgressWriter, progress_folder, timed
 from pipeline.sinks import (
@@ -39,13 +38,9 @@ from pipeline.sinks import (
     ShardWriter,
     TrackDone,
     clean_leftovers,
-    clipping_record,
-    versions,
-    write_errors,
-    write_manifest,
 )
-from pipeline.storage import filesystem, is_transient_read, join, publish_bytes, read_bytes, retry, retrying
-from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
+from pipeline.storage import filesystem, join, publish_bytes, read_bytes, retrying
+from pipeline.track import MaskReader, TrackError, TrackMeta, grids
 from transforms import AugmentChain
 
 LOG = logging.getLogger(__name__)
@@ -53,40 +48,6 @@ NAMESPACE = "stemforge"
 ERRORS = "errors"
 DONE = "done"
 TIMING = "timing"
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a run knows before it starts: config, identity and the checkpoint's fingerprint."""
-
-    config: Config
-    run_id: str
-    started_at: str
-    checkpoint_sha256: str
-    random_init: bool
-    offset: int
-    is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
-    progress: bool = True  # workers publish live progress counters (pipeline.progress)
-
-    @property
-    def fingerprint(self) -> str:
-        return self.config.fingerprint(self.checkpoint_sha256)
-
-    @property
-    def scratch(self) -> str:
-        return join(self.config.output.uri, "_tmp", self.run_id)
-
-    @property
-    def staging(self) -> str:
-        """Where local temporary copies wait before their rename (cleaned with the scratch folder)."""
-        return join(self.scratch, "publish")
-
-    def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain) -> PreparedTrack:
-        """A PreparedTrack; a transient storage failure while reading the input is retried with backoff."""
-        config = self.config
-        return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
-                                           self.is_v51),
-                     f"read {source}", is_transient_read, config.storage_options)
 
 
 def _reason(exc: Exception) -> str:
@@ -261,66 +222,6 @@ class WriteShards(_JobFn):
     def finish_bundle(self) -> Iterator[Any]:
         for path in self._writer.close():
             yield GlobalWindows.windowed_value(path)
-
-
-def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
-           errors: list[ErrorRecord], timing: list[tuple[str, int, float]]) -> str:
-    """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
-    config = job.config
-    fs, root = filesystem(config.output.uri, config.storage_options)
-    fs.invalidate_cache()
-    missing = [s for s in shards
-               if not retrying(lambda s=s: fs.exists(f"{root}/{s}"), f"check {s}", config.storage_options)]
-    if missing:  # never commit a manifest that lists a shard that is not there
-        raise RuntimeError(f"run {job.run_id} not committed: {len(missing)} shards are missing, e.g. {missing[0]}")
-    write_errors(errors, config, job.run_id, config.storage_options, staging=job.staging)
-    variants = config.augment.variants
-    per_track: dict[str, int] = {}
-    for item in done:
-        per_track[item.track_key] = per_track.get(item.track_key, 0) + 1
-    failed = {e.source for e in errors}
-    manifest = {
-        "run_id": job.run_id,
-        "started_at": job.started_at,
-        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "status": "committed",
-        "fingerprint": job.fingerprint,
-        "random_init": job.random_init,
-        "config": config.redacted(),
-        "checkpoint": {"uri": config.redacted()["model"]["checkpoint"], "sha256": job.checkpoint_sha256},
-        "versions": versions(),
-        "counts": {
-            "inputs": sum(inputs),
-            "skipped": len(skipped),
-            "succeeded": sum(1 for n in per_track.values() if n == variants),
-            "failed": len(failed),
-            "errors": len(errors),
-            "variants": len(done),
-            "rows": sum(d.rows for d in done),
-            "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
-        },
-        "clipping": clipping_record(config.output.clip, done),
-        "tracks": sorted(k for k, n in per_track.items() if n == variants),
-        "shards": sorted(shards),
-        "timing": track_timing(done, timing),
-    }
-    uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
-    fs, scratch = filesystem(job.scratch, config.storage_options)
-    if fs.exists(scratch):
-        fs.rm(scratch, recursive=True)
-    parent = scratch.rsplit("/", 1)[0]
-    if fs.isdir(parent) and not fs.ls(parent):
-        fs.rmdir(parent)
-    return uri
-
-
-def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:
-    """Per committed track variant: its audio length and the worker seconds spent preparing and assembling
-    it (the model's time is shared by the batches of many tracks, so it is not per track)."""
-    prepare = {(key, variant): seconds for key, variant, seconds in prepared}
-    return [{"track_key": d.track_key, "variant": d.variant, "audio_seconds": round(d.audio_seconds, 3),
-             "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds}
-            for d in sorted(done, key=lambda d: (d.track_key, d.variant))]
 
 
 def build(p: beam.Pipeline, job: Job) -> beam.PCollection:

@@ -1,0 +1,71 @@
+"""The last step of a run: the error log, then the run manifest (written last: the commit), then the run's
+scratch folder removed. A manifest never lists a shard that is not there."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pipeline.job import Job
+from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, write_errors, write_manifest
+from pipeline.storage import filesystem, retrying
+
+
+def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
+           errors: list[ErrorRecord], timing: list[tuple[str, int, float]]) -> str:
+    """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
+    config = job.config
+    fs, root = filesystem(config.output.uri, config.storage_options)
+    fs.invalidate_cache()
+    missing = [s for s in shards
+               if not retrying(lambda s=s: fs.exists(f"{root}/{s}"), f"check {s}", config.storage_options)]
+    if missing:  # never commit a manifest that lists a shard that is not there
+        raise RuntimeError(f"run {job.run_id} not committed: {len(missing)} shards are missing, e.g. {missing[0]}")
+    write_errors(errors, config, job.run_id, config.storage_options, staging=job.staging)
+    variants = config.augment.variants
+    per_track: dict[str, int] = {}
+    for item in done:
+        per_track[item.track_key] = per_track.get(item.track_key, 0) + 1
+    failed = {e.source for e in errors}
+    manifest = {
+        "run_id": job.run_id,
+        "started_at": job.started_at,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "status": "committed",
+        "fingerprint": job.fingerprint,
+        "random_init": job.random_init,
+        "config": config.redacted(),
+        "checkpoint": {"uri": config.redacted()["model"]["checkpoint"], "sha256": job.checkpoint_sha256},
+        "versions": versions(),
+        "counts": {
+            "inputs": sum(inputs),
+            "skipped": len(skipped),
+            "succeeded": sum(1 for n in per_track.values() if n == variants),
+            "failed": len(failed),
+            "errors": len(errors),
+            "variants": len(done),
+            "rows": sum(d.rows for d in done),
+            "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
+        },
+        "clipping": clipping_record(config.output.clip, done),
+        "tracks": sorted(k for k, n in per_track.items() if n == variants),
+        "shards": sorted(shards),
+        "timing": track_timing(done, timing),
+    }
+    uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
+    fs, scratch = filesystem(job.scratch, config.storage_options)
+    if fs.exists(scratch):
+        fs.rm(scratch, recursive=True)
+    parent = scratch.rsplit("/", 1)[0]
+    if fs.isdir(parent) and not fs.ls(parent):
+        fs.rmdir(parent)
+    return uri
+
+
+def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:
+    """Per committed track variant: its audio length and the worker seconds spent preparing and assembling
+    it (the model's time is shared by the batches of many tracks, so it is not per track)."""
+    prepare = {(key, variant): seconds for key, variant, seconds in prepared}
+    return [{"track_key": d.track_key, "variant": d.variant, "audio_seconds": round(d.audio_seconds, 3),
+             "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds}
+            for d in sorted(done, key=lambda d: (d.track_key, d.variant))]

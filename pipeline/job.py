@@ -1,0 +1,45 @@
+"""What a run knows before it starts (config, identity, the checkpoint's fingerprint) and carries to every
+worker: its scratch and staging folders and how a track is prepared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import Config
+from pipeline.storage import is_transient_read, join, retry
+from pipeline.track import PreparedTrack
+from transforms import AugmentChain
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run knows before it starts: config, identity and the checkpoint's fingerprint."""
+
+    config: Config
+    run_id: str
+    started_at: str
+    checkpoint_sha256: str
+    random_init: bool
+    offset: int
+    is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
+    progress: bool = True  # workers publish live progress counters (pipeline.progress)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.config.fingerprint(self.checkpoint_sha256)
+
+    @property
+    def scratch(self) -> str:
+        return join(self.config.output.uri, "_tmp", self.run_id)
+
+    @property
+    def staging(self) -> str:
+        """Where local temporary copies wait before their rename (cleaned with the scratch folder)."""
+        return join(self.scratch, "publish")
+
+    def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain) -> PreparedTrack:
+        """A PreparedTrack; a transient storage failure while reading the input is retried with backoff."""
+        config = self.config
+        return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
+                                           self.is_v51),
+                     f"read {source}", is_transient_read, config.storage_options)

@@ -35,6 +35,7 @@ setup(
         "gcp": ["gcsfs>=2023.12"],
         "azure": ["adlfs>=2023.12"],
         "dask": ["dask>=2024.4.2", "distributed>=2024.4.2"],
+        "train": ["tensorboard>=2.14"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.2",
@@ -52,6 +53,7 @@ setup(
             "pandas>=2.2",
             "dask>=2024.4.2",
             "distributed>=2024.4.2",
+            "tensorboard>=2.14",
             # audio-separator's VR modules, the independent UVR reference (installed --no-deps by the Makefile)
             "pydub>=0.25",
             "tqdm>=4.60",

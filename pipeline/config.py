@@ -268,9 +268,9 @@ def _format_validation_error(exc: ValidationError) -> str:
     return f"{path}: {message}{more}"
 
 
-def _is_text_field(dotted: str) -> bool:
+def _is_text_field(dotted: str, schema: type[BaseModel]) -> bool:
     """Whether the dotted key names a field of type ``str`` or ``str | None`` in the schema."""
-    section: type[BaseModel] | None = Config
+    section: type[BaseModel] | None = schema
     annotation: Any = None
     for part in dotted.split("."):
         field = section.model_fields.get(part) if section is not None else None
@@ -281,14 +281,15 @@ def _is_text_field(dotted: str) -> bool:
     return annotation in (str, str | None)
 
 
-def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
-    """Validate plain data plus ``dotted.key=value`` overrides (values parsed as YAML)."""
+def build_config(data: dict[str, Any], overrides: list[str] | None = None, schema: type[Any] = Config) -> Any:
+    """Validate plain data plus ``dotted.key=value`` overrides (values parsed as YAML) against ``schema``
+    (a run's Config by default; `stemforge train` uses the same rules for its TrainConfig)."""
     data = json.loads(json.dumps(data or {}))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected dotted.key=value")
         key, raw = item.split("=", 1)
-        text = _is_text_field(key.strip())
+        text = _is_text_field(key.strip(), schema)
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
@@ -299,13 +300,13 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None) -> Co
             value = raw  # run.run_id=20261124 is the text "20261124", not the YAML integer
         _set_dotted(data, key.strip(), value)
     try:
-        return Config.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config file and validate it with overrides applied."""
+def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[Any] = Config) -> Any:
+    """Read a YAML config file and validate it against ``schema`` with overrides applied."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -316,4 +317,4 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: invalid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return build_config(data, overrides)
+    return build_config(data, overrides, schema)

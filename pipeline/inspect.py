@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.storage import StorageOptions, filesystem, join, redact_uri
-from shards import is_tensor, tensor_shape, tensor_to_numpy
+from shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
 
 
 class InspectError(ValueError):
@@ -32,7 +31,7 @@ def _tensor_shape(field: pa.Field) -> list[int] | None:
 def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, Any]:
     """The description of one shard (see the module docstring)."""
     try:
-        handle = pq.ParquetFile(fs.open(path, "rb"))
+        handle, stream = open_shard(fs, path)
     except FileNotFoundError:
         raise InspectError(f"{shown}: no such file") from None
     except (pa.ArrowInvalid, OSError) as exc:
@@ -45,7 +44,7 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
     ranges = {name: [np.inf, -np.inf] for name in tensors}
     keys, variants, segments = set(), set(), 0
     for index in range(handle.metadata.num_row_groups):
-        group = handle.read_row_group(index)
+        group = handle.read_row_group(index, use_threads=threads_for(stream))
         frames = group.column("num_frames").to_pylist()
         keys.update(group.column("track_key").to_pylist())
         variants.update(group.column("variant").to_pylist())

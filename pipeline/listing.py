@@ -73,7 +73,7 @@ def _manifest_entries(uri: str, storage_options: StorageOptions) -> Iterator[str
         import pyarrow.parquet as pq
 
         with fs.open(path, "rb") as handle:
-            table = pq.read_table(handle, columns=["path"])
+            table = pq.read_table(handle, columns=["path"], use_threads=False, pre_buffer=False)
         yield from (str(p) for p in table.column("path").to_pylist() if p)
         return
     with fs.open(path, "rb") as handle:

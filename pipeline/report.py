@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import soundfile as sf
 import yaml
 
@@ -28,7 +27,7 @@ from pipeline.assemble import stem_uri
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import tensor_columns
 from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
-from shards import tensor_to_numpy
+from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
 
 MAX_TABLE_ROWS = 500  # rows of the error and shard tables; the files themselves hold the rest
@@ -206,10 +205,9 @@ class _Report:
         for relative in manifest.get("shards", []):
             path = f"{self.root}/{relative}"
             try:
-                with self.fs.open(path, "rb") as handle:
-                    parquet = pq.ParquetFile(handle)
+                with reading(self.fs, path) as (parquet, threads):
                     for group in range(parquet.metadata.num_row_groups):
-                        table = parquet.read_row_group(group, columns=SCALARS)
+                        table = parquet.read_row_group(group, columns=SCALARS, use_threads=threads)
                         unique = table.group_by(SCALARS[:2]).aggregate([(c, "min") for c in SCALARS[2:]])
                         columns = [unique.column(c).to_pylist() for c in SCALARS[:2]]
                         columns += [unique.column(f"{c}_min").to_pylist() for c in SCALARS[2:]]
@@ -244,10 +242,10 @@ class _Report:
             return self.note(f"No spectrogram rows for this track in the run's shards{why}.")
         names, segments = tensor_columns(config), []
         for relative, groups in places.items():
-            with self.fs.open(f"{self.root}/{relative}", "rb") as handle:
-                parquet = pq.ParquetFile(handle)
+            with reading(self.fs, f"{self.root}/{relative}") as (parquet, threads):
                 for group in groups:
-                    table = parquet.read_row_group(group, columns=[*SCALARS[:2], "segment", "num_frames", *names])
+                    table = parquet.read_row_group(group, columns=[*SCALARS[:2], "segment", "num_frames", *names],
+                                                   use_threads=threads)
                     table = table.filter(pc.and_(pc.equal(table["track_key"], key),
                                                  pc.equal(table["variant"], variant)))
                     arrays = {n: tensor_to_numpy(table[n]) for n in names}

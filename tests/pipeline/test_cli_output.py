@@ -39,7 +39,7 @@ def test_a_run_shows_its_warnings_and_no_start_up_noise(tmp_path):
 def test_help_lists_every_command_with_an_example(tmp_path):
     done = _stemforge("--help", cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
-    for command in ("run", "separate", "validate-config", "inspect", "report", "demo"):
+    for command in ("run", "separate", "validate-config", "inspect", "report", "train", "evaluate", "demo"):
         assert f"\n    {command} " in done.stdout and f"stemforge {command}" in done.stdout
 
 

@@ -87,8 +87,8 @@ def pyarrow_two_processes(paths: list[str]) -> int:
         return sum(pool.starmap(pyarrow_read, [(paths, 0, 2), (paths, 1, 2)]))
 
 
-def loader_read(root: str, workers: int, cropsize: int | None) -> int:
-    dataset = ShardDataset(root, cropsize=cropsize, seed=1)
+def loader_read(root: str, workers: int, cropsize: int | None, dtype: torch.dtype = torch.float32) -> int:
+    dataset = ShardDataset(root, cropsize=cropsize, seed=1, dtype=dtype)
     return sum(len(batch["track_key"]) for batch in DataLoader(dataset, batch_size=BATCH, num_workers=workers))
 
 
@@ -148,6 +148,8 @@ def main() -> None:
             ("pyarrow, 2 processes (half the row groups each)", lambda: pyarrow_two_processes(paths), row_bytes),
             *[(f"ShardDataset rows, DataLoader num_workers={w}", lambda w=w: loader_read(str(root), w, None), row_bytes)
               for w in (0, 1, 2)],
+            ("ShardDataset rows as float16, num_workers=2", lambda: loader_read(str(root), 2, None, torch.float16),
+             row_bytes),
             ("ShardDataset cropsize 256, num_workers=2", lambda: loader_read(str(root), 2, 256), crop_bytes),
         ]
         print(f"{args.rows} rows of 3 x [2, {BINS}, {FRAMES}] float16 ({row_bytes / 1e6:.2f} MB/row) in {len(paths)} "

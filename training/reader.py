@@ -22,8 +22,8 @@ _PREFETCH = 2  # row groups read and cut ahead of the buffer, by a worker's read
 
 
 class ShardDataset(IterableDataset):
-    """Samples from the committed shards of one or more output roots (any fsspec URLs), as dicts of float32
-    tensors ``[2, bins, frames]`` keyed by column name plus the scalar columns named in ``scalars``.
+    """Samples from the committed shards of one or more output roots (any fsspec URLs), as dicts of float32 (or
+    ``dtype``) tensors ``[2, bins, frames]`` keyed by column name plus the scalar columns named in ``scalars``.
 
     Only shards that a committed run manifest lists are read. Each epoch's samples are planned from the scalar
     columns (no tensors), split over ranks and DataLoader workers so each is produced once, and read one row
@@ -47,6 +47,8 @@ class ShardDataset(IterableDataset):
     - ``rank``/``world_size``: default to torch.distributed's when initialised (construct after
       ``init_process_group``), else 0 and 1.
     - ``storage_options``: fsspec arguments for the roots' filesystem.
+    - ``dtype``: of the yielded tensors; ``torch.float16`` halves what DataLoader workers pass through shared
+      memory (convert on the GPU, ``batch.to(device).float()``).
 
     Call ``set_epoch`` before each epoch, or ``resume`` to continue an interrupted one; a DataLoader's workers
     see the change only if they are started anew for each epoch (``persistent_workers=False``, the default).
@@ -56,7 +58,7 @@ class ShardDataset(IterableDataset):
                  filters: dict[str, Any] | None = None, scalars: Sequence[str] = ("track_key", "variant"),
                  shuffle: bool = True, seed: int = 0, buffer_size: int = 64, equal_ranks: bool = True,
                  rank: int | None = None, world_size: int | None = None,
-                 storage_options: dict[str, Any] | None = None) -> None:
+                 storage_options: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if cropsize is not None and (not isinstance(cropsize, int) or isinstance(cropsize, bool) or cropsize < 1):
             raise ValueError(f"cropsize must be a positive int or None, not {cropsize!r}")
@@ -64,7 +66,7 @@ class ShardDataset(IterableDataset):
         self.index: plan.Index = plan.build_index(shards.committed_shards(roots, self.storage_options), columns,
                                         list(scalars), dict(filters or {}), self.storage_options)
         self.cropsize, self.shuffle, self.seed, self.buffer_size = cropsize, shuffle, seed, buffer_size
-        self.equal_ranks = equal_ranks
+        self.equal_ranks, self.dtype = equal_ranks, dtype
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         self.epoch, self._resume = 0, (0, 1)
         self._total = int(plan.crops_per_run(self.index, cropsize).sum())
@@ -137,12 +139,12 @@ class ShardDataset(IterableDataset):
             files.close()
 
     def _sample(self, samples: plan.Samples, number: int, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """One sample: float32 tensors copied out of the row group (converted by torch in the copy) and scalars."""
+        """One sample: ``dtype`` tensors copied out of the row group (converted by torch in the copy) and scalars."""
         index, run, offset = self.index, int(samples.run[number]), int(samples.offset[number])
         first, rows = int(index.run_first[run]), int(index.run_rows[run])
         if self.cropsize is None:
             row = first + offset
-            out = {name: column[index.row_offset[row]].to(torch.float32, copy=True) for name, column in tensors.items()}
+            out = {name: column[index.row_offset[row]].to(self.dtype, copy=True) for name, column in tensors.items()}
             start, frames = int(index.start_frame[row]), int(index.num_frames[row])
         else:
             counts = index.num_frames[first:first + rows]
@@ -163,7 +165,7 @@ class ShardDataset(IterableDataset):
         """``cropsize`` frames from ``offset`` of a run whose rows start at ``head`` in the row group; zeros after
         the run's end."""
         assert self.cropsize is not None
-        crop = torch.zeros((*rows.shape[1:-1], self.cropsize), dtype=torch.float32)
+        crop = torch.zeros((*rows.shape[1:-1], self.cropsize), dtype=self.dtype)
         stop = offset + self.cropsize
         for i, (count, end) in enumerate(zip(counts.tolist(), ends.tolist())):
             begin = end - count

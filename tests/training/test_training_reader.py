@@ -188,3 +188,11 @@ def test_reading_from_s3_gives_the_local_samples(roots, moto_s3):
     for got, want in zip(remote, local):
         assert got["track_key"] == want["track_key"] and torch.equal(got["start_frame"], want["start_frame"])
         assert torch.equal(got["vocals"], want["vocals"]) and torch.equal(got["clean"], want["clean"])
+
+
+def test_float16_samples_are_the_stored_values(roots):
+    """``dtype=torch.float16`` yields the stored values themselves (the shards hold float16), at half the size."""
+    wide = list(ShardDataset(roots, columns=["mixture"], shuffle=False))
+    narrow = list(ShardDataset(roots, columns=["mixture"], shuffle=False, dtype=torch.float16))
+    assert narrow[0]["mixture"].dtype == torch.float16 and len(narrow) == len(wide) > 0
+    assert all(torch.equal(a["mixture"], b["mixture"].float()) for a, b in zip(wide, narrow))

@@ -26,7 +26,12 @@ SR = 44100
 VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f2", "en-us+f3", "en-us+f4", "en-gb+m3", "en-us+m4",
           "en+Andy", "en+Annie", "en+belinda", "en+david", "en+linda", "en+Mike", "en+paul", "en+steph",
           "en+robert", "en+max", "en+aunty", "en+john")
-WORDS = ["river", "light", "morning", "falling", "silver", "window", "open", "quiet", "stone", "garden", "summer", "heart", "away", "long", "road", "over", "golden", "night", "again", "every", "little", "dream", "under", "fire", "slowly", "home", "bright", "rain", "tomorrow", "sky", "turning", "voice", "along", "shadow", "dancing", "paper", "ocean", "sleeping", "winter", "follow", "sound", "yellow", "always", "between"]
+WORDS = (
+    "river", "light", "morning", "falling", "silver", "window", "open", "quiet", "stone", "garden", "summer",
+    "heart", "away", "long", "road", "over", "golden", "night", "again", "every", "little", "dream", "under",
+    "fire", "slowly", "home", "bright", "rain", "tomorrow", "sky", "turning", "voice", "along", "shadow",
+    "dancing", "paper", "ocean", "sleeping", "winter", "follow", "sound", "yellow", "always", "between",
+)
 MAJOR, MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
 PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (0, 3, 4, 4), (5, 3, 0, 4), (0, 0, 3, 4))
 

@@ -82,7 +82,7 @@ def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_
     source.mkdir()
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for package in ("pipeline", "model", "transforms"):
+    for package in ("pipeline", "model", "transforms", "shards", "training"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     env = clean_env()
     subprocess.run([PYTHON, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")], cwd=source, env=env,
@@ -101,7 +101,7 @@ def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_
                                 "--no-build-isolation", str(sdist)], check=False, cwd=tmp_path, env=env,
                                capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    where = subprocess.run([python, "-c", "import pipeline, model, transforms; print(pipeline.__file__)"],
+    where = subprocess.run([python, "-c", "import pipeline, model, transforms, shards, training; print(pipeline.__file__)"],
                            cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(venv))
 

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from pipeline.storage import StorageOptions, filesystem, join, protocol_of, publish_bytes
@@ -91,16 +91,16 @@ def read_progress(folder: str, storage_options: StorageOptions) -> dict[str, dic
     return totals
 
 
-def timed(items: Iterable[T], seconds: list[float]) -> Iterator[T]:
+def timed(items: Iterable[T], seconds: list[float], clock: Callable[[], float] = time.perf_counter) -> Iterator[T]:
     """Yields ``items`` and adds to ``seconds[0]`` the time spent producing them, not the consumer's time
     between them (in a fused Beam stage, the work of the stages downstream)."""
     iterator = iter(items)
     while True:
-        start = time.perf_counter()
+        start = clock()
         try:
             item = next(iterator)
         except StopIteration:
-            seconds[0] += time.perf_counter() - start
+            seconds[0] += clock() - start
             return
-        seconds[0] += time.perf_counter() - start
+        seconds[0] += clock() - start
         yield item

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -136,15 +135,17 @@ def test_the_line_knows_the_total_only_when_listing_is_done_and_estimates_the_re
 
 
 def test_timed_counts_the_producer_not_the_consumer():
+    now = [0.0]
+
     def producer():
         for index in range(3):
-            time.sleep(0.05)
+            now[0] += 2.0  # producing an item takes 2 s
             yield index
 
     seconds = [0.0]
-    for _ in timed(producer(), seconds):
-        time.sleep(0.25)  # the consumer's work between items: 0.75 s that must not count
-    assert 0.15 <= seconds[0] < 0.7
+    for _ in timed(producer(), seconds, clock=lambda: now[0]):
+        now[0] += 10.0  # the consumer's 10 s between items must not count
+    assert seconds[0] == 6.0
 
 
 def test_dataflow_runs_defer_to_dataflows_job_page(caplog):

@@ -125,13 +125,18 @@ class Trainer:
         return ShardDataset(list(self.config.data.roots), columns=["mixture", self.data.target], cropsize=cropsize,
                             filters=filters, scalars=(), shuffle=shuffle, seed=self.config.optim.seed,
                             buffer_size=self.config.data.buffer_size, rank=0, world_size=1,
-                            storage_options=self.config.data.storage_options)
+                            storage_options=self.config.data.storage_options, dtype=torch.float16)
 
     def _loader(self, dataset: ShardDataset, batch_size: int) -> DataLoader:
         # its own generator: a DataLoader otherwise draws its workers' seed from the global RNG, which the
         # network's dropout also uses, and a resumed epoch would then draw differently
         return DataLoader(dataset, batch_size=batch_size, num_workers=self.config.data.num_workers,
                           generator=torch.Generator().manual_seed(self.config.optim.seed))
+
+    def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixture and target, normalised: float16 from the reader (half the bytes through the DataLoader's
+        shared memory, the shards' own values), float32 on the device."""
+        return _normalise(batch["mixture"].to(self.device).float(), batch[self.data.target].to(self.device).float())
 
     def _autocast(self) -> Any:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
@@ -150,7 +155,7 @@ class Trainer:
         for batch in self._loader(dataset, optim.batch_size):
             if optim.steps_per_epoch is not None and self.step >= optim.steps_per_epoch or self.budget == 0:
                 break
-            x, y = _normalise(batch["mixture"].to(self.device), batch[self.data.target].to(self.device))
+            x, y = self._inputs(batch)
             rng = _rng(optim.seed, self.epoch, self.step)
             x, y = _augment(x, y, optim.swap_rate, optim.target_as_input_rate, rng)
             x, y = _mixup(x, y, optim.mixup_rate, optim.mixup_alpha, rng)
@@ -180,7 +185,7 @@ class Trainer:
         dataset.set_epoch(0)
         total, samples = 0.0, 0
         for batch in self._loader(dataset, val.batch_size):
-            x, y = _normalise(batch["mixture"].to(self.device), batch[self.data.target].to(self.device))
+            x, y = self._inputs(batch)
             with self._autocast():
                 pred = self.net.predict(x)
             target = y[..., self.net.offset: y.shape[-1] - self.net.offset]

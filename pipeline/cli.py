@@ -9,7 +9,6 @@ command refuses options it does not know.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -17,27 +16,19 @@ import traceback
 from typing import Any
 
 import yaml
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from model import CascadedASPPNet, CheckpointError
+from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.graph import run
-from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.inspect import InspectError, inspect_path, render
-from pipeline.job import Job
 from pipeline.logs import configure_cli_logging
-from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.report import ReportError, write_report
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config
-from pipeline.storage import ScrubFilter, describe, filesystem, join, publish_bytes, redact_uri, retrying, scrub
+from pipeline.storage import ScrubFilter, describe, publish_bytes, scrub
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
-# The DirectRunner's in-process engine (honours --direct_num_workers / --direct_running_mode). Named
-# explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
-DEFAULT_RUNNER = "FnApiRunner"
 EXIT_FATAL = 2
 
 
@@ -130,78 +121,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return list(args.set) + extra
 
 
-def make_job(config: Config, progress: bool = True) -> Job:
-    """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
-    the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
-    config.require_runnable()
-    config, net = resolve(config)
-    random_init = not config.model.checkpoint
-    sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    run_id = config.run.run_id or config.default_run_id()
-    manifest = join(config.output.uri, "runs", f"{run_id}.json")
-    fs, path = filesystem(manifest, config.storage_options)
-    if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
-        raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
-                          "a committed run is never overwritten, choose another run_id")
-    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet),
-               progress)
-
-
-def progress_for_runner(progress: str, options: PipelineOptions) -> str:
-    """The display mode a runner gets: Dataflow has its own live job page, so there stemforge shows none
-    and its workers publish no counters."""
-    if progress != "off" and "dataflow" in str(options.view_as(StandardOptions).runner).lower():
-        LOG.info("progress: follow the run on its Dataflow job page (counters, throughput, errors)")
-        return "off"
-    return progress
-
-
-def run_job(config: Config, beam_args: list[str], progress: str = "off",
-            progress_interval: float | None = None) -> tuple[int, dict[str, Any] | None]:
-    """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
-    committed manifest."""
-    options = PipelineOptions(beam_args)
-    options.view_as(SetupOptions).save_main_session = False
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
-    progress = progress_for_runner(progress, options)
-    job = make_job(config, progress=progress != "off")
-    if job.random_init:
-        LOG.warning("=" * 72)
-        LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")
-        LOG.warning("=" * 72)
-    display = ProgressDisplay(progress_folder(job.scratch), config.storage_options, len(config.input.uris),
-                              config.augment.variants, progress, progress_interval)
-    with display:
-        manifest, metrics = run(job, options)
-    display.finish(manifest)
-    LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))
-    counts = manifest["counts"]
-    if counts["inputs"] == 0 and counts["skipped"] == 0:
-        print(f"stemforge: no input matched {', '.join(redact_uri(u) for u in config.input.uris)}", file=sys.stderr)
-        return EXIT_FATAL, manifest
-    return 0, manifest
-
-
-def print_summary(manifest: dict[str, Any], config: Config) -> None:
-    """A short human summary of a committed run."""
-    counts = manifest["counts"]
-    output_uri = redact_uri(config.output.uri or "")
-    print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
-          f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
-          f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
-    if config.output.write_stems:
-        print(f"  stems:        {redact_uri(config.output.stems_root or '')}/")
-    if config.output.write_spectrograms:
-        print(f"  spectrograms: {output_uri}/spectrograms/{manifest['run_id']}/")
-    if counts["failed"]:
-        print(f"  errors:       {output_uri}/errors/{manifest['run_id']}.jsonl")
-    print(f"  manifest:     {output_uri}/runs/{manifest['run_id']}.json")
-    if manifest.get("random_init"):
-        print("  NOTE: random weights were used (model.allow_random_init); the stems are not a real separation")
-
-
 def _scrub_logs(storage_options: dict[str, Any] | None) -> None:
     """Every log record through the root handlers is scrubbed of storage option and credential values."""
     for handler in logging.getLogger().handlers:
@@ -229,6 +148,8 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
     if args.command == "report":
         print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
         return 0, None
+    from pipeline.launch import print_summary, run_job  # Beam: imported only by the commands that run a job
+
     mode = ProgressDisplay.choose_mode(args.quiet)
     if args.command == "demo":
         from pipeline.demo import run_demo

@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import load_config
+from pipeline.launch import print_summary, run_job
 from pipeline.report import write_report
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
@@ -54,8 +55,6 @@ def make_corpus(folder: Path, seed: int = 0) -> list[Path]:
 def run_demo(workdir: str, progress: str = "off", progress_interval: float | None = None) -> int:
     """Makes demo_corpus/, runs configs/demo.yaml into demo_output/, prints a summary and writes the
     run's HTML report."""
-    from pipeline.cli import print_summary, run_job
-
     root = Path(workdir).resolve()
     corpus, output = root / "demo_corpus", root / "demo_output"
     files = make_corpus(corpus)

@@ -15,7 +15,7 @@ import soundfile as sf
 from apache_beam.options.pipeline_options import PipelineOptions
 from stemforge_testing import music, progress_snapshots, write_config
 
-from pipeline.cli import progress_for_runner
+from pipeline.launch import progress_for_runner
 from pipeline.progress import ProgressWriter, read_progress, timed
 from pipeline.progress_display import ProgressDisplay
 

@@ -149,9 +149,9 @@ def test_long_input_in_many_chunks_equals_whole_track(corpus, tiny_checkpoint, t
 
 
 def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tmp_path):
-    from pipeline.cli import make_job
     from pipeline.config import load_config
     from pipeline.graph import run
+    from pipeline.launch import make_job
 
     folder = tmp_path / "clips"
     folder.mkdir()

@@ -30,11 +30,12 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.cli import main, make_job
+from pipeline.cli import main
 from pipeline.commit import commit
 from pipeline.config import load_config
 from pipeline.graph import AssembleTrack, PrepareTrack, StoreMask, WriteShards
 from pipeline.inference import CascadedNetHandler, Window
+from pipeline.launch import make_job
 from pipeline.listing import TrackRef
 from pipeline.sinks import clean_leftovers
 

@@ -1,0 +1,101 @@
+"""Launching a run: the job decided in the launcher (config and checkpoint checked, so fatal problems fail
+fast), Beam's options, the progress display while the pipeline works, and the summary of what it committed.
+The only part of the command line that imports Beam (`stemforge train`, `evaluate`, `inspect`, `report` do not).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+from model import CascadedASPPNet
+from pipeline.config import Config, ConfigError
+from pipeline.graph import run
+from pipeline.inference import RANDOM_INIT_SEED, resolve
+from pipeline.job import Job
+from pipeline.progress import progress_folder
+from pipeline.progress_display import ProgressDisplay
+from pipeline.storage import filesystem, join, redact_uri, retrying
+
+LOG = logging.getLogger("stemforge")
+EXIT_FATAL = 2
+# The DirectRunner's in-process engine (honours --direct_num_workers / --direct_running_mode). Named
+# explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
+DEFAULT_RUNNER = "FnApiRunner"
+
+
+def make_job(config: Config, progress: bool = True) -> Job:
+    """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
+    the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
+    config.require_runnable()
+    config, net = resolve(config)
+    random_init = not config.model.checkpoint
+    sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    run_id = config.run.run_id or config.default_run_id()
+    manifest = join(config.output.uri, "runs", f"{run_id}.json")
+    fs, path = filesystem(manifest, config.storage_options)
+    if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
+        raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
+                          "a committed run is never overwritten, choose another run_id")
+    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet),
+               progress)
+
+
+def progress_for_runner(progress: str, options: PipelineOptions) -> str:
+    """The display mode a runner gets: Dataflow has its own live job page, so there stemforge shows none
+    and its workers publish no counters."""
+    if progress != "off" and "dataflow" in str(options.view_as(StandardOptions).runner).lower():
+        LOG.info("progress: follow the run on its Dataflow job page (counters, throughput, errors)")
+        return "off"
+    return progress
+
+
+def run_job(config: Config, beam_args: list[str], progress: str = "off",
+            progress_interval: float | None = None) -> tuple[int, dict[str, Any] | None]:
+    """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
+    committed manifest."""
+    options = PipelineOptions(beam_args)
+    options.view_as(SetupOptions).save_main_session = False
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    progress = progress_for_runner(progress, options)
+    job = make_job(config, progress=progress != "off")
+    if job.random_init:
+        LOG.warning("=" * 72)
+        LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")
+        LOG.warning("=" * 72)
+    display = ProgressDisplay(progress_folder(job.scratch), config.storage_options, len(config.input.uris),
+                              config.augment.variants, progress, progress_interval)
+    with display:
+        manifest, metrics = run(job, options)
+    display.finish(manifest)
+    LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))
+    counts = manifest["counts"]
+    if counts["inputs"] == 0 and counts["skipped"] == 0:
+        print(f"stemforge: no input matched {', '.join(redact_uri(u) for u in config.input.uris)}", file=sys.stderr)
+        return EXIT_FATAL, manifest
+    return 0, manifest
+
+
+def print_summary(manifest: dict[str, Any], config: Config) -> None:
+    """A short human summary of a committed run."""
+    counts = manifest["counts"]
+    output_uri = redact_uri(config.output.uri or "")
+    print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
+          f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
+          f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
+    if config.output.write_stems:
+        print(f"  stems:        {redact_uri(config.output.stems_root or '')}/")
+    if config.output.write_spectrograms:
+        print(f"  spectrograms: {output_uri}/spectrograms/{manifest['run_id']}/")
+    if counts["failed"]:
+        print(f"  errors:       {output_uri}/errors/{manifest['run_id']}.jsonl")
+    print(f"  manifest:     {output_uri}/runs/{manifest['run_id']}.json")
+    if manifest.get("random_init"):
+        print("  NOTE: random weights were used (model.allow_random_init); the stems are not a real separation")

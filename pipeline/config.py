@@ -23,9 +23,8 @@ from pydantic import (
 )
 
 from pipeline.storage import redact_uri
-from transforms import AugmentChain
+from transforms import AUDIO_EXTENSIONS, AugmentChain
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 REDACTED = "***"

@@ -62,12 +62,6 @@ def _condition(column: pa.ChunkedArray, name: str, wanted: Any) -> pa.ChunkedArr
     return pc.equal(column, pa.scalar(wanted, type=column.type))
 
 
-def open_parquet(url: str, storage_options: dict[str, Any],
-                 footer: pq.FileMetaData | None = None) -> tuple[pq.ParquetFile, Any | None]:
-    """A shard of any fsspec URL, opened safely (``shards.files.open_shard_url``)."""
-    return open_shard_url(url, storage_options, footer)
-
-
 def _check_columns(url: str, schema: pa.Schema, columns: Sequence[str], scalars: Sequence[str]) -> None:
     tensors = [f.name for f in schema if shards.is_tensor(f.type)]
     plain = [f.name for f in schema if not shards.is_tensor(f.type)]
@@ -87,7 +81,7 @@ def build_index(files: list[str], columns: Sequence[str] | None, scalars: Sequen
     footers, tables, groups, tensor_columns = [], [], [], list(columns or [])
     needed = list(dict.fromkeys([*PLAN_COLUMNS, *filters, *scalars]))
     for number, url in enumerate(files):
-        parquet, handle = open_parquet(url, storage_options)
+        parquet, handle = open_shard_url(url, storage_options)
         try:
             schema = parquet.schema_arrow
             if number == 0 and columns is None:

@@ -189,7 +189,7 @@ class _Files:
             if len(self._open) >= _OPEN_FILES:
                 self._close(self._open.pop(next(iter(self._open))))
             url, footer = self._index.files[number], self._index.footers[number]
-            self._open[number] = plan.open_parquet(url, self._options, footer)
+            self._open[number] = shards.open_shard_url(url, self._options, footer)
         parquet, handle = self._open[number]
         table = parquet.read_row_group(int(self._index.group_index[group]), columns=self._index.columns,
                                        use_threads=handle is None)

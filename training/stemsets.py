@@ -19,7 +19,8 @@ from typing import Any
 
 import fsspec
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+from transforms import AUDIO_EXTENSIONS
+
 RESERVED = ("track", "mixture")
 
 

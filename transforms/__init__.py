@@ -4,7 +4,7 @@ Imports no Beam; every function is safe to call from many threads at once
 (stateful objects — readers, resamplers, streaming filters — are per stream).
 """
 
-from transforms.audio_io import AudioInfo, AudioReader, audio_info, load_audio, open_audio
+from transforms.audio_io import AUDIO_EXTENSIONS, AudioInfo, AudioReader, audio_info, load_audio, open_audio
 from transforms.bands import Band, BandParams, BandParamsError, list_band_params, load_band_params
 from transforms.chain import AugmentChain, AugmentPlan, resolve_transform
 from transforms.channels import MULTICHANNEL_POLICIES, downmix_matrix, to_model_channels
@@ -38,6 +38,7 @@ from transforms.stft import (
 from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "MODEL_SAMPLE_RATE",
     "MULTICHANNEL_POLICIES",
     "REASONS",

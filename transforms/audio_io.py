@@ -37,6 +37,7 @@ import soundfile as sf
 from transforms.errors import AudioError, scrub
 
 DEFAULT_BLOCK_FRAMES = 1 << 16
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")  # what folders are searched for
 _OGG_TAIL_BYTES = 1 << 16
 _DATA_SIZE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZE_PLACEHOLDER = 0xFFFFFF00

@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*",
                                     "shards", "shards.*", "training", "training.*"]),
-    package_data={"pipeline": ["py.typed"], "transforms": ["bandparams/*.json"], "model": ["uvr_model_data.json"]},
+    package_data={"pipeline": ["py.typed"], "transforms": ["bandparams/*.json"], "model": ["uvr_model_data.json", "weights/*.safetensors", "weights/README.md"]},
     install_requires=[
         "torch>=2.6",
         "apache-beam>=2.72",

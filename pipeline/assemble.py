@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from pipeline.config import Config
+from pipeline.sinks import model_columns
 from pipeline.storage import StorageOptions, join, publish_file, redact_uri
 from pipeline.track import MaskReader, PreparedTrack, TrackMeta
 from transforms import frames_for_samples, istft_samples, synthesise_stream
@@ -50,27 +51,33 @@ def row_metadata(meta: TrackMeta, config: Config) -> dict[str, Any]:
         "lowpass_q": _param(meta.params, "ZeroPhaseBiquadLowPass", "q"),
         "gain_db": _param(meta.params, "Gain", "gain_db"),
         "augment_params": json.dumps(list(meta.params), sort_keys=True),
+        **({"mix_params": meta.mix.to_json(), "dropped": ",".join(meta.mix.dropped)} if meta.mix else {}),
     }
 
 
-def spectrogram_rows(track: PreparedTrack, masks: MaskReader, config: Config,
+def spectrogram_rows(track: PreparedTrack, masks: MaskReader | None, config: Config,
                      stem_gain: float | None = None) -> Iterator[dict[str, Any]]:
     """One row per segment of ``segment_frames`` frames (the last zero-padded): the mixture's
-    magnitude, mask·|X| and (1−mask)·|X| under the stem names, and the clean magnitude. The columns
-    are not scaled by ``stem_gain`` (the stems sum to the mixture); it is recorded, None when no stem
-    file was written."""
+    magnitude, mask·|X| and (1−mask)·|X| under the model's stem names (``teacher_`` names in a mix run),
+    a mix run's target stems' magnitudes, and the clean magnitude. The columns are not scaled by
+    ``stem_gain`` (the stems sum to the mixture); it is recorded, None when no stem file was written."""
     meta = track.meta
     seg = config.output.segment_frames
     dtype = np.dtype(config.output.spectrogram_dtype)
     mixture = track.frames()
     clean = track.frames(clean=True) if track.clean is not None else None
-    first_name, second_name = config.model.stems
+    targets = {name: track.target_frames(name) for name in track.targets}
+    predicted = model_columns(config)
     shared = dict(row_metadata(meta, config), stem_gain=stem_gain)
     for segment, start in enumerate(range(0, meta.num_frames, seg)):
         valid = min(seg, meta.num_frames - start)
         magnitude = np.abs(mixture.get(start, start + valid))
-        mask = masks.get(start, start + valid)
-        columns = {"mixture": magnitude, first_name: mask * magnitude, second_name: (1.0 - mask) * magnitude}
+        columns = {"mixture": magnitude}
+        for name, frames in targets.items():
+            columns[name] = np.abs(frames.get(start, start + valid))
+        if masks is not None:
+            mask = masks.get(start, start + valid)
+            columns[predicted[0]], columns[predicted[1]] = mask * magnitude, (1.0 - mask) * magnitude
         if clean is not None:
             columns["clean"] = np.abs(clean.get(start, start + valid))
         row = dict(shared, segment=segment, start_frame=start, num_frames=valid)
@@ -228,3 +235,35 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
         for path, uri in zip(paths, uris):
             publish_file(path, uri, storage_options, staging)
     return StemReport(uris, gain, dict(zip(stems, peaks)), dict(zip(stems, clipped)))
+
+
+def write_sources(track: PreparedTrack, config: Config, storage_options: StorageOptions,
+                  staging: str | None = None) -> StemReport:
+    """A mix run's audio files: the mixture and every target stem, as the spectrogram rows hold them
+    (augmented), under the stem names ``mixture`` and the targets'. ``output.clip`` applies as for separated
+    stems, with one common gain for all files, so the targets still sum to the mixture."""
+    meta = track.meta
+    waves = {"mixture": track.samples, **track.targets}
+    block = max(int(config.run.chunk_seconds * meta.sample_rate), 1)
+    peaks = {name: max((float(np.abs(wave.read(p, p + block)).max(initial=0.0))
+                        for p in range(0, meta.num_samples, block)), default=0.0) for name, wave in waves.items()}
+    gain = 1.0 / max(peaks.values()) if config.output.clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
+    clipped = dict.fromkeys(waves, 0)
+    uris = [stem_uri(config, meta.track_key, meta.variant, name) for name in waves]
+    with tempfile.TemporaryDirectory(prefix="stemforge-stems-") as scratch:
+        paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(len(waves))]
+        for path, (name, wave) in zip(paths, waves.items()):
+            with sf.SoundFile(path, "w", samplerate=meta.sample_rate, channels=2,
+                              format=_FORMATS[config.output.stem_format],
+                              subtype=config.output.resolved_subtype) as handle:
+                for position in range(0, meta.num_samples, block):
+                    audio = wave.read(position, position + block) * np.float32(gain)
+                    if config.output.clip == "clamp":
+                        clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
+                    if config.output.clip != "none":
+                        audio = np.clip(audio, -1.0, 1.0)
+                    handle.write(np.ascontiguousarray(audio.T))
+            _clear_wav_timestamp(path)
+        for path, uri in zip(paths, uris):
+            publish_file(path, uri, storage_options, staging)
+    return StemReport(uris, gain, peaks, clipped)

@@ -37,6 +37,8 @@ EXAMPLES = """examples:
   stemforge run --config configs/separate.yaml --input music/ --output out/ --checkpoint 5_HP-Karaoke-UVR.pth
   stemforge separate song.mp3 album/ -o stems/ --checkpoint baseline.pth
   stemforge validate-config configs/simulate.yaml --set augment.variants=8
+  stemforge synth stems/ --tracks 240 --seed 1
+  stemforge run --config configs/mix.yaml --input stems/stemset.csv --output mixes/
   stemforge inspect out/ --json
   stemforge report out/ --output report.html
   stemforge train --config configs/train.yaml --data out/ --output models/run1/
@@ -108,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_p.add_argument("--band-params", help="UVR band table, for a multi-band file UVR's table does not know")
     evaluate_p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     evaluate_p.add_argument("--batch-size", type=int, default=4)
+    synth_p = commands.add_parser(
+        "synth", help="make a synthetic voice-over-music stem set (espeak-ng voices, synthesised music)",
+        description="Write {track}/instruments.wav and {track}/vocals.wav for N tracks plus stemset.csv; the same "
+                    "seed gives the same files. Example: stemforge synth stems/ --tracks 240 --seed 1")
+    synth_p.add_argument("folder", help="a local folder")
+    synth_p.add_argument("--tracks", type=int, required=True)
+    synth_p.add_argument("--seed", type=int, required=True)
+    synth_p.add_argument("--seconds", type=float, default=10.0, help="track length (default 10)")
+    synth_p.add_argument("--ratios-db", default="-5,0,5", help="voice-to-music ratios drawn from (default -5,0,5)")
     demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it")
     demo_p.add_argument("--workdir", default=".", help="where demo_corpus/ and demo_output/ are made")
     add_progress_arguments(demo_p)
@@ -145,6 +156,16 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         return _evaluate(args), None
     if args.command == "train":
         return _train(args), None
+    if args.command == "synth":
+        from training.synth import SynthError, make_stemset
+
+        try:
+            ratios = tuple(float(r) for r in args.ratios_db.split(","))
+            made = make_stemset(args.folder, args.tracks, args.seed, args.seconds, ratios)
+        except (SynthError, ValueError) as exc:
+            raise ConfigError(f"synth: {exc}") from None
+        print(f"synth: {len(made)} tracks in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
+        return 0, None
     if args.command == "report":
         print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
         return 0, None

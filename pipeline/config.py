@@ -166,6 +166,51 @@ class OutputConfig(_Section):
         return self.stem_subtype or STEM_SUBTYPE_DEFAULTS[self.stem_format]
 
 
+MIX_TRANSFORMS = ("ZeroPhaseBiquadLowPass", "Gain")  # linear: applied to each stem, the stems still sum to the mix
+
+
+class MixConfig(_Section):
+    """Mixtures made from a stem set (``input.uri`` names stem-set manifests or ``{track}/{stem}`` folders)."""
+
+    stems: tuple[str, ...] | dict[str, tuple[str, ...]]
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    remix_p: float = Field(0.0, ge=0, le=1)
+    drop_p: float = Field(0.0, ge=0, lt=1)
+    max_length_difference_seconds: float = Field(0.1, ge=0)
+
+    @field_validator("stems")
+    @classmethod
+    def _names(cls, value: tuple[str, ...] | dict[str, tuple[str, ...]]) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+        names = list(value)
+        if not names or len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
+            raise ValueError("name one or more distinct identifier-like target columns")
+        reserved = [n for n in names if n in ("mixture", "clean") or n.startswith("teacher_")]
+        if reserved:
+            raise ValueError(f"'{reserved[0]}' is a reserved column name (mixture, clean, teacher_*)")
+        if isinstance(value, dict) and not all(value.values()):
+            raise ValueError("every target must list at least one stem-set stem")
+        return value
+
+    @field_validator("gain_db")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError("gain_db is [low, high] with low <= high")
+        return value
+
+    @property
+    def targets(self) -> dict[str, tuple[str, ...]]:
+        """Each target column and the stem-set stems summed into it (a list of names maps each to itself)."""
+        if isinstance(self.stems, dict):
+            return {k: tuple(v) for k, v in self.stems.items()}
+        return {name: (name,) for name in self.stems}
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every stem-set stem a track needs."""
+        return tuple(dict.fromkeys(s for group in self.targets.values() for s in group))
+
+
 class RunConfig(_Section):
     skip_existing: bool = True
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -179,6 +224,7 @@ class Config(_Section):
     audio: AudioConfig = AudioConfig()
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
+    mix: MixConfig | None = None
     output: OutputConfig = OutputConfig()
     run: RunConfig = RunConfig()
 
@@ -189,7 +235,17 @@ class Config(_Section):
                              f"{self.augment.variants}, or the variants' stems overwrite each other")
         if not (self.output.write_stems or self.output.write_spectrograms):
             raise ValueError("output: write_stems and write_spectrograms are both false; the run would write nothing")
+        if self.mix is not None:
+            odd = [e.get("transform") for e in self.augment.chain if e.get("transform") not in MIX_TRANSFORMS]
+            if odd:
+                raise ValueError(f"augment.chain: {odd[0]} is not applied to mixed stems (only "
+                                 f"{', '.join(MIX_TRANSFORMS)}, which are linear, keep the targets summing to the mix)")
         return self
+
+    @property
+    def runs_model(self) -> bool:
+        """Whether the run separates: always, except a mix run without a checkpoint (no teacher columns)."""
+        return self.mix is None or bool(self.model.checkpoint) or self.model.allow_random_init
 
     def require_runnable(self) -> None:
         """Raise ConfigError unless the fields a run needs are present."""
@@ -197,7 +253,7 @@ class Config(_Section):
             raise ConfigError("input.uri: required (a directory, glob or manifest) — set it or pass --input")
         if not self.output.uri:
             raise ConfigError("output.uri: required — set it or pass --output")
-        if not self.model.checkpoint and not self.model.allow_random_init:
+        if self.mix is None and not self.model.checkpoint and not self.model.allow_random_init:
             raise ConfigError(
                 "model.checkpoint: required — pass --checkpoint PATH (a vocal-remover .pth or .safetensors); "
                 "random weights run only with model.allow_random_init: true"
@@ -230,6 +286,8 @@ class Config(_Section):
                                                       "clip", "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,
         }
+        if data["mix"] is not None:
+            relevant["mix"] = data["mix"]
         # keys added later count only away from their defaults, so earlier runs' fingerprints still hold
         for key, default in (("write_spectrograms", True), ("stems_uri", None)):
             if data["output"][key] != default:

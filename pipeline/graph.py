@@ -7,6 +7,9 @@
       ─ AssembleTrack (stems + spectrogram rows, streamed) ─ WriteShards
       ─ Commit (errors/{run_id}.jsonl, then runs/{run_id}.json last)
 
+A mix run (``mix:``) lists stem sets, draws each variant's MixPlan, and, without a model, makes each mixture's
+audio and rows in one step (MixTrack); with a model the mixtures take the path above (teacher columns).
+
 Every stage also publishes live progress counters (pipeline.progress) that the launcher shows.
 """
 
@@ -17,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import apache_beam as beam
@@ -26,12 +30,12 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline.assemble import spectrogram_rows, write_stems
+from pipeline.assemble import spectrogram_rows, write_sources, write_stems
 from pipeline.commit import commit
 from pipeline.dask import runner_for
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
 from pipeline.job import Job
-from pipeline.listing import TrackRef, expand_input, unique_keys
+from pipeline.listing import MixRef, TrackRef, expand_input, expand_stemset, unique_keys
 from pipeline.progress import ProgressWriter, progress_folder, timed
 from pipeline.sinks import (
     ErrorRecord,
@@ -42,6 +46,7 @@ from pipeline.sinks import (
 from pipeline.storage import filesystem, join, publish_bytes, read_bytes, retrying
 from pipeline.track import MaskReader, TrackError, TrackMeta, grids
 from transforms import AugmentChain
+from transforms.mixing import draw_mix
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = "stemforge"
@@ -94,7 +99,14 @@ class ListInputs(_JobFn):
     def process(self, uri: str) -> Iterator[Any]:
         config = self._job.config
         try:
-            for ref in expand_input(uri, config.input.extensions, config.storage_options):
+            if config.mix is not None:
+                refs = expand_stemset(uri, config.mix.sources, config.storage_options)
+            else:
+                refs = expand_input(uri, config.input.extensions, config.storage_options)
+            for ref in refs:
+                if isinstance(ref, tuple):
+                    yield self.reject(ref[0], "list", ref[1])
+                    continue
                 Metrics.counter(NAMESPACE, "inputs").inc()
                 self.progress.add("listed")
                 yield ref
@@ -134,7 +146,7 @@ class PrepareTrack(_TrackFn):
         config = self._job.config
         start = time.perf_counter()
         try:
-            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain)
+            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, getattr(ref, "plan", None))
         except TrackError as exc:
             yield self.reject(ref, exc.stage, exc.cause)
             return
@@ -183,11 +195,13 @@ class AssembleTrack(_TrackFn):
 
         seconds = [0.0]
         try:
-            with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain) as track:
+            with self._job.prepare(meta.source, meta.track_key, meta.variant, self._chain, meta.mix) as track:
                 if track.meta != meta:
                     raise RuntimeError(f"{meta.source}: re-reading the track gave different audio")
                 report = None
-                if config.output.write_stems:
+                if config.output.write_stems and meta.mix is not None:
+                    report = write_sources(track, config, config.storage_options, staging=self._job.staging)
+                elif config.output.write_stems:
                     report = write_stems(track, MaskReader(meta, config, offset, load_window, track.aggression),
                                          config, config.storage_options, staging=self._job.staging)
                 rows = 0
@@ -207,6 +221,50 @@ class AssembleTrack(_TrackFn):
         clipped = report.clipped if report and any(report.clipped.values()) else None
         yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
                                                        gain, clipped, round(seconds[0], 4)))
+
+
+def mix_variants(ref: MixRef, config: Any, catalog: dict[str, dict[str, str]]) -> list[tuple[MixRef, int]]:
+    """Each variant of a stem-set track with its drawn MixPlan (remix partners from the whole catalog)."""
+    mix = config.mix
+    return [(replace(ref, plan=draw_mix(config.augment.seed, ref.track_key, v, mix.targets, catalog, mix.gain_db,
+                                        mix.remix_p, mix.drop_p)), v) for v in range(config.augment.variants)]
+
+
+class MixTrack(_TrackFn):
+    """A mix run without a model: mixes one track variant and yields its audio files and rows in one step."""
+
+    def process(self, element: tuple[MixRef, int]) -> Iterator[Any]:
+        ref, variant = element
+        config = self._job.config
+        start = time.perf_counter()
+        try:
+            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, ref.plan)
+        except TrackError as exc:
+            yield self.reject(ref, exc.stage, exc.cause)
+            return
+        meta = track.meta
+        prepared = time.perf_counter()
+        self.progress.add("prepared", audio_seconds=meta.audio_seconds)
+        rows = 0
+        try:
+            with track:
+                report = (write_sources(track, config, config.storage_options, staging=self._job.staging)
+                          if config.output.write_stems else None)
+                gain = report.gain if report else None
+                if config.output.write_spectrograms:
+                    for row in spectrogram_rows(track, None, config, gain):
+                        rows += 1
+                        yield row
+        except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
+            yield self.reject(ref, "write", exc)
+            return
+        Metrics.counter(NAMESPACE, "rows").inc(rows)
+        Metrics.counter(NAMESPACE, "tracks_committed").inc()
+        self.progress.add("written", audio_seconds=meta.audio_seconds)
+        clipped = report.clipped if report and any(report.clipped.values()) else None
+        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, variant, rows, meta.audio_seconds, gain,
+                                                       clipped, round(time.perf_counter() - prepared, 4)))
+        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, prepared - start))
 
 
 class WriteShards(_JobFn):
@@ -233,6 +291,7 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
             | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
             | "GroupByKey" >> beam.GroupByKey()
             | "UniqueKeys" >> beam.FlatMap(lambda kv: unique_keys(list(kv[1]))))
+    all_refs = refs
     if config.run.skip_existing:
         committed = (p | "OutputRoot" >> beam.Create([config.output.uri])
                      | "ReadCommitted" >> beam.ParDo(ReadCommitted(job)))
@@ -242,24 +301,34 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
         refs = refs | "NotCommitted" >> beam.Filter(lambda r, keys: r.track_key not in set(keys), committed_keys)
     else:
         skipped = p | "NothingSkipped" >> beam.Create([])
-    prepared = (refs
-                | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
-                | "Spread" >> beam.Reshuffle()
-                | "PrepareTrack" >> beam.ParDo(PrepareTrack(job)).with_outputs(ERRORS, TIMING, main="windows"))
-    assembled = (prepared.windows
-                 | "Separate" >> RunInference(CascadedNetHandler(config.model, config.storage_options))
-                 | "StoreMask" >> beam.ParDo(StoreMask(job))
-                 | "GroupWindows" >> beam.GroupByKey()
-                 | "AssembleTrack" >> beam.ParDo(AssembleTrack(job)).with_outputs(ERRORS, DONE, main="rows"))
+    if config.mix is None:
+        variants = refs | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
+    else:  # every listed track is a remix partner, also in a rerun that skips the committed ones
+        catalog = beam.pvalue.AsDict(all_refs | "Catalog" >> beam.Map(lambda r: (r.track_key, dict(r.stems))))
+        variants = refs | "Variants" >> beam.FlatMap(mix_variants, config, catalog)
+    variants = variants | "Spread" >> beam.Reshuffle()
+    if config.runs_model:
+        prepared = variants | "PrepareTrack" >> beam.ParDo(PrepareTrack(job)).with_outputs(ERRORS, TIMING,
+                                                                                             main="windows")
+        assembled = (prepared.windows
+                     | "Separate" >> RunInference(CascadedNetHandler(config.model, config.storage_options))
+                     | "StoreMask" >> beam.ParDo(StoreMask(job))
+                     | "GroupWindows" >> beam.GroupByKey()
+                     | "AssembleTrack" >> beam.ParDo(AssembleTrack(job)).with_outputs(ERRORS, DONE, main="rows"))
+        stage_errors, timing = (prepared[ERRORS], assembled[ERRORS]), prepared[TIMING]
+    else:
+        assembled = variants | "MixTrack" >> beam.ParDo(MixTrack(job)).with_outputs(ERRORS, DONE, TIMING,
+                                                                                     main="rows")
+        stage_errors, timing = (assembled[ERRORS],), assembled[TIMING]
     shards = assembled.rows | "WriteShards" >> beam.ParDo(WriteShards(job))
-    errors = ((listed[ERRORS], prepared[ERRORS], assembled[ERRORS]) | "AllErrors" >> beam.Flatten())
+    errors = ((listed[ERRORS], *stage_errors) | "AllErrors" >> beam.Flatten())
     counted = refs | "CountInputs" >> beam.combiners.Count.Globally()
     return (p | "Trigger" >> beam.Create([None])
             | "Commit" >> beam.Map(commit, job,
                                    beam.pvalue.AsList(counted),
                                    beam.pvalue.AsList(skipped), beam.pvalue.AsList(shards),
                                    beam.pvalue.AsList(assembled[DONE]), beam.pvalue.AsList(errors),
-                                   beam.pvalue.AsList(prepared[TIMING])))
+                                   beam.pvalue.AsList(timing)))
 
 
 def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any]:

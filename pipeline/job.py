@@ -9,6 +9,7 @@ from pipeline.config import Config
 from pipeline.storage import is_transient_read, join, retry
 from pipeline.track import PreparedTrack
 from transforms import AugmentChain
+from transforms.mixing import MixPlan
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,11 @@ class Job:
         """Where local temporary copies wait before their rename (cleaned with the scratch folder)."""
         return join(self.scratch, "publish")
 
-    def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain) -> PreparedTrack:
-        """A PreparedTrack; a transient storage failure while reading the input is retried with backoff."""
+    def prepare(self, source: str, track_key: str, variant: int, chain: AugmentChain,
+                mix: MixPlan | None = None) -> PreparedTrack:
+        """A PreparedTrack (of a mix run's plan, when given); a transient storage failure while reading the
+        input is retried with backoff."""
         config = self.config
         return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
-                                           self.is_v51),
+                                           self.is_v51, mix),
                      f"read {source}", is_transient_read, config.storage_options)

@@ -27,15 +27,22 @@ EXIT_FATAL = 2
 # The DirectRunner's in-process engine (honours --direct_num_workers / --direct_running_mode). Named
 # explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
 DEFAULT_RUNNER = "FnApiRunner"
+NO_MODEL = "none"  # the checkpoint sha256 of a mix run without a model (ground-truth columns only)
 
 
 def make_job(config: Config, progress: bool = True) -> Job:
     """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
     the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
     config.require_runnable()
-    config, net = resolve(config)
-    random_init = not config.model.checkpoint
-    sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
+    if config.runs_model:
+        config, net = resolve(config)
+        random_init = not config.model.checkpoint
+        sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
+        offset, is_v51 = int(net.offset), not isinstance(net, CascadedASPPNet)
+    else:  # a mix run without a model: nothing to load
+        model = config.model
+        config = config.model_copy(update={"model": model.model_copy(update={"cropsize": model.cropsize or 256})})
+        random_init, sha256, offset, is_v51 = False, NO_MODEL, 0, True
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     run_id = config.run.run_id or config.default_run_id()
     manifest = join(config.output.uri, "runs", f"{run_id}.json")
@@ -43,8 +50,7 @@ def make_job(config: Config, progress: bool = True) -> Job:
     if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
         raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
                           "a committed run is never overwritten, choose another run_id")
-    return Job(config, run_id, started, sha256, random_init, int(net.offset), not isinstance(net, CascadedASPPNet),
-               progress)
+    return Job(config, run_id, started, sha256, random_init, offset, is_v51, progress)
 
 
 def progress_for_runner(progress: str, options: PipelineOptions) -> str:

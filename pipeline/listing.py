@@ -11,11 +11,13 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import fsspec
 
-from pipeline.storage import StorageOptions, filesystem, protocol_of
+from pipeline.storage import StorageOptions, filesystem, options_for, protocol_of
+from transforms.mixing import MixPlan
+from transforms.stemsets import read_stemset
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".txt", ".parquet")
 _UNSAFE = re.compile(r'[\\:*?"<>|]')
@@ -27,6 +29,33 @@ class TrackRef:
 
     source: str
     track_key: str
+
+
+@dataclass(frozen=True)
+class MixRef(TrackRef):
+    """One track of a stem set (a mix run's input): its stems (name → URL), and once a variant is drawn,
+    that variant's plan."""
+
+    stems: tuple[tuple[str, str], ...] = ()
+    plan: MixPlan | None = None
+
+
+def expand_stemset(uri: str, sources: tuple[str, ...],
+                   storage_options: StorageOptions) -> Iterator[MixRef | tuple[TrackRef, ValueError]]:
+    """Every track of a stem-set manifest or folder, or (the track, its error) for one that lacks a stem."""
+    base = uri.rstrip("/")
+    bad: list[tuple[str, ValueError]] = []
+    tracks = read_stemset(uri, sources, options_for(uri, storage_options),
+                          on_error=lambda label, exc: bad.append((label, exc)))
+    for label, exc in bad:
+        yield TrackRef(f"{base}#{label}", sanitize_key(label)), exc
+    for track in tracks:
+        ref = TrackRef(f"{base}#{track.key}", sanitize_key(track.key))
+        missing = [s for s in sources if s not in track.stems]
+        if missing:
+            yield ref, ValueError(f"{ref.source}: no {', '.join(missing)} stem file")
+            continue
+        yield MixRef(ref.source, ref.track_key, tuple(sorted(track.stems.items())))
 
 
 def _has_magic(path: str) -> bool:
@@ -62,7 +91,7 @@ def unique_keys(refs: list[TrackRef]) -> list[TrackRef]:
     out = [ordered[0]]
     for ref in ordered[1:]:
         digest = hashlib.sha256(ref.source.encode()).hexdigest()[:8]
-        out.append(TrackRef(ref.source, f"{ref.track_key}~{digest}"))
+        out.append(replace(ref, track_key=f"{ref.track_key}~{digest}"))
     return out
 
 

@@ -8,7 +8,8 @@ these settings, each of which is a config key, so nothing here is a second code 
     --filename T       output.stem_path, default {track_key}/{stem}.{ext}
     --format/--subtype output.stem_format / output.stem_subtype
     --shards           output.write_spectrograms (off by default: stems only)
-    --checkpoint C     model.checkpoint; --model NAME is the file NAME in --model-dir
+    --checkpoint C     model.checkpoint; --model NAME is the file NAME in --model-dir; neither: the shipped
+                       voice/music model (model.shipped.VOICE_MUSIC, with its n_fft, hop and sha256)
     -d/--device        model.device
 """
 
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from model.shipped import VOICE_MUSIC
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.progress_display import add_progress_arguments
 from pipeline.storage import filesystem, join, redact_uri
@@ -62,15 +64,17 @@ def add_parser(commands: Any) -> None:
     add_progress_arguments(parser)
 
 
-def checkpoint_of(args: argparse.Namespace) -> str:
-    """The checkpoint to run: --checkpoint, or --model found in the model folder; a clear error otherwise."""
+def model_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``model`` keys to run: --checkpoint, or --model found in the model folder (or naming the shipped
+    model), or with neither the shipped voice/music model; a clear error otherwise."""
     if args.checkpoint and args.model:
         raise ConfigError("separate: pass --checkpoint PATH or --model NAME, not both")
     if args.checkpoint:
-        return args.checkpoint
-    if not args.model:
-        raise ConfigError("separate: no model given, and stemforge ships no weights yet: pass --checkpoint PATH "
-                          "(a vocal-remover, UVR or RVC .pth) or --model NAME (a file in the --model-dir folder)")
+        return {"checkpoint": args.checkpoint}
+    if not args.model or args.model == VOICE_MUSIC.name:
+        print(f"separate: using the shipped {VOICE_MUSIC.name} model (a small voice/music demo model; "
+              "pass --checkpoint for real separation weights)", file=sys.stderr)
+        return VOICE_MUSIC.config_overrides()
     folder = args.model_dir or default_model_dir()
     path = join(folder, args.model)
     fs, local = filesystem(path, {})
@@ -79,14 +83,14 @@ def checkpoint_of(args: argparse.Namespace) -> str:
                        if p.endswith((".pth", ".ckpt", ".safetensors")))
         known = f"; it has {', '.join(found[:8])}" if found else " (it holds no checkpoints)"
         raise ConfigError(f"separate: --model {args.model}: no such file in {redact_uri(folder)}{known}")
-    return path
+    return {"checkpoint": path}
 
 
 def separate_config(args: argparse.Namespace) -> Config:
     """The built-in config with this command's settings, then --set, applied."""
     data: dict[str, Any] = {
         "input": {"uri": list(args.inputs) if len(args.inputs) > 1 else args.inputs[0]},
-        "model": {"checkpoint": checkpoint_of(args)},
+        "model": model_of(args),
         "output": {"uri": args.output, "stems_uri": args.output, "stem_path": args.filename,
                    "write_spectrograms": bool(args.shards)},
     }

@@ -86,9 +86,26 @@ def clipping_record(mode: str, done: Iterable[TrackDone]) -> dict[str, Any]:
     return {"mode": mode, "rescaled": sorted(rescaled, key=key), "clamped": sorted(clamped, key=key)}
 
 
+MIX_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("mix_params", pa.string()),  # transforms.mixing.MixPlan as JSON: each target's track, offset, gain, drop
+    ("dropped", pa.string()),  # the dropped (silent) targets, comma-separated; "" when none
+)
+
+
+def model_columns(config: Config) -> tuple[str, ...]:
+    """The columns of the model's two predicted stems: its stem names, or ``teacher_{stem}`` in a mix run
+    (where the stem names hold the ground truth); none when a mix run has no model."""
+    if not config.runs_model:
+        return ()
+    prefix = "teacher_" if config.mix is not None else ""
+    return tuple(prefix + stem for stem in config.model.stems)
+
+
 def tensor_columns(config: Config) -> list[str]:
-    """The spectrogram columns, in order: mixture, the two stems, and clean when kept."""
-    return ["mixture", *config.model.stems, *(["clean"] if config.augment.keep_clean else [])]
+    """The spectrogram columns, in order: mixture, a mix run's targets, the model's two stems (``teacher_``
+    ones in a mix run), and clean when kept."""
+    targets = list(config.mix.targets) if config.mix is not None else []
+    return ["mixture", *targets, *model_columns(config), *(["clean"] if config.augment.keep_clean else [])]
 
 
 def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
@@ -96,7 +113,8 @@ def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
     shape = [2, config.model.n_fft // 2 + 1, config.output.segment_frames]
     dtype = pa.float16() if config.output.spectrogram_dtype == "float16" else pa.float32()
     tensor = tensor_type(dtype, shape)
-    fields = [pa.field(name, kind) for name, kind in SCALAR_COLUMNS]
+    scalars = SCALAR_COLUMNS + (MIX_COLUMNS if config.mix is not None else ())
+    fields = [pa.field(name, kind) for name, kind in scalars]
     fields += [pa.field(name, tensor, nullable=False) for name in tensor_columns(config)]
     metadata = {
         b"stemforge.config": json.dumps(config.redacted(), sort_keys=True).encode(),

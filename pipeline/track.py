@@ -21,6 +21,7 @@ import numpy as np
 
 from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
+from pipeline.mixture import mix_targets, sum_into
 from pipeline.spectra import FrameCache, Spectra
 from pipeline.storage import StorageOptions, options_for
 from transforms import (
@@ -34,6 +35,7 @@ from transforms import (
     resampled_length,
     to_model_channels,
 )
+from transforms.mixing import MixPlan
 
 
 class TrackError(Exception):
@@ -58,6 +60,7 @@ class TrackMeta:
     num_frames: int
     peak: float
     params: tuple[dict[str, Any], ...] = field(default=())
+    mix: MixPlan | None = None  # a mix run's draws (the mixture is rebuilt from them)
 
     @property
     def track_id(self) -> str:
@@ -117,12 +120,13 @@ class PreparedTrack:
     """
 
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
-                 chain: AugmentChain, is_v51: bool = True) -> None:
+                 chain: AugmentChain, is_v51: bool = True, mix: MixPlan | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix="stemforge-")
         self._files: list[ScratchAudio] = []
         self.spectra: Spectra | None = None
+        self.targets: dict[str, ScratchAudio] = {}
         try:
-            self._prepare(source, track_key, variant, config, storage_options, chain, is_v51)
+            self._prepare(source, track_key, variant, config, storage_options, chain, is_v51, mix)
         except BaseException:
             self._remove()
             raise
@@ -140,6 +144,7 @@ class PreparedTrack:
             scratch.close()
         self._files = []
         self.samples = self.clean = None
+        self.targets = {}
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _scratch(self, name: str, length: int) -> ScratchAudio:
@@ -148,14 +153,29 @@ class PreparedTrack:
         return scratch
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
-                 storage_options: StorageOptions, chain: AugmentChain, is_v51: bool) -> None:
+                 storage_options: StorageOptions, chain: AugmentChain, is_v51: bool, mix: MixPlan | None) -> None:
+        chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
+        clean_targets: dict[str, ScratchAudio] = {}
         try:
-            clean = self._decode(source, config, options_for(source, storage_options))
+            if mix is None:
+                clean = self._decode(source, config, options_for(source, storage_options))
+            else:
+                clean_targets = mix_targets(
+                    mix, track_key, lambda url, name: self._decode(url, config, options_for(url, storage_options),
+                                                                    name),
+                    self._scratch, config.audio.sample_rate, config.mix.max_length_difference_seconds, chunk)
+                clean = sum_into(self._scratch("clean", next(iter(clean_targets.values())).length),
+                                 list(clean_targets.values()), chunk)
         except Exception as exc:
             raise TrackError("read", exc) from exc
         try:
             plan = chain.draw(config.augment.seed, track_key, variant, config.audio.sample_rate, 2)
-            samples = self._augment(clean, plan, config)
+            if mix is None:
+                samples = self._augment(clean, plan, config)
+            else:  # the chain is linear (config checks), so the augmented targets sum to the augmented mixture
+                self.targets = {t: self._augment(s, plan, config, f"augmented-{t}") for t, s in clean_targets.items()}
+                samples = (clean if not config.augment.chain else
+                           sum_into(self._scratch("augmented", clean.length), list(self.targets.values()), chunk))
         except Exception as exc:
             raise TrackError("augment", exc) from exc
         self.samples = samples
@@ -165,8 +185,9 @@ class PreparedTrack:
         try:
             self.bands, self.is_v51 = band_table(config), is_v51
             self.aggression = mask_aggression(config, self.bands)
-            chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
-            self.spectra = Spectra({"mix": self.read, "clean": self.read_clean}, length, model.n_fft,
+            readers = {"mix": self.read, "clean": self.read_clean,
+                       **{f"target:{t}": scratch.read for t, scratch in self.targets.items()}}
+            self.spectra = Spectra(readers, length, model.n_fft,
                                    model.hop_length, self.bands, is_v51, self._dir, block_frames=4 * model.cropsize,
                                    block_samples=chunk)
             frames = self.frames()
@@ -177,15 +198,15 @@ class PreparedTrack:
             raise TrackError("separate", exc) from exc
         seed = derive_seed(config.augment.seed, track_key, variant)
         self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, frames.total,
-                              peak, tuple(plan.params))
+                              peak, tuple(plan.params), mix)
 
-    def _decode(self, source: str, config: Config, options: dict[str, Any]) -> ScratchAudio:
-        """Decode block by block, convert to stereo and resample into the 'clean' scratch file."""
+    def _decode(self, source: str, config: Config, options: dict[str, Any], name: str = "clean") -> ScratchAudio:
+        """Decode block by block, convert to stereo and resample into the scratch file ``name``."""
         sr = config.audio.sample_rate
         with open_audio(source, storage_options=options) as reader:
             info = reader.info
             length = resampled_length(info.frames, info.sample_rate, sr)
-            clean = self._scratch("clean", length)
+            clean = self._scratch(name, length)
             resampler = Resampler(info.sample_rate, sr, 2)
             block = max(int(config.run.chunk_seconds * info.sample_rate), 1)
             written = 0
@@ -198,12 +219,13 @@ class PreparedTrack:
             raise RuntimeError(f"{source}: resampler gave {written} samples, expected {length}")
         return clean
 
-    def _augment(self, clean: ScratchAudio, plan: AugmentPlan, config: Config) -> ScratchAudio:
+    def _augment(self, clean: ScratchAudio, plan: AugmentPlan, config: Config,
+                 name: str = "augmented") -> ScratchAudio:
         """The augmented waveform: streamed when every transform allows it, else whole."""
         if not config.augment.chain:
             return clean
         length = clean.length
-        samples = self._scratch("augmented", length)
+        samples = self._scratch(name, length)
         if plan.is_streamable:
             position = 0
             chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
@@ -226,6 +248,10 @@ class PreparedTrack:
         """The spectrogram frames the model reads (of the clean waveform with ``clean``); ``padded``:
         of the waveform followed by zeros, which the stems are inverted from."""
         return self.spectra.frames("clean" if clean else "mix", padded)
+
+    def target_frames(self, target: str, padded: bool = False) -> FrameCache:
+        """The spectrogram frames of one of a mix run's augmented target stems."""
+        return self.spectra.frames(f"target:{target}", padded)
 
     def high_end(self) -> Callable[[int, int], np.ndarray]:
         """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""

@@ -21,7 +21,7 @@ class TrainingData:
 
     n_fft: int
     hop_length: int
-    stems: tuple[str, str]
+    stems: tuple[str, ...]
     target: str
     train_keys: tuple[str, ...]
     val_keys: tuple[str, ...]
@@ -50,7 +50,8 @@ def inspect_data(config: DataConfig, n_fft: int | None = None) -> TrainingData:
         try:
             schema = parquet.schema_arrow
             run = json.loads(schema.metadata[b"stemforge.config"])
-            stems = tuple(run["model"]["stems"])
+            mix = run.get("mix")  # a mix run's ground-truth targets, else the model's separated stems
+            stems = tuple(mix["stems"]) if mix else tuple(run["model"]["stems"])
             found.setdefault((run["model"]["n_fft"], run["model"]["hop_length"], stems), path)
             column = parquet.read(columns=["track_key"], use_threads=shards.threads_for(handle)).column("track_key")
             keys.update(column.to_pylist())

@@ -18,8 +18,8 @@ import numpy as np
 
 from model import ModelSetup, resolve_model
 from training.metrics import sdr, si_sdr
-from training.stemsets import StemSetTrack, read_stemset
 from transforms import load_audio, resample, to_model_channels
+from transforms.stemsets import StemSetTrack, read_stemset
 
 MODEL_RATE = 44100
 FIELDS = ("track", "stem", "sdr", "si_sdr", "si_sdr_mixture", "si_sdr_improvement", "seconds", "error")

@@ -3,7 +3,7 @@
 CascadedNet learns a mask for the target stem: loss = (1 − w)·L1(mask·|X|, |Y|) + w·L1(aux·|X|, |Y|) on random
 crops, each normalised by max(|X|, |Y|) as vocal-remover normalises a song; Adam, ReduceLROnPlateau on the
 validation L1 (the centre of each window, as upstream's validation). The output folder gets vocal-remover
-state dicts (``best.pth`` by validation L1, ``last.pth``), a resumable ``state.pt`` (model, optimiser,
+state dicts (``best.pth`` by validation L1, also as ``best.safetensors``, and ``last.pth``), a resumable ``state.pt`` (model, optimiser,
 scheduler, RNG, reader position: a rerun with the same output continues exactly where it stopped),
 ``metrics.csv`` and TensorBoard logs. All randomness comes from (seed, epoch, step), so a resumed run equals
 an uninterrupted one.
@@ -229,6 +229,7 @@ class Trainer:
             if monitored < self.best:
                 self.best = monitored
                 save_checkpoint(self.net, str(self.output / "best.pth"))
+                save_checkpoint(self.net, str(self.output / "best.safetensors"))
             save_checkpoint(self.net, str(self.output / "last.pth"))
             self._write_metrics(rows, writer, row)
             progress.epoch_done(row)

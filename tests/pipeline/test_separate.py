@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY
 
+from model.shipped import VOICE_MUSIC
 from pipeline.cli import main
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
@@ -100,7 +101,6 @@ def test_model_by_name_from_the_model_folder(corpus, tiny_checkpoint, tmp_path, 
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    ([], "pass --checkpoint PATH"),
     (["--checkpoint", "a.pth", "--model", "b.pth"], "not both"),
     (["--checkpoint", "a.pth", "--bogus"], "unrecognised arguments: --bogus"),
     (["--checkpoint", "a.pth", "--set", "augment.variants=2"], "must contain {variant}"),
@@ -111,6 +111,18 @@ def test_what_it_cannot_run_is_one_line_and_exit_code_2(corpus, tmp_path, capsys
     assert main(["separate", str(files["sines"]), "-o", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and expected in err, err
+
+
+def test_without_a_model_it_runs_the_shipped_one(corpus, tmp_path, capsys):
+    _, files = corpus
+    out = tmp_path / "o"
+    assert main(["separate", str(files["sines"]), "-o", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert f"using the shipped {VOICE_MUSIC.name} model" in captured.err
+    [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert manifest["checkpoint"]["sha256"] == VOICE_MUSIC.sha256 and not manifest["random_init"]
+    assert manifest["config"]["model"]["n_fft"] == VOICE_MUSIC.n_fft
+    assert sorted(p.name for p in (out / "sines").iterdir()) == ["instruments.flac", "vocals.flac"]
 
 
 def test_an_input_that_does_not_exist_is_fatal(tiny_checkpoint, tmp_path, capsys):

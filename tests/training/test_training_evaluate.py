@@ -14,7 +14,7 @@ from model import Separator, load_checkpoint
 from pipeline.cli import main
 from training.evaluate import evaluate, to_csv
 from training.metrics import sdr, si_sdr
-from training.stemsets import read_stemset
+from transforms.stemsets import read_stemset
 
 
 def test_si_sdr_and_sdr_of_a_hand_computed_case():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.stemsets import read_stemset
 from training.synth import make_stemset
+from transforms.stemsets import read_stemset
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (Debian) not installed")
 

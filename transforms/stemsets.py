@@ -1,4 +1,5 @@
-"""Stem sets: tracks given as isolated stems, for evaluation (and, later, mixing training data).
+"""Stem sets: tracks given as isolated stems, which `stemforge run` mixes into training data (``mix:``) and
+`stemforge evaluate` scores a model on.
 
 Two layouts, read through fsspec from any URL:
 - a manifest (``.csv``, ``.jsonl`` or ``.parquet``), one row per track: a column per stem holding the
@@ -13,7 +14,7 @@ import csv
 import io
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +56,11 @@ def _rows(fs: fsspec.AbstractFileSystem, path: str) -> list[dict[str, Any]]:
 
 
 def read_stemset(uri: str, stems: tuple[str, ...] | None = None,
-                 storage_options: Mapping[str, Any] | None = None) -> list[StemSetTrack]:
+                 storage_options: Mapping[str, Any] | None = None,
+                 on_error: Callable[[str, ValueError], None] | None = None) -> list[StemSetTrack]:
     """The tracks of a stem-set manifest or folder, sorted by key. ``stems`` names the stem columns of a
-    manifest (default: every column but ``track``/``mixture`` whose values look like audio paths)."""
+    manifest (default: every column but ``track``/``mixture`` whose values look like audio paths). A manifest
+    row without a path for a stem raises, or with ``on_error`` is reported as (row label, error) and skipped."""
     fs, path = fsspec.core.url_to_fs(uri.rstrip("/"), **dict(storage_options or {}))
     if path.lower().endswith((".csv", ".jsonl", ".parquet")):
         root = uri.rstrip("/").rsplit("/", 1)[0] if "/" in uri else "."
@@ -67,7 +70,11 @@ def read_stemset(uri: str, stems: tuple[str, ...] | None = None,
                                    and v.lower().endswith(AUDIO_EXTENSIONS))
             missing = [n for n in names if not row.get(n)]
             if not names or missing:
-                raise ValueError(f"{uri}: row {number} has no path for stem {', '.join(missing) or '(none)'}")
+                error = ValueError(f"{uri}: row {number} has no path for stem {', '.join(missing) or '(none)'}")
+                if on_error is None:
+                    raise error
+                on_error(str(row.get("track") or f"row {number}"), error)
+                continue
             paths = {n: _resolve(root, str(row[n])) for n in names}
             key = str(row.get("track") or posixpath.splitext(posixpath.basename(paths[names[0]]))[0])
             mixture = _resolve(root, str(row["mixture"])) if row.get("mixture") else None

@@ -1,0 +1,37 @@
+"""The one model stemforge ships: a small CascadedNet that separates a voice from music, trained by
+stemforge on stemforge's own synthetic data (`make demo-model`; model/weights/README.md has its card).
+
+It proves that the whole loop works (synthesise stems → mix run → train → separate) and gives `make demo`
+and `stemforge separate` real stems to listen to. It is not a replacement for real separation weights: it has
+heard only espeak-ng voices over synthesised music, at a quarter of vocal-remover's width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A checkpoint in the package, with the settings it was trained with and its sha256 (verified on load)."""
+
+    name: str
+    sha256: str
+    n_fft: int
+    hop_length: int
+    stems: tuple[str, str]
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS / f"{self.name}.safetensors"
+
+    def config_overrides(self) -> dict[str, object]:
+        """The ``model`` config keys that run it."""
+        return {"checkpoint": str(self.path), "sha256": self.sha256, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "stems": list(self.stems)}
+
+
+VOICE_MUSIC = ShippedModel("voice-music-1024", "0" * 64, 1024, 512, ("instruments", "vocals"))

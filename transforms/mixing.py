@@ -1,0 +1,109 @@
+"""Dynamic mixing: how one variant of a simulated mixture is made from isolated stems.
+
+A :class:`MixPlan` is drawn per (seed, track, variant), like an augmentation plan, from a stream of its own
+(so adding mixing never changes the augmentation drawn for the same seed). For every target column it
+records where the target comes from (the track's own stems, or with ``remix_p`` another track's, at a random
+offset), its gain in dB and whether it is dropped (a silent target). The plan is plain data: it travels with
+the track through a pipeline and is written next to every row, so any mixture can be rebuilt from it.
+
+:func:`excerpt` and :func:`fit_length` are the two length rules: a remixed stem is cut from its own track at
+the drawn offset, and the stems of one track, which may differ by a few samples after resampling, are
+padded to a common length, or refused when they differ by more than a tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from transforms.seeding import derive_seed
+
+_MIX_STREAM = 0x6D6978  # "mix": the plan's draws never share a stream with the augmentation's
+
+
+@dataclass(frozen=True)
+class StemDraw:
+    """One target column of a mixture: the stem-set stems summed into it, from which track, at which offset
+    (a fraction of the spare length of a longer track; 0 for the track's own stems), with which gain."""
+
+    target: str
+    track: str
+    sources: tuple[str, ...]
+    offset: float
+    gain_db: float
+    dropped: bool
+
+    @property
+    def ratio(self) -> float:
+        """The linear gain (0 when dropped)."""
+        return 0.0 if self.dropped else float(10.0 ** (self.gain_db / 20.0))
+
+
+@dataclass(frozen=True)
+class MixPlan:
+    """Every random choice of one mixture variant, in target order."""
+
+    stems: tuple[StemDraw, ...]
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        return tuple(s.target for s in self.stems if s.dropped)
+
+    def to_json(self) -> str:
+        """The plan as the JSON text stored in each row's ``mix_params`` column."""
+        return json.dumps([asdict(s) for s in self.stems], sort_keys=True)
+
+
+def draw_mix(seed: int, track_key: str, variant: int, targets: Mapping[str, Sequence[str]],
+             catalog: Mapping[str, Mapping[str, str]], gain_db: tuple[float, float] = (0.0, 0.0),
+             remix_p: float = 0.0, drop_p: float = 0.0) -> MixPlan:
+    """The plan of one variant of ``track_key``.
+
+    ``targets`` maps each target column to the stem-set stems summed into it; ``catalog`` maps every track of
+    the stem set to its stems (name → URL), the partners a remix draws from. The first target always comes
+    from the track itself, so a variant is anchored to its track; each other target comes from a different
+    track, chosen uniformly among those that have its stems, with probability ``remix_p``. Each target is
+    dropped with probability ``drop_p``, but never all of them: if every draw says drop, the first target stays.
+    """
+    rng = np.random.default_rng([derive_seed(seed, track_key, variant), _MIX_STREAM])
+    keys = sorted(catalog)
+    draws = []
+    for number, (target, sources) in enumerate(targets.items()):
+        sources = tuple(sources)
+        remix = number > 0 and rng.random() < remix_p
+        partners = [k for k in keys if k != track_key and all(s in catalog[k] for s in sources)] if remix else []
+        track = partners[int(rng.integers(len(partners)))] if partners else track_key
+        offset = float(rng.random()) if track != track_key else 0.0
+        gain = float(rng.uniform(*gain_db)) if gain_db[1] > gain_db[0] else float(gain_db[0])
+        dropped = bool(rng.random() < drop_p)
+        urls = tuple(catalog[track][s] for s in sources)
+        draws.append(StemDraw(target, track, urls, offset, gain, dropped))
+    if all(d.dropped for d in draws):
+        draws[0] = replace(draws[0], dropped=False)
+    return MixPlan(tuple(draws))
+
+
+def excerpt_start(offset: float, source_length: int, length: int) -> int:
+    """The first sample of a ``length``-sample excerpt of a ``source_length``-sample stem at ``offset``."""
+    return round(offset * max(source_length - length, 0))
+
+
+def fit_length(lengths: Mapping[str, int], sample_rate: int, tolerance_seconds: float) -> int:
+    """The common length of one track's stems: the longest, when they all lie within ``tolerance_seconds`` of
+    it (shorter ones are then padded with zeros); otherwise ValueError naming every stem's length."""
+    longest = max(lengths.values())
+    if longest - min(lengths.values()) > tolerance_seconds * sample_rate:
+        described = ", ".join(f"{name} {n / sample_rate:.3f} s" for name, n in lengths.items())
+        raise ValueError(f"stems differ in length ({described}), more than mix.max_length_difference_seconds "
+                         f"{tolerance_seconds:g}")
+    return longest
+
+
+def fitted(block: np.ndarray, length: int) -> np.ndarray:
+    """``block`` ``[C, n]`` cut or zero-padded to ``length`` samples."""
+    if block.shape[1] >= length:
+        return block[:, :length]
+    return np.pad(block, ((0, 0), (0, length - block.shape[1])))

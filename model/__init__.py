@@ -14,6 +14,7 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.detect import NetSpec, detect_net, infer_config
+from model.device_separator import DeviceSeparator
 from model.devices import resolve_device
 from model.fusion import fold_batchnorm
 from model.inference import InferenceModel
@@ -35,6 +36,7 @@ __all__ = [
     "CascadedNet",
     "CheckpointError",
     "CheckpointState",
+    "DeviceSeparator",
     "InferenceModel",
     "KnownModel",
     "ModelSetup",

@@ -108,6 +108,11 @@ class InferenceModel:
         x = self._as_input(mag_windows)
         if x.shape[0] == 0:
             return np.zeros((0, 2, self.n_bins, x.shape[3] - 2 * self.offset), dtype=np.float32)
+        return np.ascontiguousarray(self.predict(x).cpu().numpy())
+
+    def predict(self, mag_windows: torch.Tensor) -> torch.Tensor:
+        """As calling the model, but the masks stay on the device as a float32 tensor (the device path's
+        arrays never leave it: ``model.device_separator``)."""
+        x = self._as_input(mag_windows)
         with self._lock, torch.inference_mode(), self._autocast():
-            mask = self.net.predict_mask(x)
-        return np.ascontiguousarray(mask.float().cpu().numpy())
+            return self.net.predict_mask(x).float()

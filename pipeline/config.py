@@ -97,6 +97,8 @@ class ModelConfig(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     cpu_threads: int | None = Field(None, ge=1, le=1024)
+    share_across_processes: bool = False  # Beam's large_model: one model per machine, served to its SDK processes
+    model_copies: int = Field(1, ge=1, le=64)  # with share_across_processes: how many copies that machine loads
     stems: tuple[str, str] | None = None
 
     @model_validator(mode="after")
@@ -281,7 +283,8 @@ class Config(_Section):
             "audio": data["audio"],
             "augment": data["augment"],
             "model": {k: v for k, v in data["model"].items()
-                      if k not in ("device", "batch_size", "cpu_threads", "checkpoint")},
+                      if k not in ("device", "batch_size", "cpu_threads", "checkpoint", "share_across_processes",
+                                   "model_copies")},
             "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
                                                       "clip", "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,

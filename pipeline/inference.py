@@ -127,10 +127,14 @@ def load_net(config: ModelConfig, storage_options: StorageOptions, device: str =
 
 class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
     """Loads the network once per worker process (RunInference shares it across threads) and
-    runs batches of windows, whatever tracks they come from."""
+    runs batches of windows, whatever tracks they come from. With ``model.share_across_processes`` Beam
+    loads ``model.model_copies`` copies per machine and serves them to all its SDK processes (one GPU, many
+    processes: one model in its memory instead of one per process)."""
 
     def __init__(self, config: ModelConfig, storage_options: StorageOptions) -> None:
-        super().__init__(min_batch_size=config.batch_size, max_batch_size=config.batch_size)
+        shared = config.share_across_processes
+        super().__init__(min_batch_size=config.batch_size, max_batch_size=config.batch_size, large_model=shared,
+                         model_copies=config.model_copies if shared else None)
         self._config = config
         self._storage_options = storage_options
 

@@ -1,0 +1,35 @@
+"""`model.share_across_processes` (Beam's large_model): the model is loaded once per machine in a separate
+process and served to every SDK process, here two processes of the FnApiRunner; the committed rows equal a
+run that loads one model per process."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from stemforge_testing import write_config
+
+from pipeline.cli import main
+
+
+def _rows(out) -> pa.Table:
+    [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    table = pa.concat_tables([pq.read_table(out / s) for s in manifest["shards"]])
+    return table.sort_by([("track_key", "ascending"), ("segment", "ascending")])
+
+
+def test_a_model_shared_across_processes_gives_the_same_rows(corpus, tiny_checkpoint, tmp_path):
+    folder, _ = corpus
+    outs = {}
+    for shared in (False, True):
+        config = write_config(tmp_path / f"{shared}.yaml", output={"write_stems": False},
+                              model={"share_across_processes": shared, "model_copies": 1, "cpu_threads": 1})
+        outs[shared] = tmp_path / f"out-{shared}"
+        assert main(["run", "--config", str(config), "--input", str(folder), "--output", str(outs[shared]),
+                     "--checkpoint", str(tiny_checkpoint), "--direct_num_workers", "2",
+                     "--direct_running_mode", "multi_processing", "--quiet"]) == 0
+    alone, shared = _rows(outs[False]), _rows(outs[True])
+    assert alone.num_rows == shared.num_rows > 0
+    for name in ("track_key", "segment", "mixture", "instruments", "vocals"):
+        np.testing.assert_array_equal(np.asarray(alone.column(name).to_pylist()),
+                                      np.asarray(shared.column(name).to_pylist()))

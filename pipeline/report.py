@@ -25,7 +25,7 @@ import yaml
 from pipeline import report_plots as plots
 from pipeline.assemble import stem_uri
 from pipeline.config import Config, ConfigError, build_config
-from pipeline.sinks import tensor_columns
+from pipeline.sinks import audio_stems, tensor_columns
 from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
 from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
@@ -266,7 +266,7 @@ class _Report:
 
     def waveform(self, config: Config, key: str, variant: int) -> str:
         envelopes, steps, missing = {}, {}, []
-        for stem in config.model.stems:
+        for stem in audio_stems(config):
             uri = stem_uri(config, key, variant, stem)
             fs, path = filesystem(uri, self.options)
             try:

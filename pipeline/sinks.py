@@ -101,6 +101,11 @@ def model_columns(config: Config) -> tuple[str, ...]:
     return tuple(prefix + stem for stem in config.model.stems)
 
 
+def audio_stems(config: Config) -> list[str]:
+    """The stem names of a run's audio files: the model's two, or a mix run's mixture and targets."""
+    return ["mixture", *config.mix.targets] if config.mix is not None else list(config.model.stems)
+
+
 def tensor_columns(config: Config) -> list[str]:
     """The spectrogram columns, in order: mixture, a mix run's targets, the model's two stems (``teacher_``
     ones in a mix run), and clean when kept."""

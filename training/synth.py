@@ -137,10 +137,12 @@ def _music_track(seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.stack([left + drums, right + drums]), tempo
 
 
-def make_track(folder: Path, key: str, seconds: float, ratio_db: float, rng: np.random.Generator) -> SynthTrack:
-    """One track's two stems, the vocals scaled to ``ratio_db`` of voice-to-music energy."""
+def make_track(folder: Path, key: str, seconds: float, ratio_db: float, rng: np.random.Generator,
+               music: np.ndarray | None = None) -> SynthTrack:
+    """One track's two stems, the vocals scaled to ``ratio_db`` of voice-to-music energy; ``music`` (stereo
+    ``[2, seconds·44100]``, e.g. a recorded excerpt) replaces the synthesised music (tempo then 0)."""
     vocals, voice = _voice_track(seconds, rng)
-    music, tempo = _music_track(seconds, rng)
+    music, tempo = _music_track(seconds, rng) if music is None else (music, 0.0)
     pan = rng.uniform(0.4, 0.6)
     vocals = np.stack([(1 - pan) * vocals, pan * vocals]) * 2
     energy = float(np.sum(music**2)) / max(float(np.sum(vocals**2)), 1e-12)

@@ -247,3 +247,16 @@ def test_streamed_long_tracks_equal_one_block(tmp_path):
 def test_mix_config_errors_name_the_key(section, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         build_config(section)
+
+
+def test_report_and_inspect_show_a_mix_run(mixed, capsys):
+    _, out = mixed
+    assert main(["report", str(out), "--samples", "1"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Stem files (mixture, instruments, vocals)" in html
+    assert "Spectrograms of a, variant 0: mixture, instruments, vocals" in html
+    assert main(["inspect", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    [run] = report["runs"]
+    columns = [c["name"] for c in run["shards"][0]["schema"]]
+    assert {"mix_params", "dropped", "mixture", "instruments", "vocals"} <= set(columns)

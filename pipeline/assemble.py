@@ -138,7 +138,8 @@ def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: l
     mode = config.output.clip
     peaks, clipped = [0.0, 0.0], [0, 0]
     files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
-                          format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype)
+                          format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype,
+                          compression_level=config.output.compression_level)
              for p in paths]
 
     def encode(k: int, audio: np.ndarray) -> None:
@@ -254,8 +255,8 @@ def write_sources(track: PreparedTrack, config: Config, storage_options: Storage
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(len(waves))]
         for path, (name, wave) in zip(paths, waves.items()):
             with sf.SoundFile(path, "w", samplerate=meta.sample_rate, channels=2,
-                              format=_FORMATS[config.output.stem_format],
-                              subtype=config.output.resolved_subtype) as handle:
+                              format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype,
+                              compression_level=config.output.compression_level) as handle:
                 for position in range(0, meta.num_samples, block):
                     audio = wave.read(position, position + block) * np.float32(gain)
                     if config.output.clip == "clamp":

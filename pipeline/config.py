@@ -127,6 +127,7 @@ class OutputConfig(_Section):
     stems_uri: str | None = None
     stem_format: Literal["flac", "wav", "ogg"] = "flac"
     stem_subtype: str | None = None
+    flac_compression: float | None = Field(None, ge=0, le=1)  # libsndfile's 0..1; None: its default (0.5)
     stem_path: str = "{track_key}/v{variant}/{stem}.{ext}"
     clip: Literal["rescale", "clamp", "none"] = "rescale"
     spectrogram_dtype: Literal["float16", "float32"] = "float16"
@@ -161,6 +162,11 @@ class OutputConfig(_Section):
         if self.stems_uri:
             return self.stems_uri
         return f"{self.uri.rstrip('/')}/stems" if self.uri else None
+
+    @property
+    def compression_level(self) -> float | None:
+        """What soundfile's ``compression_level`` gets for a stem file (FLAC only)."""
+        return self.flac_compression if self.stem_format == "flac" else None
 
     @property
     def resolved_subtype(self) -> str:

@@ -84,6 +84,18 @@ def test_format_subtype_filename_and_shards_are_config_keys(corpus, tiny_checkpo
     assert pq.read_table(out / shard).num_rows == manifest["counts"]["rows"] > 0
 
 
+def test_flac_compression_changes_the_bytes_not_the_samples(separated, corpus, tiny_checkpoint, tmp_path):
+    _, out = separated
+    _, files = corpus
+    fast = tmp_path / "fast"
+    assert main(["separate", str(files["sines"]), "-o", str(fast), "--checkpoint", str(tiny_checkpoint), "--quiet",
+                 "--set", "output.flac_compression=0", *TINY_SETS]) == 0
+    for stem in STEMS:
+        default, level0 = out / "sines" / f"{stem}.flac", fast / "sines" / f"{stem}.flac"
+        np.testing.assert_array_equal(sf.read(level0)[0], sf.read(default)[0])
+        assert level0.stat().st_size > default.stat().st_size
+
+
 def test_model_by_name_from_the_model_folder(corpus, tiny_checkpoint, tmp_path, capsys):
     _, files = corpus
     models = tmp_path / "models"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.synth import make_stemset
+from training.synth import make_stemset, make_track
 from transforms.stemsets import read_stemset
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (Debian) not installed")
@@ -29,3 +29,24 @@ def test_a_seed_makes_the_same_files_at_the_drawn_ratio(tmp_path):
         assert np.abs(vocals + music).max() == pytest.approx(0.9, abs=1e-4)  # the mixture never clips
         again, _ = sf.read(tmp_path / "b" / made.key / "vocals.wav", dtype="float32")
         assert np.array_equal(again, vocals)
+
+
+def test_recorded_music_replaces_the_synthesised_music(tmp_path):
+    music = (0.3 * np.random.default_rng(0).standard_normal((2, 2 * 44100))).astype(np.float32)
+    made = make_track(tmp_path, "rec", 2.0, 0.0, np.random.default_rng(1), music=music)
+    instruments, _ = sf.read(tmp_path / "rec" / "instruments.wav", dtype="float32")
+    scale = np.abs(instruments).max() / np.abs(music).max()
+    np.testing.assert_allclose(instruments.T, music * scale, rtol=1e-5, atol=1e-7)
+    assert made.tempo == 0.0
+
+
+def test_the_synth_command(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["synth", str(tmp_path / "s"), "--tracks", "1", "--seed", "4", "--seconds", "2",
+                 "--ratios-db=-3"]) == 0
+    assert "synth: 1 tracks in" in capsys.readouterr().out
+    [track] = read_stemset(str(tmp_path / "s" / "stemset.csv"))
+    assert track.key == "s4-0000" and sf.info(track.stems["vocals"]).frames == 2 * 44100
+    assert main(["synth", str(tmp_path / "t"), "--tracks", "1", "--seed", "4", "--ratios-db", "loud"]) == 2
+    assert "synth: could not convert string to float: 'loud'" in capsys.readouterr().err

@@ -20,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.shipped import VOICE_MUSIC  # noqa: E402
-from training.evaluate import evaluate, render  # noqa: E402
-from training.synth import SR, make_track  # noqa: E402
-from transforms import load_audio, resample, to_model_channels  # noqa: E402
+from model.shipped import VOICE_MUSIC
+from training.evaluate import evaluate, render
+from training.synth import SR, make_track
+from transforms import load_audio, resample, to_model_channels
 
 SECONDS = 12.0
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.shipped import VOICE_MUSIC
 from training.evaluate import evaluate, render
 from training.synth import SR, make_track
-from transforms import load_audio, resample, to_model_channels
+from transforms import AudioError, load_audio, resample, to_model_channels
 
 SECONDS = 12.0
 
@@ -52,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.writer(handle)
         writer.writerow(["track", "instruments", "vocals"])
         for number, path in enumerate(files):
+            try:
+                music = excerpt(path)
+            except AudioError as exc:  # stemforge refuses damaged files; so does this evaluation
+                print(f"skipped: {exc}")
+                continue
             key = f"{path.stem}-{number:02d}"
-            make_track(args.out, key, SECONDS, (-5.0, 0.0, 5.0)[number % 3], rng, music=excerpt(path))
+            make_track(args.out, key, SECONDS, (-5.0, 0.0, 5.0)[number % 3], rng, music=music)
             writer.writerow([key, f"{key}/instruments.wav", f"{key}/vocals.wav"])
     rows = evaluate(str(VOICE_MUSIC.path), str(args.out / "stemset.csv"), n_fft=VOICE_MUSIC.n_fft,
                     hop_length=VOICE_MUSIC.hop_length, device="cpu")

@@ -34,4 +34,5 @@ class ShippedModel:
                 "hop_length": self.hop_length, "stems": list(self.stems)}
 
 
-VOICE_MUSIC = ShippedModel("voice-music-1024", "0" * 64, 1024, 512, ("instruments", "vocals"))
+VOICE_MUSIC = ShippedModel("voice-music-1024", "bff3d894acd2c114870763d92cef9951b0afe1d0a6774240b25ac5509a013ed9", 1024, 512,
+                          ("instruments", "vocals"))

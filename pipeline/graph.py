@@ -30,7 +30,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline.assemble import spectrogram_rows, write_sources, write_stems
+from pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
 from pipeline.commit import commit
 from pipeline.dask import runner_for
 from pipeline.inference import CascadedNetHandler, Window, WindowMask
@@ -77,6 +77,15 @@ class _JobFn(beam.DoFn):
         if ref.source not in message:
             message = f"{ref.source}: {message}"
         return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
+
+    def written(self, meta: TrackMeta, rows: int, report: StemReport | None, seconds: float) -> Any:
+        """The DONE record of a written track variant (its rows, stem gain and clipping), counted."""
+        Metrics.counter(NAMESPACE, "rows").inc(rows)
+        Metrics.counter(NAMESPACE, "tracks_committed").inc()
+        self.progress.add("written", audio_seconds=meta.audio_seconds)
+        clipped = report.clipped if report and any(report.clipped.values()) else None
+        return beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
+                                                        report.gain if report else None, clipped, round(seconds, 4)))
 
     def finish_bundle(self) -> None:
         self.progress.flush()
@@ -215,12 +224,7 @@ class AssembleTrack(_TrackFn):
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
             yield self.reject(ref, "write", exc)
             return
-        Metrics.counter(NAMESPACE, "rows").inc(rows)
-        Metrics.counter(NAMESPACE, "tracks_committed").inc()
-        self.progress.add("written", audio_seconds=meta.audio_seconds)
-        clipped = report.clipped if report and any(report.clipped.values()) else None
-        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
-                                                       gain, clipped, round(seconds[0], 4)))
+        yield self.written(meta, rows, report, seconds[0])
 
 
 def mix_variants(ref: MixRef, config: Any, catalog: dict[str, dict[str, str]]) -> list[tuple[MixRef, int]]:
@@ -250,20 +254,14 @@ class MixTrack(_TrackFn):
             with track:
                 report = (write_sources(track, config, config.storage_options, staging=self._job.staging)
                           if config.output.write_stems else None)
-                gain = report.gain if report else None
                 if config.output.write_spectrograms:
-                    for row in spectrogram_rows(track, None, config, gain):
+                    for row in spectrogram_rows(track, None, config, report.gain if report else None):
                         rows += 1
                         yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
             yield self.reject(ref, "write", exc)
             return
-        Metrics.counter(NAMESPACE, "rows").inc(rows)
-        Metrics.counter(NAMESPACE, "tracks_committed").inc()
-        self.progress.add("written", audio_seconds=meta.audio_seconds)
-        clipped = report.clipped if report and any(report.clipped.values()) else None
-        yield beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, variant, rows, meta.audio_seconds, gain,
-                                                       clipped, round(time.perf_counter() - prepared, 4)))
+        yield self.written(meta, rows, report, time.perf_counter() - prepared)
         yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, prepared - start))
 
 

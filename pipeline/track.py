@@ -164,8 +164,6 @@ class PreparedTrack:
                     mix, track_key, lambda url, name: self._decode(url, config, options_for(url, storage_options),
                                                                     name),
                     self._scratch, config.audio.sample_rate, config.mix.max_length_difference_seconds, chunk)
-                clean = sum_into(self._scratch("clean", next(iter(clean_targets.values())).length),
-                                 list(clean_targets.values()), chunk)
         except Exception as exc:
             raise TrackError("read", exc) from exc
         try:
@@ -174,13 +172,16 @@ class PreparedTrack:
                 samples = self._augment(clean, plan, config)
             else:  # the chain is linear (config checks), so the augmented targets sum to the augmented mixture
                 self.targets = {t: self._augment(s, plan, config, f"augmented-{t}") for t, s in clean_targets.items()}
-                samples = (clean if not config.augment.chain else
-                           sum_into(self._scratch("augmented", clean.length), list(self.targets.values()), chunk))
+                length = next(iter(self.targets.values())).length
+                samples = sum_into(self._scratch("mixture", length), list(self.targets.values()), chunk)
+                clean = samples  # the un-augmented mixture is summed only when it differs and is kept
+                if config.augment.chain and config.augment.keep_clean:
+                    clean = sum_into(self._scratch("clean", length), list(clean_targets.values()), chunk)
         except Exception as exc:
             raise TrackError("augment", exc) from exc
         self.samples = samples
         self.clean = clean if config.augment.keep_clean else None
-        length = clean.length
+        length = samples.length
         model = config.model
         try:
             self.bands, self.is_v51 = band_table(config), is_v51

@@ -1,52 +1,27 @@
-"""Beam's RunInference around the VR networks (vocal-remover's and UVR's): windows from many tracks share each
-batch; the launcher resolves the model's settings from its checkpoint once."""
+"""The VR networks (vocal-remover's and UVR's) as a run loads them: the launcher resolves the model's settings
+from its checkpoint once, and each worker process loads the network (``pipeline.masks``)."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
 
-import numpy as np
 import torch
-from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import ModelHandler
 from torch import nn
 
 from model import (
     BandParamsRequired,
     CascadedNet,
     CheckpointError,
-    InferenceModel,
     load_checkpoint,
     resolve_model,
 )
 from pipeline.config import Config, ConfigError, ModelConfig
 from pipeline.storage import PERMANENT_ERRORS, StorageOptions, options_for, redact_uri, retry
-from pipeline.track import TrackMeta
 from transforms import BandParamsError
 
 LOG = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0
-
-
-class Window(NamedTuple):
-    """One model input: a peak-normalised magnitude window of a track variant."""
-
-    meta: TrackMeta
-    pass_index: int
-    index: int
-    magnitude: np.ndarray
-
-
-class WindowMask(NamedTuple):
-    """The model's centre mask for one window."""
-
-    meta: TrackMeta
-    pass_index: int
-    index: int
-    mask: np.ndarray
 
 
 def random_init_net(config: ModelConfig) -> CascadedNet:
@@ -123,44 +98,3 @@ def load_net(config: ModelConfig, storage_options: StorageOptions, device: str =
                      f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read, storage_options)
     LOG.warning("RANDOM WEIGHTS: no checkpoint configured; outputs are NOT a real separation")
     return random_init_net(config)
-
-
-class CascadedNetHandler(ModelHandler[Window, WindowMask, InferenceModel]):
-    """Loads the network once per worker process (RunInference shares it across threads) and
-    runs batches of windows, whatever tracks they come from. With ``model.share_across_processes`` Beam
-    loads ``model.model_copies`` copies per machine and serves them to all its SDK processes (one GPU, many
-    processes: one model in its memory instead of one per process)."""
-
-    def __init__(self, config: ModelConfig, storage_options: StorageOptions) -> None:
-        shared = config.share_across_processes
-        super().__init__(min_batch_size=config.batch_size, max_batch_size=config.batch_size, large_model=shared,
-                         model_copies=config.model_copies if shared else None)
-        self._config = config
-        self._storage_options = storage_options
-
-    def load_model(self) -> InferenceModel:
-        if self._config.cpu_threads is not None:
-            # one intra-op pool per worker process: with several SDK processes per machine, N processes
-            # x N cores threads would oversubscribe the CPUs
-            torch.set_num_threads(self._config.cpu_threads)
-        net = load_net(self._config, self._storage_options, device=self._config.device)
-        return InferenceModel(net, device=self._config.device, precision=self._config.precision)
-
-    def run_inference(self, batch: Sequence[Window], model: InferenceModel,
-                      inference_args: dict[str, Any] | None = None) -> Iterable[WindowMask]:
-        Metrics.distribution("stemforge", "batch_size").update(len(batch))
-        magnitudes = np.stack([w.magnitude for w in batch])
-        missing = self._config.batch_size - len(batch)
-        if missing > 0:
-            # Every forward pass has the configured shape, so a window's mask never depends on which
-            # windows share its batch (CPU kernels pick algorithms by shape): a rerun or a retried bundle
-            # reproduces masks, stems and rows bit for bit (same device and thread count).
-            magnitudes = np.concatenate([magnitudes, np.zeros((missing, *magnitudes.shape[1:]), magnitudes.dtype)])
-        masks = model(magnitudes)
-        return [WindowMask(w.meta, w.pass_index, w.index, m) for w, m in zip(batch, masks)]
-
-    def get_num_bytes(self, batch: Sequence[Window]) -> int:
-        return sum(w.magnitude.nbytes for w in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "stemforge"

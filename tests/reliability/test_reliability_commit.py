@@ -14,6 +14,7 @@ import fsspec
 import numpy as np
 import pytest
 import soundfile as sf
+from apache_beam.pvalue import TaggedOutput
 from reliability_support import (
     PYTHON,
     REPO,
@@ -33,11 +34,11 @@ from stemforge_testing import write_config
 from pipeline.cli import main
 from pipeline.commit import commit
 from pipeline.config import load_config
-from pipeline.graph import AssembleTrack, PrepareTrack, StoreMask, WriteShards
-from pipeline.inference import CascadedNetHandler, Window
+from pipeline.graph import WriteShards
 from pipeline.launch import make_job
 from pipeline.listing import TrackRef
 from pipeline.sinks import clean_leftovers
+from pipeline.stages import SeparateTrack
 
 LOCAL = fsspec.filesystem("file")
 MP = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
@@ -157,19 +158,15 @@ def test_a_retried_bundle_rewrites_the_same_files_with_the_same_bytes(good_corpu
                          [f"input.uri={folder}", f"output.uri={out}", f"model.checkpoint={tiny_checkpoint}",
                           "run.run_id=retry"])
     job = make_job(config)
-    prepare = PrepareTrack(job)
-    prepare.setup()
-    windows = [w for w in prepare.process((TrackRef(str(files["a"]), "a"), 0)) if isinstance(w, Window)]
-    handler = CascadedNetHandler(config.model, config.storage_options)
-    masks = handler.run_inference(windows, handler.load_model())
-    stored = [item for mask in masks for item in StoreMask(job).process(mask)]
-    element = (stored[0][0], [value for _, value in stored])
 
     def attempt() -> tuple[list[str], dict[str, bytes]]:
-        """One execution of the bundle AssembleTrack → WriteShards, as a runner's retry would redo it."""
-        assemble = AssembleTrack(job)
-        assemble.setup()
-        rows = [r for r in assemble.process(element) if isinstance(r, dict)]
+        """One execution of the bundle SeparateTrack → WriteShards, as a runner's retry would redo it."""
+        separate = SeparateTrack(job)
+        separate.setup()
+        outputs = list(separate.process((TrackRef(str(files["a"]), "a"), 0)))
+        outputs += [out.value for out in separate.finish_bundle() if not isinstance(out, TaggedOutput)]
+        separate.teardown()
+        rows = [r for r in outputs if isinstance(r, dict)]
         writer = WriteShards(job)
         writer.start_bundle()
         shards = [s for row in rows for s in writer.process(row)]

@@ -1,0 +1,237 @@
+"""The DoFns that take a track variant from its source to its stems and rows (Beam's side of ``pipeline.track``).
+
+SeparateTrack does all of it in one step: prepare (decode, resample, augment, peak), submit the model windows
+to the worker process's batcher (``pipeline.masks``: one model, batches filled across tracks and threads),
+and, once the masks are back in the track's local scratch file, write the stems and yield the rows. A mix run
+without a model does the same without the model (MixTrack).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
+from pipeline.job import Job
+from pipeline.listing import MixRef, TrackRef
+from pipeline.masks import TrackMasks, acquire_batcher, release_batcher
+from pipeline.progress import ProgressWriter, progress_folder, timed
+from pipeline.sinks import ErrorRecord, TrackDone
+from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
+from transforms import AugmentChain
+from transforms.mixing import draw_mix
+
+NAMESPACE = "stemforge"
+ERRORS = "errors"
+DONE = "done"
+TIMING = "timing"
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "reason", None) or type(exc).__name__
+
+
+class JobFn(beam.DoFn):
+    """A DoFn that carries the job (config, run id, fingerprint) to the workers, and publishes its progress."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def setup(self) -> None:
+        folder = progress_folder(self._job.scratch) if self._job.progress else None
+        self.progress = ProgressWriter(folder, self._job.config.storage_options)
+
+    def reject(self, ref: TrackRef, stage: str, exc: Exception) -> beam.pvalue.TaggedOutput:
+        """The error record of a rejected input (the source named in its one-line message), counted."""
+        Metrics.counter(NAMESPACE, "rejected").inc()
+        self.progress.add("rejected")
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if ref.source not in message:
+            message = f"{ref.source}: {message}"
+        return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
+
+    def written(self, meta: TrackMeta, rows: int, report: StemReport | None, seconds: float) -> Any:
+        """The DONE record of a written track variant (its rows, stem gain and clipping), counted."""
+        Metrics.counter(NAMESPACE, "rows").inc(rows)
+        Metrics.counter(NAMESPACE, "tracks_committed").inc()
+        self.progress.add("written", audio_seconds=meta.audio_seconds)
+        clipped = report.clipped if report and any(report.clipped.values()) else None
+        return beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
+                                                        report.gain if report else None, clipped, round(seconds, 4)))
+
+    def finish_bundle(self) -> None:
+        self.progress.flush()
+
+    def teardown(self) -> None:
+        self.progress.flush()
+
+
+class TrackFn(JobFn):
+    """A DoFn that prepares tracks, so it builds the augmentation chain once per worker."""
+
+    def setup(self) -> None:
+        super().setup()
+        self._chain = AugmentChain.from_config(list(self._job.config.augment.chain))
+
+
+@dataclass
+class _Open:
+    """A track variant whose windows are submitted and whose masks may still be on their way."""
+
+    ref: TrackRef
+    track: PreparedTrack
+    masks: TrackMasks
+
+
+class SeparateTrack(TrackFn):
+    """One track variant from source to stems and rows, its model windows batched with other tracks'.
+
+    A track stays open (its scratch files on local disk) while its last windows wait for later tracks to fill
+    their batch: at most ``MAX_OPEN`` tracks, then the oldest is flushed through. The bundle's end flushes the
+    rest, so each bundle's outputs are complete when it finishes (a retried bundle redoes all of them).
+    """
+
+    MAX_OPEN = 2
+
+    def setup(self) -> None:
+        super().setup()
+        config = self._job.config
+        self._batcher = acquire_batcher(self._job.run_id, config.model, config.storage_options)
+        self._open: deque[_Open] = deque()
+
+    def teardown(self) -> None:
+        super().teardown()
+        release_batcher(self._job.run_id)
+
+    def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
+        ref, variant = element
+        config = self._job.config
+        start = time.perf_counter()
+        try:
+            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, getattr(ref, "plan", None))
+        except TrackError as exc:
+            yield self.reject(ref, exc.stage, exc.cause)
+            return
+        meta = track.meta
+        keys = [(p, i) for p, grid in enumerate(grids(meta, config, self._job.offset)) for i in grid.contributing()]
+        masks = TrackMasks(track.scratch_path("masks.f32"), keys)
+        waited = 0.0
+        try:
+            Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
+            for pass_index, index, magnitude in track.windows(config, self._job.offset):
+                Metrics.counter(NAMESPACE, "windows").inc()
+                waited += self._batcher.submit(magnitude, masks.receiver((pass_index, index)))
+        except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
+            masks.close()
+            track.close()
+            yield self.reject(ref, "separate", exc)
+            return
+        self.progress.add("prepared", audio_seconds=meta.audio_seconds)
+        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, time.perf_counter() - start - waited))
+        self._open.append(_Open(ref, track, masks))
+        yield from self._finish(everything=False)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for out in self._finish(everything=True):
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+            else:
+                yield GlobalWindows.windowed_value(out)
+        super().finish_bundle()
+
+    def _finish(self, everything: bool) -> Iterator[Any]:
+        """Writes the open tracks, oldest first: those whose masks are all back, or all of them."""
+        self._report_batches()
+        while self._open and (everything or self._open[0].masks.complete or len(self._open) > self.MAX_OPEN):
+            item = self._open.popleft()
+            if not item.masks.complete:
+                self._batcher.flush()
+            try:
+                yield from self._write(item)
+            finally:
+                item.masks.close()
+                item.track.close()
+            self._report_batches()
+
+    def _report_batches(self) -> None:
+        """The batcher's batch sizes as a metric (Beam's metrics count on the DoFn's thread, not the batcher's)."""
+        for size in self._batcher.batch_sizes():
+            Metrics.distribution(NAMESPACE, "batch_size").update(size)
+
+    def _write(self, item: _Open) -> Iterator[Any]:
+        track, meta, config = item.track, item.track.meta, self._job.config
+        try:
+            item.masks.wait()
+        except Exception as exc:  # noqa: BLE001 - the model failed on this track's windows
+            yield self.reject(item.ref, "separate", exc)
+            return
+        self.progress.add("separated", audio_seconds=meta.audio_seconds)
+        seconds = [0.0]
+        start = time.perf_counter()
+
+        def masks() -> MaskReader:
+            return MaskReader(meta, config, self._job.offset, item.masks.load, track.aggression)
+
+        rows = 0
+        try:
+            report = None
+            if config.output.write_stems and meta.mix is not None:
+                report = write_sources(track, config, config.storage_options, staging=self._job.staging)
+            elif config.output.write_stems:
+                report = write_stems(track, masks(), config, config.storage_options, staging=self._job.staging)
+            seconds[0] = time.perf_counter() - start
+            if config.output.write_spectrograms:
+                for row in timed(spectrogram_rows(track, masks(), config, report.gain if report else None), seconds):
+                    rows += 1
+                    yield row
+        except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
+            yield self.reject(item.ref, "write", exc)
+            return
+        yield self.written(meta, rows, report, seconds[0])
+
+
+def mix_variants(ref: MixRef, config: Any, catalog: dict[str, dict[str, str]]) -> list[tuple[MixRef, int]]:
+    """Each variant of a stem-set track with its drawn MixPlan (remix partners from the whole catalog)."""
+    mix = config.mix
+    return [(replace(ref, plan=draw_mix(config.augment.seed, ref.track_key, v, mix.targets, catalog, mix.gain_db,
+                                        mix.remix_p, mix.drop_p)), v) for v in range(config.augment.variants)]
+
+
+class MixTrack(TrackFn):
+    """A mix run without a model: mixes one track variant and yields its audio files and rows in one step."""
+
+    def process(self, element: tuple[MixRef, int]) -> Iterator[Any]:
+        ref, variant = element
+        config = self._job.config
+        start = time.perf_counter()
+        try:
+            track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, ref.plan)
+        except TrackError as exc:
+            yield self.reject(ref, exc.stage, exc.cause)
+            return
+        meta = track.meta
+        prepared = time.perf_counter()
+        self.progress.add("prepared", audio_seconds=meta.audio_seconds)
+        rows = 0
+        try:
+            with track:
+                report = (write_sources(track, config, config.storage_options, staging=self._job.staging)
+                          if config.output.write_stems else None)
+                if config.output.write_spectrograms:
+                    for row in spectrogram_rows(track, None, config, report.gain if report else None):
+                        rows += 1
+                        yield row
+        except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
+            yield self.reject(ref, "write", exc)
+            return
+        yield self.written(meta, rows, report, time.perf_counter() - prepared)
+        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, prepared - start))
+
+

@@ -6,10 +6,15 @@ holds a whole track's spectrogram.
 The stems are inverted from a second, end-padded analysis: the track followed by zeros (n_fft of them
 for a single band, the longest band window for UVR's tables), so the last real samples are covered by
 full windows and every input sample comes back (docs/pipeline.md, "The ends of a stem").
+
+A single band's frames of the waveform the model sees are computed once (``Spectra.keep``, the peak pass) into
+a local scratch file, and the windows, the rows and the stems read them from there: the end-padded analysis
+shares every frame but its last few with the plain one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -53,6 +58,38 @@ class FrameCache:
         return padded
 
 
+class FrameStore:
+    """Complex64 frames ``[2, bins, n]`` in a local scratch file, in blocks of ``block`` frames (each stored as
+    computed, so writing and reading copy whole rows, never transpose), read back by any frame range."""
+
+    def __init__(self, path: str, bins: int, block: int) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._bins, self._block = bins, block
+        self._lengths: dict[int, int] = {}
+
+    def write(self, start: int, spec: np.ndarray) -> None:
+        """Store block ``start // block`` (``start`` a multiple of the block, ``spec`` at most a block long)."""
+        index = start // self._block
+        os.pwrite(self._fd, np.ascontiguousarray(spec, np.complex64).data, index * self._block * 2 * self._bins * 8)
+        self._lengths[index] = spec.shape[-1]
+
+    def _read_block(self, index: int) -> np.ndarray:
+        out = np.empty((2, self._bins, self._lengths[index]), np.complex64)
+        if os.preadv(self._fd, [out], index * self._block * 2 * self._bins * 8) != out.nbytes:
+            raise OSError(f"short read of spectrogram block {index} from the track's scratch file")
+        return out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        first, last = start // self._block, (stop - 1) // self._block
+        parts = [self._read_block(i) for i in range(first, last + 1)]
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        offset = first * self._block
+        return whole[..., start - offset : stop - offset]
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class Spectra:
     """Every frame source a track needs, built on first use and closed with the track.
 
@@ -69,23 +106,51 @@ class Spectra:
         self.bands, self._is_v51 = bands, is_v51
         self._dir, self._block_frames, self._block_samples = scratch_dir, block_frames, block_samples
         self._analyses: dict[tuple[str, bool], MultibandStreamAnalysis] = {}
+        self._stores: dict[str, FrameStore] = {}
 
     @property
     def bins(self) -> int:
         return self._n_fft // 2 + 1
+
+    def keep(self, source: str) -> float:
+        """Analyse ``source`` once, block by block, and return its peak magnitude; a single band's frames are
+        kept in a scratch file that every later :meth:`frames` of ``source`` reads instead of a new STFT."""
+        frames = self.frames(source)
+        store = None
+        if self.bands is None:
+            store = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"), self.bins, self._block_frames)
+        peak = 0.0
+        for start in range(0, frames.total, self._block_frames):
+            spec = frames.get(start, min(start + self._block_frames, frames.total))
+            peak = max(peak, float(np.abs(spec).max()))
+            if store is not None:
+                store.write(start, spec)
+        if store is not None:
+            self._stores[source] = store
+        return peak
 
     def frames(self, source: str, padded: bool = False) -> FrameCache:
         """The frames of the waveform ``source`` names (``padded``: followed by zeros, for the stems)."""
         read = self._readers[source]
         if self.bands is None:
             length = self.num_samples + (self._n_fft if padded else 0)
-            total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else num_frames(
-                self.num_samples, self._hop)
+            plain = num_frames(self.num_samples, self._hop)
+            total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else plain
             n = self.num_samples
             samples = (lambda a, b: read_padded(read, n, a, b)) if padded else read
             n_fft, hop = self._n_fft, self._hop
-            return FrameCache(lambda a, b: stft_frames(samples, length, a, b, n_fft, hop), total, self.bins,
-                              self._block_frames)
+
+            store = self._stores.get(source)
+
+            def compute(a: int, b: int) -> np.ndarray:
+                if store is None:
+                    return stft_frames(samples, length, a, b, n_fft, hop)
+                if b <= plain:
+                    return store.read(a, b)
+                tail = stft_frames(samples, length, max(a, plain), b, n_fft, hop)  # the padded analysis' last frames
+                return tail if a >= plain else np.concatenate([store.read(a, plain), tail], axis=-1)
+
+            return FrameCache(compute, total, self.bins, self._block_frames)
         analysis = self._analysis(source, padded)
         return FrameCache(analysis.frames, analysis.total, self.bins, self._block_frames)
 
@@ -104,4 +169,6 @@ class Spectra:
     def close(self) -> None:
         for analysis in self._analyses.values():
             analysis.close()
-        self._analyses = {}
+        for store in self._stores.values():
+            store.close()
+        self._analyses, self._stores = {}, {}

@@ -137,6 +137,14 @@ class PreparedTrack:
     def __exit__(self, *exc: object) -> None:
         self._remove()
 
+    def close(self) -> None:
+        """Remove the scratch folder (what leaving the ``with`` block does)."""
+        self._remove()
+
+    def scratch_path(self, name: str) -> str:
+        """A path in the track's local scratch folder (removed with it)."""
+        return os.path.join(self._dir, name)
+
     def _remove(self) -> None:
         if self.spectra is not None:
             self.spectra.close()
@@ -191,14 +199,11 @@ class PreparedTrack:
             self.spectra = Spectra(readers, length, model.n_fft,
                                    model.hop_length, self.bands, is_v51, self._dir, block_frames=4 * model.cropsize,
                                    block_samples=chunk)
-            frames = self.frames()
-            peak = 0.0
-            for start in range(0, frames.total, 4 * model.cropsize):
-                peak = max(peak, float(np.abs(frames.get(start, start + 4 * model.cropsize)).max()))
+            peak = self.spectra.keep("mix")
         except Exception as exc:
             raise TrackError("separate", exc) from exc
         seed = derive_seed(config.augment.seed, track_key, variant)
-        self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, frames.total,
+        self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, self.frames().total,
                               peak, tuple(plan.params), mix)
 
     def _decode(self, source: str, config: Config, options: dict[str, Any], name: str = "clean") -> ScratchAudio:

@@ -38,3 +38,15 @@ def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group
     assert table.column("segment").to_pylist() == list(range(23))
     vocals = tensor_to_numpy(table.column("vocals"))
     np.testing.assert_array_equal(vocals, np.stack([r["vocals"] for r in rows]))
+
+
+def test_scalar_columns_carry_statistics_and_spectrogram_columns_none(tmp_path):
+    config = build_config({"model": {"stems": ["instruments", "vocals"]}, "output": {"uri": str(tmp_path)}})
+    writer = ShardWriter(config, "0" * 64, "run", {})
+    rng = np.random.default_rng(1)
+    [shard] = [path for row in (_row(i, rng) for i in range(3)) for path in writer.add(row)] + writer.close()
+    group = pq.ParquetFile(tmp_path / shard).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema.split(".")[0]: group.column(i) for i in range(group.num_columns)}
+    assert {name for name, column in stats.items() if not column.is_stats_set} == {"mixture", "instruments", "vocals"}
+    assert (stats["segment"].statistics.min, stats["segment"].statistics.max) == (0, 2)
+    assert stats["track_key"].statistics.max == "k"

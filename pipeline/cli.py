@@ -22,7 +22,6 @@ from pipeline.config import Config, ConfigError, load_config
 from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.logs import configure_cli_logging
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
-from pipeline.report import ReportError, write_report
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config
 from pipeline.storage import ScrubFilter, describe, publish_bytes, scrub
@@ -167,7 +166,12 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         print(f"synth: {len(made)} tracks in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
         return 0, None
     if args.command == "report":
-        print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
+        from pipeline.report import ReportError, write_report  # matplotlib: imported only when a report is drawn
+
+        try:
+            print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
+        except ReportError as exc:
+            raise ConfigError(str(exc)) from None
         return 0, None
     from pipeline.launch import print_summary, run_job  # Beam: imported only by the commands that run a job
 
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code, config = _command(args, rest)
         return code
-    except (ConfigError, CheckpointError, InspectError, ReportError) as exc:
+    except (ConfigError, CheckpointError, InspectError) as exc:
         print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr

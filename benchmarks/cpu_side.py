@@ -12,7 +12,8 @@ below adds up the CPU time of the model's forward passes on their thread, which 
 
 A run on 1 s of audio gives the fixed cost. The runs alternate (short, long, short, long, ...).
 
-    .venv/bin/python benchmarks/cpu_side.py --files 3 --seconds 60 --repeat 3
+    .venv/bin/python benchmarks/cpu_side.py --files 3 --seconds 180 --repeat 3
+    git worktree add /tmp/before 8710f4c && .venv/bin/python benchmarks/cpu_side.py --repo /tmp/before ...
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ sys.exit(code)
 """
 
 
-def timed_run(music: Path, out: Path, checkpoint: Path, extra: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, of which in the model) of one `stemforge run` process."""
+def timed_run(repo: Path, music: Path, out: Path, checkpoint: Path, extra: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, of which in the model) of one `stemforge run` process of the tree ``repo``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     report = out.with_suffix(".json")
     subprocess.run([sys.executable, "-c", HARNESS, str(report), "run",
-                    "--config", str(REPO / "configs" / "separate.yaml"), "--input", str(music), "--output", str(out),
+                    "--config", str(repo / "configs" / "separate.yaml"), "--input", str(music), "--output", str(out),
                     "--checkpoint", str(checkpoint), "--set", "model.device=cpu", "--set", "model.cpu_threads=1",
-                    "--quiet", *extra], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                    "--quiet", *extra], check=True, cwd=repo, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(repo)})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each generated file")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides, key=value")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="the stemforge tree to run (a `git worktree` of an older commit gives the before figure)")
     args = parser.parse_args()
     extra = [item for value in args.set for item in ("--set", value)]
     torch.manual_seed(0)
@@ -93,10 +97,11 @@ def main() -> None:
         save_checkpoint(CascadedNet(2048, 4, 8).eval(), str(checkpoint))
         short, long = [], []
         for n in range(args.repeat):
-            short.append(timed_run(short_dir, root / f"out-short-{n}", checkpoint, extra))
-            long.append(timed_run(long_dir, root / f"out-long-{n}", checkpoint, extra))
+            short.append(timed_run(args.repo, short_dir, root / f"out-short-{n}", checkpoint, extra))
+            long.append(timed_run(args.repo, long_dir, root / f"out-long-{n}", checkpoint, extra))
     audio = args.files * args.seconds
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(f"tree: {args.repo}")
     print(f"runs: {args.repeat} x (1 s, {args.files} x {args.seconds:.0f} s); overrides: {args.set or 'none'}")
     for name, runs in (("1 s (fixed cost)", short), (f"{audio:.0f} s", long)):
         walls, cpus, models = ([r[k] for r in runs] for k in range(3))

@@ -28,8 +28,6 @@ from apache_beam.runners.dask import dask_runner, transform_evaluator
 from apache_beam.runners.dask.transform_evaluator import DaskBagWindowedIterator, get_windowed_value
 from apache_beam.transforms.sideinputs import SideInputMap
 
-RUNNER_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
-
 
 class _Out(NamedTuple):
     """One ParDo output and the tag it was emitted with (None: the main output)."""
@@ -115,9 +113,3 @@ class StemforgeDaskRunner(dask_runner.DaskRunner):
     @staticmethod
     def to_dask_bag_visitor(bag_kwargs: dict[str, Any] | None = None) -> beam.pipeline.PipelineVisitor:
         return _Visitor(bag_kwargs or {})
-
-
-def runner_for(options: beam.options.pipeline_options.PipelineOptions) -> StemforgeDaskRunner | None:
-    """The runner to use when the options name the DaskRunner (short or Beam's full name), else None."""
-    name = options.view_as(beam.options.pipeline_options.StandardOptions).runner
-    return StemforgeDaskRunner() if name in RUNNER_NAMES else None

@@ -22,7 +22,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.commit import commit
@@ -33,6 +33,7 @@ from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, Se
 from pipeline.storage import filesystem, join, read_bytes, retrying
 
 LOG = logging.getLogger(__name__)
+DASK_RUNNER_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
 
 
 class ListInputs(JobFn):
@@ -147,6 +148,16 @@ def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any
     return summary
 
 
+def _runner(options: PipelineOptions) -> beam.runners.runner.PipelineRunner | None:
+    """stemforge's DaskRunner when the options name Beam's (short or full name), else None (Beam picks);
+    Beam's Dask runner and dask itself are imported only then."""
+    if options.view_as(StandardOptions).runner not in DASK_RUNNER_NAMES:
+        return None
+    from pipeline.dask import StemforgeDaskRunner
+
+    return StemforgeDaskRunner()
+
+
 def run(job: Job, options: PipelineOptions,
         test_pipeline: beam.Pipeline | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Runs the job to completion; returns its committed manifest and its metrics."""
@@ -155,9 +166,7 @@ def run(job: Job, options: PipelineOptions,
                        f"clean leftovers of dead runs in {config.output.uri}", config.storage_options)
     if removed:
         LOG.info("removed %d leftovers of runs that died: %s", len(removed), ", ".join(removed[:5]))
-    from pipeline.dask import runner_for  # Beam's Dask runner (and dask) load only when a run is built here
-
-    pipeline = test_pipeline or beam.Pipeline(runner=runner_for(options), options=options)
+    pipeline = test_pipeline or beam.Pipeline(runner=_runner(options), options=options)
     build(pipeline, job)
     result = pipeline.run()
     result.wait_until_finish()

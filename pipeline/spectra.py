@@ -48,8 +48,10 @@ class FrameCache:
         if hi <= lo:
             return np.zeros((2, self._bins, stop - start), np.complex64)
         if not (self._start <= lo and hi <= self._start + self._spec.shape[-1]):
-            self._spec = self._compute(lo, min(max(hi, lo + self._block), self._total))
-            self._start = lo
+            # computed from a block boundary: a kept spectrogram (FrameStore) is read in whole stored blocks
+            first = lo - lo % self._block
+            self._spec = self._compute(first, min(max(hi, first + self._block), self._total))
+            self._start = first
         out = self._spec[..., lo - self._start : hi - self._start]
         if lo == start and hi == stop:
             return out

@@ -13,7 +13,7 @@ below adds up the CPU time of the model's forward passes on their thread, which 
 A run on 1 s of audio gives the fixed cost. The runs alternate (short, long, short, long, ...).
 
     .venv/bin/python benchmarks/cpu_side.py --files 3 --seconds 180 --repeat 3
-    git worktree add /tmp/before 8710f4c && .venv/bin/python benchmarks/cpu_side.py --repo /tmp/before ...
+    git worktree add /tmp/before 8710f4c && .venv/bin/python benchmarks/cpu_side.py --repo /tmp/before --repo .
 """
 
 from __future__ import annotations
@@ -81,11 +81,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each generated file")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides, key=value")
-    parser.add_argument("--repo", type=Path, default=REPO,
-                        help="the stemforge tree to run (a `git worktree` of an older commit gives the before figure)")
+    parser.add_argument("--repo", type=Path, action="append",
+                        help="a stemforge tree to run (default: this one); give several, e.g. a `git worktree` of an "
+                             "older commit, and their runs interleave, so a drift in the machine's speed touches all")
     args = parser.parse_args()
+    repos = args.repo or [REPO]
     extra = [item for value in args.set for item in ("--set", value)]
     torch.manual_seed(0)
+    runs: dict[Path, tuple[list, list]] = {repo: ([], []) for repo in repos}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         long_dir, short_dir = root / "long", root / "short"
@@ -95,23 +98,25 @@ def main() -> None:
         make_music(short_dir, 1, 1.0)
         checkpoint = root / "near-free.pth"
         save_checkpoint(CascadedNet(2048, 4, 8).eval(), str(checkpoint))
-        short, long = [], []
         for n in range(args.repeat):
-            short.append(timed_run(args.repo, short_dir, root / f"out-short-{n}", checkpoint, extra))
-            long.append(timed_run(args.repo, long_dir, root / f"out-long-{n}", checkpoint, extra))
+            for k, repo in enumerate(repos):
+                short, long = runs[repo]
+                short.append(timed_run(repo, short_dir, root / f"out-{k}-short-{n}", checkpoint, extra))
+                long.append(timed_run(repo, long_dir, root / f"out-{k}-long-{n}", checkpoint, extra))
     audio = args.files * args.seconds
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    print(f"tree: {args.repo}")
-    print(f"runs: {args.repeat} x (1 s, {args.files} x {args.seconds:.0f} s); overrides: {args.set or 'none'}")
-    for name, runs in (("1 s (fixed cost)", short), (f"{audio:.0f} s", long)):
-        walls, cpus, models = ([r[k] for r in runs] for k in range(3))
-        sides = [c - m for c, m in zip(cpus, models)]
-        print(f"{name:18s} wall {statistics.median(walls):6.2f} s  CPU {statistics.median(cpus):6.2f} s"
-              f"  model {statistics.median(models):5.2f} s  CPU side {statistics.median(sides):6.2f} s"
-              f"  (each: {', '.join(f'{v:.2f}' for v in sides)})")
-    net = [(audio - 1.0) / ((cl - ml) - (cs - ms)) for (_, cs, ms), (_, cl, ml) in zip(short, long)]
-    print(f"CPU side, net of the fixed cost: median {statistics.median(net):.1f} s of audio per CPU-s"
-          f"  (each: {', '.join(f'{v:.1f}' for v in net)})")
+    print(f"runs: {args.repeat} x (1 s, {args.files} x {args.seconds:.0f} s) per tree; overrides: {args.set or 'none'}")
+    for repo, (short, long) in runs.items():
+        print(f"tree: {repo}")
+        for name, results in (("1 s (fixed cost)", short), (f"{audio:.0f} s", long)):
+            walls, cpus, models = ([r[k] for r in results] for k in range(3))
+            sides = [c - m for c, m in zip(cpus, models)]
+            print(f"  {name:18s} wall {statistics.median(walls):6.2f} s  CPU {statistics.median(cpus):6.2f} s"
+                  f"  model {statistics.median(models):5.2f} s  CPU side {statistics.median(sides):6.2f} s"
+                  f"  (each: {', '.join(f'{v:.2f}' for v in sides)})")
+        net = [(audio - 1.0) / ((cl - ml) - (cs - ms)) for (_, cs, ms), (_, cl, ml) in zip(short, long)]
+        print(f"  CPU side, net of the fixed cost: median {statistics.median(net):.1f} s of audio per CPU-s"
+              f"  (each: {', '.join(f'{v:.1f}' for v in net)})")
 
 
 if __name__ == "__main__":

@@ -172,7 +172,10 @@ def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
     n_fft, hop = config.model.n_fft, config.model.hop_length
     padded = meta.num_samples + n_fft
     cache = track.frames(padded=True)
-    block = max(int(config.run.chunk_seconds * meta.sample_rate) // hop, 1) * hop
+    # blocks of at most one kept spectrogram block: each read is then one or two of them, never a fresh
+    # array large enough that the allocator maps and faults it in anew every time (docs/performance.md)
+    frames = min(int(config.run.chunk_seconds * meta.sample_rate) // hop, track.spectra.block_frames)
+    block = max(frames, 1) * hop
 
     def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
         encode(k, istft_samples(part, f0, start, stop, padded, n_fft, hop))

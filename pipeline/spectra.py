@@ -114,6 +114,11 @@ class Spectra:
     def bins(self) -> int:
         return self._n_fft // 2 + 1
 
+    @property
+    def block_frames(self) -> int:
+        """Frames per computed (and kept) block: readers that go block by block read one or two of them."""
+        return self._block_frames
+
     def keep(self, source: str) -> float:
         """Analyse ``source`` once, block by block, and return its peak magnitude; a single band's frames are
         kept in a scratch file that every later :meth:`frames` of ``source`` reads instead of a new STFT."""

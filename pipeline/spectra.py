@@ -83,10 +83,9 @@ class FrameStore:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         first, last = start // self._block, (stop - 1) // self._block
-        parts = [self._read_block(i) for i in range(first, last + 1)]
-        whole = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-        offset = first * self._block
-        return whole[..., start - offset : stop - offset]
+        parts = [self._read_block(i)[..., max(start - i * self._block, 0) : stop - i * self._block]
+                 for i in range(first, last + 1)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     def close(self) -> None:
         os.close(self._fd)

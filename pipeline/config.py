@@ -97,7 +97,7 @@ class ModelConfig(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     cpu_threads: int | None = Field(None, ge=1, le=1024)
-    share_across_processes: bool = False  # Beam's large_model: one model per machine, served to its SDK processes
+    share_across_processes: bool = False  # one model per machine (Beam's MultiProcessShared), served to its processes
     model_copies: int = Field(1, ge=1, le=64)  # with share_across_processes: how many copies that machine loads
     stems: tuple[str, str] | None = None
 

@@ -106,9 +106,19 @@ class SeparateTrack(TrackFn):
         self._batcher = acquire_batcher(self._job.run_id, config.model, config.storage_options)
         self._open: deque[_Open] = deque()
 
+    def start_bundle(self) -> None:
+        self._discard_open()  # left by a bundle that failed: the runner retries it, with these tracks
+
     def teardown(self) -> None:
         super().teardown()
+        self._discard_open()
         release_batcher(self._job.run_id)
+
+    def _discard_open(self) -> None:
+        while self._open:
+            item = self._open.popleft()
+            item.masks.close()
+            item.track.close()
 
     def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
         ref, variant = element
@@ -121,15 +131,17 @@ class SeparateTrack(TrackFn):
             return
         meta = track.meta
         keys = [(p, i) for p, grid in enumerate(grids(meta, config, self._job.offset)) for i in grid.contributing()]
-        masks = TrackMasks(track.scratch_path("masks.f32"), keys)
+        masks = None
         waited = 0.0
         try:
+            masks = TrackMasks(track.scratch_path("masks.f32"), keys)
             Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
             for pass_index, index, magnitude in track.windows(config, self._job.offset):
                 Metrics.counter(NAMESPACE, "windows").inc()
                 waited += self._batcher.submit(magnitude, masks.receiver((pass_index, index)))
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
-            masks.close()
+            if masks is not None:
+                masks.close()
             track.close()
             yield self.reject(ref, "separate", exc)
             return

@@ -1,6 +1,6 @@
-"""`model.share_across_processes` (Beam's large_model): the model is loaded once per machine in a separate
-process and served to every SDK process, here two processes of the FnApiRunner; the committed rows equal a
-run that loads one model per process."""
+"""`model.share_across_processes` (Beam's MultiProcessShared, as RunInference's large_model): the model is loaded
+once per machine, by the first SDK process that needs it, and served to every other one, here two processes of the
+FnApiRunner; the committed rows equal a run that loads one model per process."""
 
 import json
 

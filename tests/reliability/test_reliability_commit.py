@@ -254,3 +254,24 @@ def test_a_committed_run_id_is_never_overwritten_and_a_missing_shard_is_never_co
     with pytest.raises(RuntimeError, match="shards are missing"):
         commit(None, job, [1], [], ["spectrograms/lost/part-gone.parquet"], [], [], [])
     assert not (out / "runs" / "lost.json").exists()
+
+
+def test_tracks_left_open_by_a_failed_bundle_are_dropped_not_written_by_the_next(good_corpus, tiny_checkpoint,
+                                                                                 tmp_path):
+    folder, files = good_corpus
+    config = load_config(write_config(tmp_path / "c.yaml", model={"batch_size": 64}),
+                         [f"input.uri={folder}", f"output.uri={tmp_path / 'out'}",
+                          f"model.checkpoint={tiny_checkpoint}", "run.run_id=failed"])
+    separate = SeparateTrack(make_job(config))
+    separate.setup()
+    separate.start_bundle()
+    outputs = list(separate.process((TrackRef(str(files["a"]), "a"), 0)))
+    # its windows wait for a batch of 64: the track stays open, nothing written yet
+    assert [o for o in outputs if not isinstance(o, TaggedOutput)] == []
+    [left] = list(separate._open)
+    scratch = Path(left.track.scratch_path("x")).parent
+    assert scratch.exists()
+    separate.start_bundle()  # the runner retries the failed bundle elsewhere; this instance starts a new one
+    assert list(separate.finish_bundle()) == [] and not scratch.exists()
+    separate.teardown()
+    assert not (tmp_path / "out" / "stems").exists()

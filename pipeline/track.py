@@ -9,7 +9,6 @@ whole-track computation of ``model.Separator``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -61,11 +60,6 @@ class TrackMeta:
     peak: float
     params: tuple[dict[str, Any], ...] = field(default=())
     mix: MixPlan | None = None  # a mix run's draws (the mixture is rebuilt from them)
-
-    @property
-    def track_id(self) -> str:
-        """A short filesystem-safe id of (track_key, variant)."""
-        return hashlib.sha256(f"{self.track_key}\0{self.variant}".encode()).hexdigest()[:20]
 
     @property
     def audio_seconds(self) -> float:

@@ -13,6 +13,7 @@ from model import (
     BandParamsRequired,
     CascadedNet,
     CheckpointError,
+    InferenceModel,
     load_checkpoint,
     resolve_model,
 )
@@ -98,3 +99,13 @@ def load_net(config: ModelConfig, storage_options: StorageOptions, device: str =
                      f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read, storage_options)
     LOG.warning("RANDOM WEIGHTS: no checkpoint configured; outputs are NOT a real separation")
     return random_init_net(config)
+
+
+def load_model(config: ModelConfig, storage_options: StorageOptions) -> InferenceModel:
+    """The configured network on its device (see ``model.cpu_threads``)."""
+    if config.cpu_threads is not None:
+        # one intra-op pool per worker process: with several SDK processes per machine, N processes x N cores
+        # threads would oversubscribe the CPUs
+        torch.set_num_threads(config.cpu_threads)
+    net = load_net(config, storage_options, device=config.device)
+    return InferenceModel(net, device=config.device, precision=config.precision)

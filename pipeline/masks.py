@@ -14,13 +14,12 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-from model import InferenceModel
 from model.batcher import Receiver, WindowBatcher
 from pipeline.config import ModelConfig
-from pipeline.inference import load_net
+from pipeline.inference import load_model
+from pipeline.records import RecordFile
 from pipeline.storage import StorageOptions
 
 
@@ -30,7 +29,7 @@ class TrackMasks:
 
     def __init__(self, path: str, keys: list[tuple[int, int]]) -> None:
         self._slots = {key: n for n, key in enumerate(keys)}
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = RecordFile(path)
         self._lock = threading.Lock()
         self._shape: tuple[int, ...] | None = None
         self._left = len(keys)
@@ -51,10 +50,9 @@ class TrackMasks:
                     return
                 if isinstance(result, BaseException):
                     raise result
-                mask = np.ascontiguousarray(result, np.float32)
-                if self._shape is None:
-                    self._shape = mask.shape
-                os.pwrite(self._fd, mask.data, self._slots[key] * mask.nbytes)
+                mask = np.asarray(result, np.float32)
+                self._shape = mask.shape
+                self._file.write(self._slots[key], mask)
             except BaseException as exc:  # noqa: BLE001 - kept for the track's thread, never the batcher's
                 self._error = self._error or exc
             finally:
@@ -74,27 +72,14 @@ class TrackMasks:
 
     def load(self, pass_index: int, index: int) -> np.ndarray:
         """One window's mask, as the model returned it (float32)."""
-        out = np.empty(self._shape, np.float32)
-        if os.preadv(self._fd, [out], self._slots[(pass_index, index)] * out.nbytes) != out.nbytes:
-            raise OSError(f"short read of the mask of window {pass_index}/{index} from the track's scratch file")
-        return out
+        return self._file.read(self._slots[(pass_index, index)], self._shape, np.float32)
 
     def close(self) -> None:
         """Close the file; masks that arrive later (a track given up mid-way) are dropped."""
         with self._lock:
             if not self._closed:
                 self._closed = True
-                os.close(self._fd)
-
-
-def load_model(config: ModelConfig, storage_options: StorageOptions) -> InferenceModel:
-    """The configured network on its device (see ``model.cpu_threads``)."""
-    if config.cpu_threads is not None:
-        # one intra-op pool per worker process: with several SDK processes per machine, N processes x N cores
-        # threads would oversubscribe the CPUs
-        torch.set_num_threads(config.cpu_threads)
-    net = load_net(config, storage_options, device=config.device)
-    return InferenceModel(net, device=config.device, precision=config.precision)
+                self._file.close()
 
 
 _LOCK = threading.Lock()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pipeline.records import RecordFile
 from transforms import BandParams, end_padded_frames, num_frames, stft_frames
 from transforms.multiband_stream import MultibandStreamAnalysis
 from transforms.multiband_stream_io import read_padded
@@ -65,30 +66,23 @@ class FrameStore:
     computed, so writing and reading copy whole rows, never transpose), read back by any frame range."""
 
     def __init__(self, path: str, bins: int, block: int) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = RecordFile(path, block * 2 * bins * 8)
         self._bins, self._block = bins, block
         self._lengths: dict[int, int] = {}
 
     def write(self, start: int, spec: np.ndarray) -> None:
         """Store block ``start // block`` (``start`` a multiple of the block, ``spec`` at most a block long)."""
-        index = start // self._block
-        os.pwrite(self._fd, np.ascontiguousarray(spec, np.complex64).data, index * self._block * 2 * self._bins * 8)
-        self._lengths[index] = spec.shape[-1]
-
-    def _read_block(self, index: int) -> np.ndarray:
-        out = np.empty((2, self._bins, self._lengths[index]), np.complex64)
-        if os.preadv(self._fd, [out], index * self._block * 2 * self._bins * 8) != out.nbytes:
-            raise OSError(f"short read of spectrogram block {index} from the track's scratch file")
-        return out
+        self._file.write(start // self._block, spec.astype(np.complex64, copy=False))
+        self._lengths[start // self._block] = spec.shape[-1]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         first, last = start // self._block, (stop - 1) // self._block
-        parts = [self._read_block(i)[..., max(start - i * self._block, 0) : stop - i * self._block]
-                 for i in range(first, last + 1)]
+        parts = [self._file.read(i, (2, self._bins, self._lengths[i]), np.complex64)
+                 [..., max(start - i * self._block, 0) : stop - i * self._block] for i in range(first, last + 1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     def close(self) -> None:
-        os.close(self._fd)
+        self._file.close()
 
 
 class Spectra:

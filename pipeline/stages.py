@@ -188,19 +188,18 @@ class SeparateTrack(TrackFn):
         seconds = [0.0]
         start = time.perf_counter()
 
-        def masks() -> MaskReader:
-            return MaskReader(meta, config, self._job.offset, item.masks.load, track.aggression)
-
         rows = 0
         try:
+            # one reader for the stems and the rows: merge_artifacts' weights read every mask once, not twice
+            masks = MaskReader(meta, config, self._job.offset, item.masks.load, track.aggression)
             report = None
             if config.output.write_stems and meta.mix is not None:
                 report = write_sources(track, config, config.storage_options, staging=self._job.staging)
             elif config.output.write_stems:
-                report = write_stems(track, masks(), config, config.storage_options, staging=self._job.staging)
+                report = write_stems(track, masks, config, config.storage_options, staging=self._job.staging)
             seconds[0] = time.perf_counter() - start
             if config.output.write_spectrograms:
-                for row in timed(spectrogram_rows(track, masks(), config, report.gain if report else None), seconds):
+                for row in timed(spectrogram_rows(track, masks, config, report.gain if report else None), seconds):
                     rows += 1
                     yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 Receiver = Callable[[np.ndarray | BaseException], None]
 
@@ -27,7 +28,7 @@ class WindowBatcher:
         self._predict = predict
         self._batch_size = batch_size
         self._max_queued = max(max_queued or 2 * batch_size, batch_size)
-        self._queue: list[tuple[np.ndarray, Receiver]] = []
+        self._queue: list[tuple[np.ndarray | torch.Tensor, Receiver]] = []
         self._cond = threading.Condition()
         self._flush = False
         self._closed = False
@@ -35,8 +36,8 @@ class WindowBatcher:
         self._thread = threading.Thread(target=self._loop, name="stemforge-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, window: np.ndarray, receive: Receiver) -> float:
-        """Queue one window; ``receive`` gets its mask (or the batch's exception) on the batcher's thread.
+    def submit(self, window: np.ndarray | torch.Tensor, receive: Receiver) -> float:
+        """Queue one window (a host array, or a tensor already on the model's device); ``receive`` gets its mask (or the batch's exception) on the batcher's thread.
         Returns the seconds the caller waited for room in the queue (model time, not the caller's work)."""
         start = time.perf_counter()
         with self._cond:
@@ -68,7 +69,7 @@ class WindowBatcher:
             self._cond.notify_all()
         self._thread.join()
 
-    def _next_batch(self) -> list[tuple[np.ndarray, Receiver]] | None:
+    def _next_batch(self) -> list[tuple[np.ndarray | torch.Tensor, Receiver]] | None:
         with self._cond:
             while not (len(self._queue) >= self._batch_size or (self._queue and (self._flush or self._closed))):
                 if self._closed:
@@ -83,10 +84,7 @@ class WindowBatcher:
 
     def _loop(self) -> None:
         while (batch := self._next_batch()) is not None:
-            windows = np.stack([w for w, _ in batch])
-            missing = self._batch_size - len(batch)
-            if missing:
-                windows = np.concatenate([windows, np.zeros((missing, *windows.shape[1:]), windows.dtype)])
+            windows = _padded([w for w, _ in batch], self._batch_size)
             try:
                 masks = self._predict(windows)
             except BaseException as exc:  # noqa: BLE001 - each window's track gets the error, the thread goes on
@@ -97,3 +95,15 @@ class WindowBatcher:
                 self._sizes.append(len(batch))
             for (_, receive), mask in zip(batch, masks):
                 receive(mask)
+
+
+def _padded(windows: list[np.ndarray | torch.Tensor], size: int) -> np.ndarray | torch.Tensor:
+    """The windows stacked and zero-padded to ``size`` (on the device they are on, for tensors)."""
+    if isinstance(windows[0], torch.Tensor):
+        stacked = torch.stack(windows)
+        missing = stacked.new_zeros((size - len(windows), *stacked.shape[1:]))
+        return torch.cat([stacked, missing]) if len(missing) else stacked
+    stacked = np.stack(windows)
+    if len(windows) < size:
+        stacked = np.concatenate([stacked, np.zeros((size - len(windows), *stacked.shape[1:]), stacked.dtype)])
+    return stacked

@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from pipeline.config import Config
 from pipeline.sinks import model_columns
 from pipeline.storage import StorageOptions, join, publish_file, redact_uri
 from pipeline.track import MaskReader, PreparedTrack, TrackMeta
-from transforms import frames_for_samples, istft_samples, synthesise_stream
+from transforms import frames_for_samples, synthesise_stream
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
 
@@ -64,6 +63,7 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader | None, config: Con
     meta = track.meta
     seg = config.output.segment_frames
     dtype = np.dtype(config.output.spectrogram_dtype)
+    ops = track.spectra.ops
     mixture = track.frames()
     clean = track.frames(clean=True) if track.clean is not None else None
     targets = {name: track.target_frames(name) for name in track.targets}
@@ -71,27 +71,13 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader | None, config: Con
     shared = dict(row_metadata(meta, config), stem_gain=stem_gain)
     for segment, start in enumerate(range(0, meta.num_frames, seg)):
         valid = min(seg, meta.num_frames - start)
-        magnitude = np.abs(mixture.get(start, start + valid))
-        columns = {"mixture": magnitude}
+        mask = masks.get(start, start + valid) if masks is not None else None
+        columns = dict(zip(["mixture", *predicted], ops.columns(mixture.get(start, start + valid), mask, dtype, seg)))
         for name, frames in targets.items():
-            columns[name] = np.abs(frames.get(start, start + valid))
-        if masks is not None:
-            mask = masks.get(start, start + valid)
-            columns[predicted[0]], columns[predicted[1]] = mask * magnitude, (1.0 - mask) * magnitude
+            columns[name] = ops.columns(frames.get(start, start + valid), None, dtype, seg)[0]
         if clean is not None:
-            columns["clean"] = np.abs(clean.get(start, start + valid))
-        row = dict(shared, segment=segment, start_frame=start, num_frames=valid)
-        for name, value in columns.items():
-            row[name] = _column(value, dtype, seg)
-        yield row
-
-
-def _column(value: np.ndarray, dtype: np.dtype, frames: int) -> np.ndarray:
-    """``value`` in the column's dtype, zero-padded to ``frames`` frames. The cast goes through torch,
-    whose float32 → float16 conversion is vectorised (numpy's takes ~50× longer) and rounds alike."""
-    out = np.zeros(value.shape[:-1] + (frames,), dtype)
-    torch.from_numpy(out)[..., : value.shape[-1]] = torch.from_numpy(np.ascontiguousarray(value))
-    return out
+            columns["clean"] = ops.columns(clean.get(start, start + valid), None, dtype, seg)[0]
+        yield dict(shared, segment=segment, start_frame=start, num_frames=valid, **columns)
 
 
 def _clear_wav_timestamp(path: str) -> None:
@@ -165,9 +151,9 @@ def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: l
 
 def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
                  encode: Callable[[int, np.ndarray], None]) -> None:
-    """vocal-remover's inverse, block by block. Each stem is inverted and encoded in its own thread (numpy
-    and libsndfile release the GIL) while the next block's STFT and mask are read; a stem's blocks are
-    still written in order."""
+    """vocal-remover's inverse, block by block (on the host or the model's device: ``Spectra.ops``). Each stem
+    is encoded (and on the host, masked and inverted) in its own thread (numpy and libsndfile release the GIL)
+    while the next block's STFT and mask are read; a stem's blocks are still written in order."""
     meta = track.meta
     n_fft, hop = config.model.n_fft, config.model.hop_length
     padded = meta.num_samples + n_fft
@@ -177,20 +163,17 @@ def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
     frames = min(int(config.run.chunk_seconds * meta.sample_rate) // hop, track.spectra.block_frames)
     block = max(frames, 1) * hop
 
-    def invert_and_encode(k: int, part: np.ndarray, f0: int, start: int, stop: int) -> None:
-        encode(k, istft_samples(part, f0, start, stop, padded, n_fft, hop))
-
+    ops = track.spectra.ops
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
         pending: list[Future | None] = [None, None]
         for start in range(0, meta.num_samples, block):
             stop = min(start + block, meta.num_samples)
             f0, f1 = frames_for_samples(start, stop, padded, n_fft, hop)
-            spec = cache.get(f0, f1)
-            mask = masks.get(f0, f1)
-            for k, part in enumerate((mask * spec, (1 - mask) * spec)):
+            stems = ops.stems(cache.get(f0, f1), masks.get(f0, f1), f0, start, stop, padded, n_fft, hop)
+            for k, stem in enumerate(stems):
                 if pending[k] is not None:
                     pending[k].result()
-                pending[k] = workers.submit(invert_and_encode, k, part, f0, start, stop)
+                pending[k] = workers.submit(lambda k=k, stem=stem: encode(k, stem()))
         for future in pending:
             if future is not None:
                 future.result()

@@ -96,6 +96,7 @@ class ModelConfig(_Section):
     high_end: Literal["none", "mirroring"] = "none"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    spectra: Literal["auto", "host", "device"] = "auto"  # where STFT, masking and ISTFT run (pipeline.spectra)
     cpu_threads: int | None = Field(None, ge=1, le=1024)
     share_across_processes: bool = False  # one model per machine (Beam's MultiProcessShared), served to its processes
     model_copies: int = Field(1, ge=1, le=64)  # with share_across_processes: how many copies that machine loads
@@ -290,7 +291,7 @@ class Config(_Section):
             "augment": data["augment"],
             "model": {k: v for k, v in data["model"].items()
                       if k not in ("device", "batch_size", "cpu_threads", "checkpoint", "share_across_processes",
-                                   "model_copies")},
+                                   "model_copies", "spectra")},
             "output": {k: data["output"][k] for k in ("write_stems", "stem_format", "stem_subtype", "stem_path",
                                                       "clip", "spectrogram_dtype", "segment_frames")},
             "checkpoint_sha256": checkpoint_sha256,

@@ -82,6 +82,9 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
                           hop_length=setup.bands.top.hl)
         elif model.high_end != "none":
             raise ConfigError("model.high_end: mirroring is UVR's high-end process and needs a band table")
+    if model.spectra == "device" and "band_params" in update:
+        raise ConfigError("model.spectra: the device path computes single-band spectrograms; a UVR band table's "
+                          "run on the host (set auto or host)")
     if update["cropsize"] <= 2 * int(net.offset):
         raise ConfigError(f"model.cropsize: {update['cropsize']} must exceed twice the network's offset "
                           f"({int(net.offset)}): UVR models use 512 (320 and 1024 also work)")

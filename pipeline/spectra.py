@@ -10,6 +10,9 @@ full windows and every input sample comes back (docs/pipeline.md, "The ends of a
 A single band's frames of the waveform the model sees are computed once (``Spectra.keep``, the peak pass) into
 a local scratch file, and the windows, the rows and the stems read them from there: the end-padded analysis
 shares every frame but its last few with the plain one.
+
+A single band's arithmetic runs where ``model.spectra`` says (:func:`spectral_ops`): numpy on the host, or
+torch on the model's GPU. UVR's band tables always run on the host.
 """
 
 from __future__ import annotations
@@ -19,13 +22,33 @@ from collections.abc import Callable
 
 import numpy as np
 
+from model import resolve_device
+from pipeline.config import ModelConfig
 from pipeline.records import RecordFile
-from transforms import BandParams, end_padded_frames, num_frames, stft_frames
+from transforms import BandParams, end_padded_frames, num_frames
 from transforms.multiband_stream import MultibandStreamAnalysis
 from transforms.multiband_stream_io import read_padded
+from transforms.spectral_ops import DeviceSpectra, HostSpectra
 
 Reader = Callable[[int, int], np.ndarray]
 Compute = Callable[[int, int], np.ndarray]
+
+_DEVICE_SPECTRA: dict[tuple[str, bool], DeviceSpectra] = {}
+
+
+def spectral_ops(model: ModelConfig) -> HostSpectra:
+    """Where a worker computes a resolved config's spectrograms: ``model.spectra`` "host" is numpy (exact
+    against librosa), "device" torch on ``model.device`` (any device, a CPU included), "auto" the device when
+    that is CUDA and the host otherwise. A band table's are always the host's. One per process and device."""
+    if model.spectra == "host" or model.is_multiband:
+        return HostSpectra()
+    device = resolve_device(model.device)
+    if model.spectra == "auto" and device.type != "cuda":
+        return HostSpectra()
+    key = (str(device), model.share_across_processes)
+    if key not in _DEVICE_SPECTRA:
+        _DEVICE_SPECTRA[key] = DeviceSpectra(device, host_windows=model.share_across_processes)
+    return _DEVICE_SPECTRA[key]
 
 
 class FrameCache:
@@ -94,8 +117,9 @@ class Spectra:
 
     def __init__(self, readers: dict[str, Reader], num_samples: int, n_fft: int, hop_length: int,
                  bands: BandParams | None, is_v51: bool, scratch_dir: str, block_frames: int,
-                 block_samples: int) -> None:
+                 block_samples: int, ops: HostSpectra | None = None) -> None:
         self._readers = readers
+        self.ops = ops or HostSpectra()
         self.num_samples = num_samples
         self._n_fft, self._hop = n_fft, hop_length
         self.bands, self._is_v51 = bands, is_v51
@@ -115,18 +139,20 @@ class Spectra:
     def keep(self, source: str) -> float:
         """Analyse ``source`` once, block by block, and return its peak magnitude; a single band's frames are
         kept in a scratch file that every later :meth:`frames` of ``source`` reads instead of a new STFT."""
-        frames = self.frames(source)
-        store = None
-        if self.bands is None:
-            store = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"), self.bins, self._block_frames)
         peak = 0.0
-        for start in range(0, frames.total, self._block_frames):
-            spec = frames.get(start, min(start + self._block_frames, frames.total))
-            peak = max(peak, float(np.abs(spec).max()))
-            if store is not None:
-                store.write(start, spec)
-        if store is not None:
-            self._stores[source] = store
+        if self.bands is not None:
+            frames = self.frames(source)
+            for start in range(0, frames.total, self._block_frames):
+                peak = max(peak, float(np.abs(frames.get(start, min(start + self._block_frames, frames.total))).max()))
+            return peak
+        store = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"), self.bins, self._block_frames)
+        total = num_frames(self.num_samples, self._hop)
+        for start in range(0, total, self._block_frames):
+            spec, block_peak = self.ops.frames_and_peak(self._readers[source], self.num_samples, start,
+                                                        min(start + self._block_frames, total), self._n_fft, self._hop)
+            peak = max(peak, block_peak)
+            store.write(start, spec)
+        self._stores[source] = store
         return peak
 
     def frames(self, source: str, padded: bool = False) -> FrameCache:
@@ -138,7 +164,7 @@ class Spectra:
             total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else plain
             n = self.num_samples
             samples = (lambda a, b: read_padded(read, n, a, b)) if padded else read
-            n_fft, hop = self._n_fft, self._hop
+            n_fft, hop, stft_frames = self._n_fft, self._hop, self.ops.frames
 
             store = self._stores.get(source)
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
+import torch
 
 from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
 from pipeline.mixture import mix_targets, sum_into
-from pipeline.spectra import FrameCache, Spectra
+from pipeline.spectra import FrameCache, Spectra, spectral_ops
 from pipeline.storage import StorageOptions, options_for
 from transforms import (
     AugmentChain,
@@ -192,7 +193,7 @@ class PreparedTrack:
                        **{f"target:{t}": scratch.read for t, scratch in self.targets.items()}}
             self.spectra = Spectra(readers, length, model.n_fft,
                                    model.hop_length, self.bands, is_v51, self._dir, block_frames=4 * model.cropsize,
-                                   block_samples=chunk)
+                                   block_samples=chunk, ops=spectral_ops(model))
             peak = self.spectra.keep("mix")
         except Exception as exc:
             raise TrackError("separate", exc) from exc
@@ -257,14 +258,15 @@ class PreparedTrack:
         """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""
         return self.spectra.high_end("mix")
 
-    def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        """(pass, index, peak-normalised magnitude window) for every model window, in order."""
+    def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray | torch.Tensor]]:
+        """(pass, index, peak-normalised magnitude window) for every model window, in order (on the model's
+        device when the spectrograms are computed there)."""
         cache = self.frames()
-        peak = np.float32(self.meta.peak if self.meta.peak > 0 else 1.0)
+        peak = self.meta.peak if self.meta.peak > 0 else 1.0
         for pass_index, grid in enumerate(grids(self.meta, config, offset)):
             for i in grid.contributing():
                 start, stop = grid.input_span(i)
-                yield pass_index, i, np.abs(cache.get(start, stop)).astype(np.float32) / peak
+                yield pass_index, i, self.spectra.ops.window(cache.get(start, stop), peak)
 
 
 def band_table(config: Config) -> BandParams | None:

@@ -7,13 +7,23 @@ passed explicitly, so the frames line up with the numpy path's exactly and only 
 path stays the default: it is bit-exact with librosa.
 
 Host↔device copies go through pinned host memory with ``non_blocking=True`` on CUDA, so a copy overlaps the
-work queued before it.
+work queued before it; :class:`Transfer` keeps those buffers for a thread that copies block after block.
+
+:func:`stft_segment` and :func:`istft_block` are the block-wise twins of ``transforms.stft``'s ``stft_frames``
+and ``istft_samples``: the same frames and samples of the whole-track transforms, so a long track is processed
+on the device a block at a time, in bounded memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from transforms.stft import frames_for_samples
 
 _WINDOWS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
@@ -61,3 +71,106 @@ def istft(spec: torch.Tensor, hop_length: int, length: int) -> torch.Tensor:
     wave = torch.istft(flat, n_fft, hop_length=hop_length, win_length=n_fft, window=window, center=True,
                        length=length)
     return wave.reshape(*shape[:-2], length)
+
+
+def stft_segment(segment: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Complex frames ``[C, bins, 1 + (L - n_fft) // hop]`` of an uncentred segment ``[C, L]`` (what
+    ``transforms.stft.frame_segment`` returns for a frame range, its zeros past the track ends included)."""
+    return torch.stft(segment, n_fft, hop_length=hop_length, win_length=n_fft,
+                      window=hann_window(n_fft, segment.device, segment.dtype), center=False, return_complex=True)
+
+
+def _envelope(frames: int, n_fft: int, hop_length: int, device: torch.device) -> torch.Tensor:
+    """The summed squared window over ``frames`` overlapping frames, ``(frames - 1) * hop + n_fft`` samples."""
+    squares = hann_window(n_fft, device) ** 2
+    return F.fold(squares[None, :, None].expand(1, n_fft, frames), (1, (frames - 1) * hop_length + n_fft),
+                  (1, n_fft), stride=(1, hop_length)).reshape(-1)
+
+
+def istft_block(spec: torch.Tensor, first_frame: int, start: int, stop: int, n_samples: int, n_fft: int,
+                hop_length: int) -> torch.Tensor:
+    """Samples ``[start, stop)`` ``[..., stop - start]`` of the inverse of the whole ``n_samples``-long
+    spectrogram, from ``spec`` ``[..., bins, k]`` = its frames ``[first_frame, first_frame + k)`` (which must
+    include ``frames_for_samples(start, stop, ...)``): windowed overlap-add divided by the summed squared
+    window where that exceeds float32's tiny value, as ``transforms.stft.istft_samples``."""
+    f0, f1 = frames_for_samples(start, stop, n_samples, n_fft, hop_length)
+    if f0 < first_frame or f1 > first_frame + spec.shape[-1]:
+        raise ValueError(f"samples [{start}, {stop}) need frames [{f0}, {f1}); given "
+                         f"[{first_frame}, {first_frame + spec.shape[-1]})")
+    out = torch.zeros(*spec.shape[:-2], stop - start, device=spec.device)
+    if f1 == f0:
+        return out
+    z = spec[..., f0 - first_frame : f1 - first_frame]
+    frames = torch.fft.irfft(z, n=n_fft, dim=-2) * hann_window(n_fft, spec.device)[:, None]
+    count = f1 - f0
+    length = (count - 1) * hop_length + n_fft
+    signal = F.fold(frames.reshape(-1, n_fft, count), (1, length), (1, n_fft), stride=(1, hop_length))
+    signal = signal.reshape(*spec.shape[:-2], length)
+    envelope = _envelope(count, n_fft, hop_length, spec.device)
+    signal = torch.where(envelope > torch.finfo(torch.float32).tiny, signal / envelope, signal)
+    offset = start + n_fft // 2 - f0 * hop_length  # buffer index of output sample `start`
+    piece = signal[..., offset : offset + stop - start]
+    out[..., : piece.shape[-1]] = piece
+    return out
+
+
+class Transfer:
+    """Host↔device copies for one thread. On CUDA: reusable pinned host buffers, non-blocking copies, and the
+    thread's own stream (``with transfer.stream():``), so one track's copies and kernels overlap another's and
+    the model's. Elsewhere (CPU, MPS) plain copies; a CPU tensor shares the numpy array's memory."""
+
+    _RING = 4
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self._cuda = self.device.type == "cuda"
+        self._stream = torch.cuda.Stream(self.device) if self._cuda else None
+        self._up: list[tuple[torch.Tensor, torch.cuda.Event] | None] = [None] * self._RING
+        self._slot = 0
+        self._down: torch.Tensor | None = None
+
+    def stream(self) -> contextlib.AbstractContextManager[Any]:
+        """The context in which this thread's device work is queued."""
+        return torch.cuda.stream(self._stream) if self._cuda else contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        """Wait for the work queued so far (before a tensor is handed to another thread)."""
+        if self._cuda:
+            self._stream.synchronize()
+
+    @staticmethod
+    def _pinned(buffer: torch.Tensor | None, nbytes: int) -> torch.Tensor:
+        if buffer is not None and buffer.numel() >= nbytes:
+            return buffer
+        return torch.empty(max(nbytes, 2 * (0 if buffer is None else buffer.numel())), dtype=torch.uint8,
+                           pin_memory=True)
+
+    def upload(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the device (its dtype kept)."""
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        if not self._cuda:
+            return host.to(self.device)
+        slot, self._slot = self._slot, (self._slot + 1) % self._RING
+        held = self._up[slot]
+        if held is not None:
+            held[1].synchronize()  # the copy that last read this buffer has finished
+        buffer = self._pinned(None if held is None else held[0], host.numel() * host.element_size())
+        staged = buffer[: host.numel() * host.element_size()].view(host.dtype).view(host.shape)
+        staged.copy_(host)
+        with self.stream():
+            tensor = staged.to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        self._up[slot] = (buffer, event)
+        return tensor
+
+    def download(self, tensor: torch.Tensor) -> np.ndarray:
+        """A device tensor as a fresh host array (waits for the work that produced it)."""
+        if not self._cuda:
+            return tensor.detach().cpu().numpy()
+        self._down = self._pinned(self._down, tensor.numel() * tensor.element_size())
+        staged = self._down[: tensor.numel() * tensor.element_size()].view(tensor.dtype).view(tensor.shape)
+        with self.stream():
+            staged.copy_(tensor, non_blocking=True)
+        self._stream.synchronize()
+        return staged.numpy().copy()

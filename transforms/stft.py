@@ -170,6 +170,13 @@ def stft_frames(read: ReadFn, n_samples: int, start_frame: int, stop_frame: int,
     only the samples these frames cover are read, and the zeros beyond the track
     ends are supplied here. Returns complex64 ``[C, bins, stop_frame - start_frame]``.
     """
+    return _spectra(frame_segment(read, n_samples, start_frame, stop_frame, n_fft, hop_length), n_fft, hop_length)
+
+
+def frame_segment(read: ReadFn, n_samples: int, start_frame: int, stop_frame: int,
+                  n_fft: int = DEFAULT_N_FFT, hop_length: int = DEFAULT_HOP) -> np.ndarray:
+    """The float32 samples ``[C, (k - 1) * hop + n_fft]`` that frames ``[start_frame, stop_frame)`` window,
+    zeros beyond the track ends included: what :func:`stft_frames` transforms (uncentred, frame by frame)."""
     _check(n_fft, hop_length)
     total = num_frames(n_samples, hop_length)
     if not 0 <= start_frame < stop_frame <= total:
@@ -183,7 +190,7 @@ def stft_frames(read: ReadFn, n_samples: int, start_frame: int, stop_frame: int,
         raise ValueError(f"read({lo}, {hi}) returned shape {block.shape}, expected [C, {hi - lo}]")
     segment = np.zeros((block.shape[0], last - first), dtype=np.float32)
     segment[:, lo - first:hi - first] = block
-    return _spectra(segment, n_fft, hop_length)
+    return segment
 
 
 def frames_for_samples(start: int, stop: int, n_samples: int, n_fft: int = DEFAULT_N_FFT,

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from model.batcher import WindowBatcher
 
@@ -100,3 +101,23 @@ def test_a_failing_batch_reaches_its_windows_and_the_next_batch_still_runs():
     np.testing.assert_array_equal(got.results["3"], items[3] * 2.0 + 2)
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(items[0], got.receiver("late"))
+
+
+def test_device_tensors_are_stacked_and_padded_where_they_are():
+    """The device path submits windows already on the model's device: they are batched as tensors."""
+    seen = []
+
+    def device_model(batch):
+        seen.append((type(batch), tuple(batch.shape)))
+        return (batch * 2.0 + batch.shape[0]).numpy()
+
+    batcher = WindowBatcher(device_model, batch_size=4)
+    got = Collect()
+    tensors = [torch.from_numpy(w) for w in windows(3, 5)]
+    for i, tensor in enumerate(tensors):
+        batcher.submit(tensor, got.receiver(str(i)))
+    batcher.flush()
+    batcher.close()
+    assert seen == [(torch.Tensor, (4, 2, 3, 4))]
+    for i, tensor in enumerate(tensors):
+        np.testing.assert_array_equal(got.results[str(i)], tensor.numpy() * 2.0 + 4)

@@ -74,6 +74,20 @@ def test_an_unknown_multi_band_checkpoint_needs_model_band_params(tmp_path, caps
     assert err.startswith("stemforge: model.band_params: ") and "mystery.pth" in err and "CascadedASPPNet" in err
 
 
+def test_the_device_path_refuses_a_band_table_naming_the_key(tmp_path, capsys):
+    bands = load_band_params("4band_v2")
+    wave = music(SR, seed=1)
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, wave.T, SR, subtype="FLOAT")
+    ckpt = tmp_path / "uvr.pth"
+    save_checkpoint(uvr_test_net(31191, bands, wave), str(ckpt))
+    config = write_config(tmp_path / "c.yaml", model={"cropsize": 512, "band_params": "4band_v2", "spectra": "device"})
+    code = main(["run", "--config", str(config), "--input", str(wav), "--output", str(tmp_path / "out"),
+                 "--checkpoint", str(ckpt)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("stemforge: model.spectra: ") and "band table" in err
+
+
 def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_skips(tmp_path):
     bands = load_band_params("4band_v2")
     wave = music(int(1.5 * SR), seed=6, peak=0.4)

@@ -7,18 +7,24 @@ Ready to run unchanged on a GPU machine; on a CPU it runs too (a smoke run with 
     .venv/bin/python benchmarks/gpu.py                                   # CUDA: 2048/32/128, fp32 fp16 bf16
     .venv/bin/python benchmarks/gpu.py --device cpu --seconds 10 --nout 8 --nout-lstm 16 --precisions fp32
 
-Then the end-to-end figure, the pipeline on the same device (stems as FLAC plus float16 shards):
+With ``--pipeline-files N`` it then measures end to end: `stemforge run --config configs/separate.yaml` (FLAC
+stems plus float16 shards) on N generated files, once with the spectrograms on the host (numpy) and once per
+precision on the device (``model.spectra=device``), ``--workers`` SDK processes sharing one model on the device
+(``model.share_across_processes``), each run in a fresh process; it prints × real time and each run's stems
+against the fp32 host run's (mask agreement, as SNR):
 
-    stemforge run --config configs/separate.yaml --input CORPUS --output OUT --checkpoint C \\
-        --set model.device=cuda --set model.precision=bf16 --set model.batch_size=32
+    .venv/bin/python benchmarks/gpu.py --seconds 60 --pipeline-files 16 --pipeline-seconds 180 --workers 16
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import soundfile as sf
 from model_throughput import flops_per_window, machine_description, peak_tflops
+from pipeline_throughput import make_music
 
-from model import CascadedNet, InferenceModel, Separator, resolve_device
+from model import CascadedNet, InferenceModel, Separator, resolve_device, save_checkpoint
 from model.device_separator import DeviceSeparator
 
 
@@ -64,6 +72,42 @@ def _snr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(b.astype(np.float64) ** 2) / noise))
 
 
+def pipeline_runs(net: CascadedNet, device: torch.device, precisions: list[str], args: argparse.Namespace) -> list:
+    """End to end: `stemforge run` with separate.yaml, spectrograms on the host, then on the device per precision."""
+    repo = Path(__file__).resolve().parents[1]
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        (root / "music").mkdir()
+        make_music(root / "music", args.pipeline_files, args.pipeline_seconds)
+        checkpoint = root / "model.pth"
+        save_checkpoint(net, str(checkpoint))
+        audio = args.pipeline_files * args.pipeline_seconds
+        reference = None
+        for spectra, precision in [("host", "fp32")] + [("device", p) for p in precisions]:
+            out = root / f"out-{spectra}-{precision}"
+            settings = {"model.device": device.type, "model.precision": precision, "model.spectra": spectra,
+                        "model.batch_size": args.batch_size, "model.share_across_processes": args.workers > 1}
+            command = [sys.executable, "-m", "pipeline", "run", "--config", str(repo / "configs" / "separate.yaml"),
+                       "--input", str(root / "music"), "--output", str(out), "--checkpoint", str(checkpoint),
+                       "--quiet", *(x for k, v in settings.items() for x in ("--set", f"{k}={str(v).lower()}")),
+                       "--direct_num_workers", str(args.workers)]
+            if args.workers > 1:
+                command += ["--direct_running_mode", "multi_processing"]
+            start = time.perf_counter()
+            subprocess.run(command, check=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+            seconds = time.perf_counter() - start
+            stems = {p: sf.read(p, dtype="float32")[0] for p in (out / "stems").rglob("*.flac")}
+            stems = {str(p.relative_to(out)): v for p, v in stems.items()}
+            reference = reference or stems
+            row = {"pipeline": f"spectra={spectra}", "precision": precision, "workers": args.workers,
+                   "seconds": round(seconds, 2), "x_real_time": round(audio / seconds, 1),
+                   "stems_snr_vs_fp32_host_db": round(min(_snr(stems[k].T, reference[k].T) for k in reference), 1)}
+            rows.append(row)
+            print(json.dumps(row))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -77,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", nargs="+", default=None, help="default: fp32 on cpu, all three on cuda")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--pipeline-files", type=int, default=0, help="end to end on this many files (0: skip)")
+    parser.add_argument("--pipeline-seconds", type=float, default=180.0, help="length of each generated file")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="SDK processes of the end-to-end runs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -109,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                    "peak_fraction": round(achieved / peak, 4) if peak else None}
             results.append(row)
             print(json.dumps(row))
+    if args.pipeline_files:
+        results += pipeline_runs(net, device, precisions, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -33,7 +33,10 @@ def hann_window(n_fft: int, device: torch.device | str, dtype: torch.dtype = tor
     device = torch.device(device)
     key = (n_fft, str(device), dtype)
     if key not in _WINDOWS:
-        _WINDOWS[key] = torch.hann_window(n_fft, periodic=True, dtype=dtype, device=device)
+        window = torch.hann_window(n_fft, periodic=True, dtype=dtype, device=device)
+        if device.type == "cuda":  # complete before another thread's stream reads it from the cache
+            torch.cuda.current_stream(device).synchronize()
+        _WINDOWS[key] = window
     return _WINDOWS[key]
 
 

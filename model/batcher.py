@@ -37,8 +37,9 @@ class WindowBatcher:
         self._thread.start()
 
     def submit(self, window: np.ndarray | torch.Tensor, receive: Receiver) -> float:
-        """Queue one window (a host array, or a tensor already on the model's device); ``receive`` gets its mask (or the batch's exception) on the batcher's thread.
-        Returns the seconds the caller waited for room in the queue (model time, not the caller's work)."""
+        """Queue one window (a host array, or a tensor already on the model's device); ``receive`` gets its
+        mask (or the batch's exception) on the batcher's thread. Returns the seconds the caller waited for
+        room in the queue (model time, not the caller's work)."""
         start = time.perf_counter()
         with self._cond:
             while len(self._queue) >= self._max_queued and not self._closed:

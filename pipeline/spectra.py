@@ -145,14 +145,14 @@ class Spectra:
             for start in range(0, frames.total, self._block_frames):
                 peak = max(peak, float(np.abs(frames.get(start, min(start + self._block_frames, frames.total))).max()))
             return peak
-        store = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"), self.bins, self._block_frames)
+        store = self._stores[source] = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"), self.bins,
+                                                  self._block_frames)
         total = num_frames(self.num_samples, self._hop)
         for start in range(0, total, self._block_frames):
             spec, block_peak = self.ops.frames_and_peak(self._readers[source], self.num_samples, start,
                                                         min(start + self._block_frames, total), self._n_fft, self._hop)
             peak = max(peak, block_peak)
             store.write(start, spec)
-        self._stores[source] = store
         return peak
 
     def frames(self, source: str, padded: bool = False) -> FrameCache:

@@ -77,7 +77,7 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off",
         LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")
         LOG.warning("=" * 72)
     display = ProgressDisplay(progress_folder(job.scratch), config.storage_options, len(config.input.uris),
-                              config.augment.variants, progress, progress_interval)
+                              config.augment.variants, progress, progress_interval, separates=config.runs_model)
     with display:
         manifest, metrics = run(job, options)
     display.finish(manifest)

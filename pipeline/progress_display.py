@@ -44,8 +44,9 @@ class ProgressDisplay:
     """
 
     def __init__(self, folder: str, storage_options: StorageOptions, inputs: int, variants: int, mode: str,
-                 interval: float | None = None, stream: TextIO | None = None) -> None:
+                 interval: float | None = None, stream: TextIO | None = None, separates: bool = True) -> None:
         self._folder = folder
+        self._separates = separates  # a mix run without a model has no "separated" stage to show
         self._options = storage_options
         self._inputs = inputs
         self._variants = variants
@@ -117,8 +118,9 @@ class ProgressDisplay:
         written = f"written {count['written']}" + (f"/{total}" if total is not None else "")
         skipped = f" | skipped {count['skipped']}" if count["skipped"] else ""
         speed = audio / elapsed if elapsed > 0 else 0.0
+        separated = f"separated {count['separated']} | " if self._separates else ""
         return (f"[{_clock(elapsed)}] {listed}{skipped} | prepared {count['prepared']} | "
-                f"separated {count['separated']} | {written} | errors {count['rejected']} | "
+                f"{separated}{written} | errors {count['rejected']} | "
                 f"{audio / 3600:.3f} h audio | {speed:.1f}x real time | {eta}")
 
     def finish(self, manifest: dict[str, Any]) -> None:

@@ -132,6 +132,19 @@ def test_the_line_knows_the_total_only_when_listing_is_done_and_estimates_the_re
     # 5 inputs x 2 variants = 10, 1 rejected: 6 to go at 3 written per 30 s take 60 s; 1 h of audio in 30 s is 120x
     assert "written 3/10" in line and "errors 1" in line and "ETA 0:01:00" in line
     assert "120.0x real time" in line and "1.000 h audio" in line
+    assert "separated 0" in line
+
+
+def test_a_run_without_a_model_shows_no_separated_stage(tmp_path):
+    folder = str(tmp_path / "progress")
+    writer = ProgressWriter(folder, {})
+    display = ProgressDisplay(folder, {}, inputs=1, variants=1, mode="off", separates=False)
+    for stage in ("listed", "prepared", "written"):
+        writer.add(stage, tracks=2)
+    writer.flush()
+    display.poll()
+    line = display.line(10.0)
+    assert "separated" not in line and "prepared 2 | written 2" in line
 
 
 def test_timed_counts_the_producer_not_the_consumer():

@@ -19,17 +19,25 @@ def _rows(out) -> pa.Table:
 
 
 def test_a_model_shared_across_processes_gives_the_same_rows(corpus, tiny_checkpoint, tmp_path):
+    """Also with the spectrograms in torch (model.spectra=device), whose windows go to the shared model as host
+    arrays: the rows then equal the host path's to float32 rounding."""
     folder, _ = corpus
     outs = {}
-    for shared in (False, True):
-        config = write_config(tmp_path / f"{shared}.yaml", output={"write_stems": False},
-                              model={"share_across_processes": shared, "model_copies": 1, "cpu_threads": 1})
-        outs[shared] = tmp_path / f"out-{shared}"
-        assert main(["run", "--config", str(config), "--input", str(folder), "--output", str(outs[shared]),
+    for shared, spectra in ((False, "host"), (True, "host"), (True, "device")):
+        config = write_config(tmp_path / f"{shared}-{spectra}.yaml", output={"write_stems": False},
+                              model={"share_across_processes": shared, "model_copies": 1, "cpu_threads": 1,
+                                     "spectra": spectra})
+        outs[shared, spectra] = tmp_path / f"out-{shared}-{spectra}"
+        assert main(["run", "--config", str(config), "--input", str(folder), "--output", str(outs[shared, spectra]),
                      "--checkpoint", str(tiny_checkpoint), "--direct_num_workers", "2",
                      "--direct_running_mode", "multi_processing", "--quiet"]) == 0
-    alone, shared = _rows(outs[False]), _rows(outs[True])
-    assert alone.num_rows == shared.num_rows > 0
+    alone, shared, device = (_rows(outs[key]) for key in ((False, "host"), (True, "host"), (True, "device")))
+    assert alone.num_rows == shared.num_rows == device.num_rows > 0
     for name in ("track_key", "segment", "mixture", "instruments", "vocals"):
-        np.testing.assert_array_equal(np.asarray(alone.column(name).to_pylist()),
-                                      np.asarray(shared.column(name).to_pylist()))
+        expected = np.asarray(alone.column(name).to_pylist())
+        np.testing.assert_array_equal(np.asarray(shared.column(name).to_pylist()), expected)
+        got = np.asarray(device.column(name).to_pylist())
+        if name in ("track_key", "segment"):
+            np.testing.assert_array_equal(got, expected)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())

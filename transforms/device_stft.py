@@ -149,17 +149,18 @@ class Transfer:
                            pin_memory=True)
 
     def upload(self, array: np.ndarray) -> torch.Tensor:
-        """``array`` on the device (its dtype kept)."""
-        host = torch.from_numpy(np.ascontiguousarray(array))
+        """``array`` on the device (its dtype kept; ``array`` may be a read-only view, it is never written)."""
+        array = np.asarray(array)
         if not self._cuda:
-            return host.to(self.device)
+            host = np.ascontiguousarray(array)
+            return torch.from_numpy(host if host.flags.writeable else host.copy()).to(self.device)
         slot, self._slot = self._slot, (self._slot + 1) % self._RING
         held = self._up[slot]
         if held is not None:
             held[1].synchronize()  # the copy that last read this buffer has finished
-        buffer = self._pinned(None if held is None else held[0], host.numel() * host.element_size())
-        staged = buffer[: host.numel() * host.element_size()].view(host.dtype).view(host.shape)
-        staged.copy_(host)
+        buffer = self._pinned(None if held is None else held[0], array.nbytes)
+        staged = buffer[: array.nbytes].view(torch.from_numpy(np.empty(0, array.dtype)).dtype).view(array.shape)
+        staged.numpy()[...] = array
         with self.stream():
             tensor = staged.to(self.device, non_blocking=True)
             event = torch.cuda.Event()

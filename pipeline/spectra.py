@@ -72,6 +72,7 @@ class FrameCache:
         if hi <= lo:
             return np.zeros((2, self._bins, stop - start), np.complex64)
         if not (self._start <= lo and hi <= self._start + self._spec.shape[-1]):
+            # computed from a block boundary: a kept spectrogram (FrameStore) is read in whole stored blocks
             first = lo - lo % self._block
             self._spec = self._compute(first, min(max(hi, first + self._block), self._total))
             self._start = first
@@ -91,34 +92,19 @@ class FrameStore:
         self._file = RecordFile(path, block * 2 * bins * 8)
         self._bins, self._block = bins, block
         self._lengths: dict[int, int] = {}
-        self._recent: dict[int, np.ndarray] = {}
 
     def write(self, start: int, spec: np.ndarray) -> None:
         """Store block ``start // block`` (``start`` a multiple of the block, ``spec`` at most a block long)."""
         self._file.write(start // self._block, spec.astype(np.complex64, copy=False))
         self._lengths[start // self._block] = spec.shape[-1]
-        self._recent.pop(start // self._block, None)
-
-    def _stored(self, i: int) -> np.ndarray:
-        """Block ``i``, read-only; the last two read stay in memory (readers go forward, a range may straddle
-        two blocks), so a window across a block edge re-reads nothing and joins only its own frames."""
-        if i not in self._recent:
-            if len(self._recent) >= 2:
-                self._recent.pop(next(iter(self._recent)))
-            block = self._file.read(i, (2, self._bins, self._lengths[i]), np.complex64)
-            block.setflags(write=False)
-            self._recent[i] = block
-        return self._recent[i]
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)``: a read-only view within one block, a fresh array across two."""
         first, last = start // self._block, (stop - 1) // self._block
-        parts = [self._stored(i)[..., max(start - i * self._block, 0) : stop - i * self._block]
-                 for i in range(first, last + 1)]
+        parts = [self._file.read(i, (2, self._bins, self._lengths[i]), np.complex64)
+                 [..., max(start - i * self._block, 0) : stop - i * self._block] for i in range(first, last + 1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     def close(self) -> None:
-        self._recent = {}
         self._file.close()
 
 
@@ -190,8 +176,7 @@ class Spectra:
                 tail = stft_frames(samples, length, max(a, plain), b, n_fft, hop)  # the padded analysis' last frames
                 return tail if a >= plain else np.concatenate([store.read(a, plain), tail], axis=-1)
 
-            # a kept source is read by exact range (its store keeps whole blocks); others computed a block at a time
-            return FrameCache(compute, total, self.bins, 1 if store is not None else self._block_frames)
+            return FrameCache(compute, total, self.bins, self._block_frames)
         analysis = self._analysis(source, padded)
         return FrameCache(analysis.frames, analysis.total, self.bins, self._block_frames)
 

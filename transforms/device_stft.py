@@ -120,7 +120,7 @@ def istft_block(spec: torch.Tensor, first_frame: int, start: int, stop: int, n_s
 class Transfer:
     """Host↔device copies for one thread. On CUDA: reusable pinned host buffers, non-blocking copies, and the
     thread's own stream (``with transfer.stream():``), so one track's copies and kernels overlap another's and
-    the model's. Elsewhere (CPU, MPS) plain copies; a CPU tensor shares the numpy array's memory."""
+    the model's. Elsewhere (CPU, MPS) plain copies; on the CPU a writable array's memory is shared, not copied."""
 
     _RING = 4
 

@@ -59,33 +59,29 @@ def test_stems_and_rows_equal_uvrs_procedure(tmp_path, kind, table, aggression, 
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-3 * reference.max())  # float16 rows
 
 
-def test_an_unknown_multi_band_checkpoint_needs_model_band_params(tmp_path, capsys):
-    bands = load_band_params("4band_v2")
+def _refused(tmp_path: Path, capsys, **model) -> str:
+    """A one-second run of an ASPP checkpoint UVR does not know, expected to stop before it starts: the error."""
     wave = music(SR, seed=1)
     wav = tmp_path / "mix.wav"
     sf.write(wav, wave.T, SR, subtype="FLOAT")
     ckpt = tmp_path / "mystery.pth"
-    save_checkpoint(uvr_test_net(31191, bands, wave), str(ckpt))
-    config = write_config(tmp_path / "c.yaml", model={"cropsize": 512})
+    save_checkpoint(uvr_test_net(31191, load_band_params("4band_v2"), wave), str(ckpt))
+    config = write_config(tmp_path / "c.yaml", model=dict({"cropsize": 512}, **model))
     code = main(["run", "--config", str(config), "--input", str(wav), "--output", str(tmp_path / "out"),
                  "--checkpoint", str(ckpt)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
+    return err
+
+
+def test_an_unknown_multi_band_checkpoint_needs_model_band_params(tmp_path, capsys):
+    err = _refused(tmp_path, capsys)
     assert err.startswith("stemforge: model.band_params: ") and "mystery.pth" in err and "CascadedASPPNet" in err
 
 
 def test_the_device_path_refuses_a_band_table_naming_the_key(tmp_path, capsys):
-    bands = load_band_params("4band_v2")
-    wave = music(SR, seed=1)
-    wav = tmp_path / "mix.wav"
-    sf.write(wav, wave.T, SR, subtype="FLOAT")
-    ckpt = tmp_path / "uvr.pth"
-    save_checkpoint(uvr_test_net(31191, bands, wave), str(ckpt))
-    config = write_config(tmp_path / "c.yaml", model={"cropsize": 512, "band_params": "4band_v2", "spectra": "device"})
-    code = main(["run", "--config", str(config), "--input", str(wav), "--output", str(tmp_path / "out"),
-                 "--checkpoint", str(ckpt)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("stemforge: model.spectra: ") and "band table" in err
+    err = _refused(tmp_path, capsys, band_params="4band_v2", spectra="device")
+    assert err.startswith("stemforge: model.spectra: ") and "band table" in err
 
 
 def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_skips(tmp_path):

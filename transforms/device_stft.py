@@ -143,10 +143,10 @@ class Transfer:
 
     @staticmethod
     def _pinned(buffer: torch.Tensor | None, nbytes: int) -> torch.Tensor:
+        """``buffer``, or a new one when it is too small (sized exactly: a track's blocks bound the sizes)."""
         if buffer is not None and buffer.numel() >= nbytes:
             return buffer
-        return torch.empty(max(nbytes, 2 * (0 if buffer is None else buffer.numel())), dtype=torch.uint8,
-                           pin_memory=True)
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
 
     def upload(self, array: np.ndarray) -> torch.Tensor:
         """``array`` on the device (its dtype kept; ``array`` may be a read-only view, it is never written)."""

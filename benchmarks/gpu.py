@@ -97,8 +97,7 @@ def pipeline_runs(net: CascadedNet, device: torch.device, precisions: list[str],
             start = time.perf_counter()
             subprocess.run(command, check=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
             seconds = time.perf_counter() - start
-            stems = {p: sf.read(p, dtype="float32")[0] for p in (out / "stems").rglob("*.flac")}
-            stems = {str(p.relative_to(out)): v for p, v in stems.items()}
+            stems = {str(p.relative_to(out)): sf.read(p, dtype="float32")[0] for p in (out / "stems").rglob("*.flac")}
             reference = reference or stems
             row = {"pipeline": f"spectra={spectra}", "precision": precision, "workers": args.workers,
                    "seconds": round(seconds, 2), "x_real_time": round(audio / seconds, 1),

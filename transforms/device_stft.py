@@ -40,6 +40,11 @@ def hann_window(n_fft: int, device: torch.device | str, dtype: torch.dtype = tor
     return _WINDOWS[key]
 
 
+def torch_dtype(dtype: np.dtype | type) -> torch.dtype:
+    """The torch dtype of a numpy dtype (float16/32/64, complex64/128, ...)."""
+    return torch.from_numpy(np.empty(0, dtype)).dtype
+
+
 def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """``array`` as a float32 tensor on ``device``; on CUDA through a pinned buffer and a non-blocking copy."""
     device = torch.device(device)
@@ -159,7 +164,7 @@ class Transfer:
         if held is not None:
             held[1].synchronize()  # the copy that last read this buffer has finished
         buffer = self._pinned(None if held is None else held[0], array.nbytes)
-        staged = buffer[: array.nbytes].view(torch.from_numpy(np.empty(0, array.dtype)).dtype).view(array.shape)
+        staged = buffer[: array.nbytes].view(torch_dtype(array.dtype)).view(array.shape)
         staged.numpy()[...] = array
         with self.stream():
             tensor = staged.to(self.device, non_blocking=True)

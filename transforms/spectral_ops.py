@@ -122,7 +122,7 @@ class DeviceSpectra(HostSpectra):
                 m = transfer.upload(mask)
                 values += [m * magnitude, (1 - m) * magnitude]
             stacked = torch.stack(values)
-            out = torch.zeros(*stacked.shape[:-1], frames, dtype=getattr(torch, np.dtype(dtype).name),
+            out = torch.zeros(*stacked.shape[:-1], frames, dtype=device_stft.torch_dtype(dtype),
                               device=self.device)
             out[..., : stacked.shape[-1]] = stacked
             return list(transfer.download(out))

@@ -1,10 +1,9 @@
-"""`stemforge report`: one self-contained HTML page (inline PNGs, no scripts, no links out, so it can be
-mailed or archived) of one committed run or of every run of an output root: per run its summary and
-redacted config, rejected inputs, spectrograms and stem waveforms of a few tracks, the augmentation draws
-against their configured ranges, its shards, and audio length against processing time. Shards are read by
-column and row group: spectrogram columns only of the groups that hold a sampled track. Every text shown
-is scrubbed of secrets (:func:`pipeline.storage.scrub`) and HTML-escaped.
-"""
+"""`stemforge report`: one self-contained HTML page (inline PNGs and audio, no scripts, no links out, so it can
+be mailed or archived) of one committed run or of every run of an output root: per run its summary and
+redacted config, rejected inputs, spectrograms, stem waveforms and audio clips (:mod:`pipeline.report_audio`)
+of a few tracks, the augmentation draws against their configured ranges, its shards, and audio length against
+processing time. Shards are read by column and row group: spectrogram columns only of the groups that hold a
+sampled track. Every text shown is scrubbed of secrets (:func:`pipeline.storage.scrub`) and HTML-escaped."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 import soundfile as sf
 import yaml
 
-from pipeline import report_plots as plots
+from pipeline import report_audio, report_plots as plots
 from pipeline.assemble import stem_uri
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import audio_stems, tensor_columns
@@ -265,20 +264,22 @@ class _Report:
                            f"{vmin:.1f} to {vmax:.1f} dB.")
 
     def waveform(self, config: Config, key: str, variant: int) -> str:
-        envelopes, steps, missing = {}, {}, []
+        envelopes, steps, missing, waves = {}, {}, [], {}
         for stem in audio_stems(config):
             uri = stem_uri(config, key, variant, stem)
             fs, path = filesystem(uri, self.options)
             try:
                 with fs.open(path, "rb") as handle, sf.SoundFile(handle) as sound:
                     envelopes[stem], steps[stem] = plots.envelope(sound)
+                    waves[stem] = report_audio.read_clip(sound)
             except FileNotFoundError:
                 missing.append(redact_uri(uri))
         if missing:
             why = " (output.write_stems is false)" if not config.output.write_stems else ""
             return self.note(f"Stem files not found{why}: {', '.join(missing)}")
-        return self.figure(plots.waveforms(envelopes, steps), f"Waveforms of the stems of {key}, variant {variant}",
-                           f"Stem files ({', '.join(envelopes)}): minimum and maximum of both channels.")
+        figure = self.figure(plots.waveforms(envelopes, steps), f"Waveforms of the stems of {key}, variant {variant}",
+                             f"Stem files ({', '.join(envelopes)}): minimum and maximum of both channels.")
+        return figure + report_audio.clips(waves)
 
     def augmentation(self, config: Config | str, shards: _Shards) -> str:
         if isinstance(config, str):

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import soundfile as sf
 from PIL import Image
+from scipy.signal import resample_poly
 from stemforge_testing import write_config
 
 from pipeline.cli import main
@@ -41,20 +43,20 @@ def run(corpus, tiny_checkpoint, tmp_path_factory):
     return out, manifest, (out / "report.html").read_text()
 
 
-class _Images(HTMLParser):
-    def __init__(self) -> None:
+class _Tags(HTMLParser):
+    def __init__(self, tag: str) -> None:
         super().__init__()
-        self.images: list[dict[str, str]] = []
+        self.tag, self.found = tag, []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
+        if tag == self.tag:
+            self.found.append(dict(attrs))
 
 
-def _images(page: str) -> list[dict[str, str]]:
-    parser = _Images()
+def _tags(page: str, tag: str) -> list[dict[str, str]]:
+    parser = _Tags(tag)
     parser.feed(page)
-    return parser.images
+    return parser.found
 
 
 def _copy(out: Path, tmp_path: Path) -> Path:
@@ -103,7 +105,7 @@ def test_secrets_are_scrubbed_from_everything_shown(run):
 
 def test_every_picture_is_an_inline_png_that_shows_something(run):
     _, manifest, page = run
-    images = _images(page)
+    images = _tags(page, "img")
     expected = 3 + 3 + 1 + ("timing" in manifest)  # spectrograms and waveforms of 3 tracks, histograms, timing
     assert len(images) == expected
     for image in images:
@@ -115,6 +117,28 @@ def test_every_picture_is_an_inline_png_that_shows_something(run):
         assert f"Spectrograms of {key}, variant 0: mixture, instruments, vocals" in [i["alt"] for i in images]
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
     assert "<script" not in page and "<link" not in page and "@import" not in page
+
+
+def _rms_db(wave: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(wave.astype(np.float64) ** 2))
+
+
+def test_each_sampled_track_has_clips_of_its_stems_and_of_their_sum(run):
+    out, manifest, page = run
+    players = _tags(page, "audio")
+    assert len(players) == 3 * 3  # per track: the stems' sum (the mixture), instruments, vocals
+    for number, key in enumerate(sorted(manifest["tracks"])):
+        files = {stem: sf.read(out / "stems" / key / "v0" / f"{stem}.wav", dtype="float32") for stem in STEMS}
+        rate = files["vocals"][1]
+        references = {"mixture (the stems' sum)": files["instruments"][0] + files["vocals"][0],
+                      **{stem: wave for stem, (wave, _) in files.items()}}
+        for player, (name, reference) in zip(players[3 * number: 3 * number + 3], references.items()):
+            assert player["title"] == f"{name}, first {len(reference) / rate:.1f} s" and "controls" in player
+            assert player["src"].startswith("data:audio/ogg;codecs=opus;base64,")
+            clip, clip_rate = sf.read(io.BytesIO(base64.b64decode(player["src"].split(",", 1)[1], validate=True)))
+            expected = resample_poly(reference, 160, 147, axis=0)  # 44.1 kHz → Opus's 48 kHz
+            assert clip_rate == 48000 and abs(len(clip) - len(expected)) <= 48 * 25  # within an Opus frame
+            assert _rms_db(clip) == pytest.approx(_rms_db(expected), abs=1.0)
 
 
 def test_a_spectrogram_is_its_track_rows_on_one_colour_scale(run):
@@ -187,7 +211,7 @@ def test_missing_stems_are_said_and_samples_are_honoured(run, tmp_path):
     shutil.rmtree(copy / "stems")
     page = build_report(str(copy), samples=1)
     assert "Stem files not found" in page and "chirp22k/v0/vocals.wav" in page
-    assert [i["alt"] for i in _images(page) if i["alt"].startswith(("Spectrograms", "Waveforms"))] == [
+    assert [i["alt"] for i in _tags(page, "img") if i["alt"].startswith(("Spectrograms", "Waveforms"))] == [
         "Spectrograms of chirp22k, variant 0: mixture, instruments, vocals"]
 
 
@@ -218,6 +242,8 @@ PIXEL_CHECK = """() => Array.from(document.images).map(img => {
   }
   return {alt: img.alt, loaded: img.complete && img.naturalWidth > 0, varied};
 })"""
+PLAYERS_LOADED = "() => Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 || a.error)"
+PLAYER_CHECK = "() => Array.from(document.querySelectorAll('audio')).map(a => ({duration: a.duration, error: a.error}))"
 
 
 def test_the_page_renders_in_headless_chromium(run, tmp_path):
@@ -236,13 +262,17 @@ def test_the_page_renders_in_headless_chromium(run, tmp_path):
             page.on("request", lambda request: requests.append(request.url))
             page.goto((out / "report.html").as_uri())
             images = page.evaluate(PIXEL_CHECK)
+            page.wait_for_function(PLAYERS_LOADED)
+            players = page.evaluate(PLAYER_CHECK)
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests)  # nothing from the network
-    assert len(images) == len(_images(page_text)) and all(i["loaded"] and i["varied"] for i in images), images
+    assert len(images) == len(_tags(page_text, "img")) and all(i["loaded"] and i["varied"] for i in images), images
+    assert len(players) == len(_tags(page_text, "audio")) == 9
+    assert all(p["error"] is None and p["duration"] > 0 for p in players), players
     assert overflow <= 0  # nothing wider than the window
     picture = Image.open(shot)
     assert picture.format == "PNG" and picture.width == 1200 and picture.height > 2500

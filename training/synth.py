@@ -138,10 +138,11 @@ def _music_track(seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 
 def make_track(folder: Path, key: str, seconds: float, ratio_db: float, rng: np.random.Generator,
-               music: np.ndarray | None = None) -> SynthTrack:
+               music: np.ndarray | None = None, voice: tuple[np.ndarray, str] | None = None) -> SynthTrack:
     """One track's two stems, the vocals scaled to ``ratio_db`` of voice-to-music energy; ``music`` (stereo
-    ``[2, seconds·44100]``, e.g. a recorded excerpt) replaces the synthesised music (tempo then 0)."""
-    vocals, voice = _voice_track(seconds, rng)
+    ``[2, seconds·44100]``, e.g. a recorded excerpt) replaces the synthesised music (tempo then 0), ``voice``
+    (mono ``[seconds·44100]`` and its name, e.g. a recorded speaker) the espeak-ng voice."""
+    vocals, voice = _voice_track(seconds, rng) if voice is None else voice
     music, tempo = _music_track(seconds, rng) if music is None else (music, 0.0)
     pan = rng.uniform(0.4, 0.6)
     vocals = np.stack([(1 - pan) * vocals, pan * vocals]) * 2

@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import Config
+from pipeline.scratch import scratch_root
 from pipeline.sinks import model_columns
 from pipeline.storage import StorageOptions, join, publish_file, redact_uri
 from pipeline.track import MaskReader, PreparedTrack, TrackMeta
@@ -210,7 +211,7 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
     meta = track.meta
     stems = config.model.stems
     uris = [stem_uri(config, meta.track_key, meta.variant, stem) for stem in stems]
-    with tempfile.TemporaryDirectory(prefix="stemforge-stems-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
         peaks, clipped = _stem_pass(track, masks, config, paths, 1.0)
         gain = 1.0
@@ -237,7 +238,7 @@ def write_sources(track: PreparedTrack, config: Config, storage_options: Storage
     gain = 1.0 / max(peaks.values()) if config.output.clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
     clipped = dict.fromkeys(waves, 0)
     uris = [stem_uri(config, meta.track_key, meta.variant, name) for name in waves]
-    with tempfile.TemporaryDirectory(prefix="stemforge-stems-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(len(waves))]
         for path, (name, wave) in zip(paths, waves.items()):
             with sf.SoundFile(path, "w", samplerate=meta.sample_rate, channels=2,

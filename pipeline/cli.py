@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import traceback
 from typing import Any
@@ -20,6 +21,7 @@ import yaml
 from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.inspect import InspectError, inspect_path, render
+from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
 from pipeline.logs import configure_cli_logging
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.separate import add_parser as add_separate_parser
@@ -268,17 +270,29 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = _parser().parse_known_args(argv)
     config = None
     try:
-        code, config = _command(args, rest)
+        with stop_on_signals():
+            code, config = _command(args, rest)
         return code
     except (ConfigError, CheckpointError, InspectError) as exc:
         print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr
+        if received() is not None:  # Beam wraps the interrupt in its own exceptions
+            return _stopped()
         options = config.storage_options if config else None
         LOG.error("%s failed:\n%s", args.command, scrub("".join(traceback.format_exception(exc)), options))
         what = "run failed, nothing committed" if args.command in ("run", "separate", "demo") else "failed"
         print(f"stemforge: {what}: {describe(exc, options)[:300]}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # SIGINT or SIGTERM (pipeline.interrupts)
+        return _stopped()
+
+
+def _stopped() -> int:
+    """One line and the shell's exit code for the signal that stopped the command."""
+    signum = received() or signal.SIGINT
+    say_stopped(signum)
+    return EXIT_CODES[signum]
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.job import Job
 from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay
+from pipeline.scratch import remove_stale, run_scratch
 from pipeline.storage import filesystem, join, redact_uri, retrying
 
 LOG = logging.getLogger("stemforge")
@@ -78,7 +79,10 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off",
         LOG.warning("=" * 72)
     display = ProgressDisplay(progress_folder(job.scratch), config.storage_options, len(config.input.uris),
                               config.augment.variants, progress, progress_interval, separates=config.runs_model)
-    with display:
+    removed = remove_stale()
+    if removed:
+        LOG.info("removed %d local scratch folders of runs that died: %s", len(removed), ", ".join(removed[:3]))
+    with run_scratch(), display:
         manifest, metrics = run(job, options)
     display.finish(manifest)
     LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))

@@ -9,7 +9,6 @@ import operator
 import os
 import platform
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
+from pipeline.scratch import make_scratch
 from pipeline.storage import (
     StorageOptions,
     filesystem,
@@ -205,7 +205,7 @@ class ShardWriter:
         self._writer: pq.ParquetWriter | None = None
         self._path = ""
         self._keys = hashlib.sha256()
-        self._scratch = tempfile.mkdtemp(prefix="stemforge-shards-")
+        self._scratch = make_scratch("shards-")
 
     def add(self, row: dict[str, Any]) -> list[str]:
         """Buffer one row; returns the shards (relative to the output) this completed."""

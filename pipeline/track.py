@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -22,6 +21,7 @@ import torch
 from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
 from pipeline.mixture import mix_targets, sum_into
+from pipeline.scratch import make_scratch
 from pipeline.spectra import FrameCache, Spectra, spectral_ops
 from pipeline.storage import StorageOptions, options_for
 from transforms import (
@@ -116,7 +116,7 @@ class PreparedTrack:
 
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
                  chain: AugmentChain, is_v51: bool = True, mix: MixPlan | None = None) -> None:
-        self._dir = tempfile.mkdtemp(prefix="stemforge-")
+        self._dir = make_scratch("track-")
         self._files: list[ScratchAudio] = []
         self.spectra: Spectra | None = None
         self.targets: dict[str, ScratchAudio] = {}

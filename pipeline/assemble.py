@@ -16,18 +16,11 @@ import soundfile as sf
 from pipeline.config import Config
 from pipeline.scratch import scratch_root
 from pipeline.sinks import model_columns
-from pipeline.storage import StorageOptions, join, publish_file, redact_uri
+from pipeline.storage import StorageOptions, publish_file, redact_uri
 from pipeline.track import MaskReader, PreparedTrack, TrackMeta
 from transforms import frames_for_samples, synthesise_stream
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
-
-
-def stem_uri(config: Config, track_key: str, variant: int, stem: str) -> str:
-    """Where one stem of a track variant is published."""
-    relative = config.output.stem_path.format(track_key=track_key, variant=variant, stem=stem,
-                                              ext=config.output.stem_format)
-    return join(config.output.stems_root, relative)
 
 
 def _param(params: tuple[dict[str, Any], ...], transform: str, name: str) -> float | None:
@@ -210,7 +203,7 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
     """
     meta = track.meta
     stems = config.model.stems
-    uris = [stem_uri(config, meta.track_key, meta.variant, stem) for stem in stems]
+    uris = [config.output.stem_uri(meta.track_key, meta.variant, stem) for stem in stems]
     with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
         peaks, clipped = _stem_pass(track, masks, config, paths, 1.0)
@@ -237,7 +230,7 @@ def write_sources(track: PreparedTrack, config: Config, storage_options: Storage
                         for p in range(0, meta.num_samples, block)), default=0.0) for name, wave in waves.items()}
     gain = 1.0 / max(peaks.values()) if config.output.clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
     clipped = dict.fromkeys(waves, 0)
-    uris = [stem_uri(config, meta.track_key, meta.variant, name) for name in waves]
+    uris = [config.output.stem_uri(meta.track_key, meta.variant, name) for name in waves]
     with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(len(waves))]
         for path, (name, wave) in zip(paths, waves.items()):

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from pipeline.storage import redact_uri
+from shards.paths import inside, join
 from transforms import AUDIO_EXTENSIONS, AugmentChain
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
@@ -145,6 +146,13 @@ class OutputConfig(_Section):
             raise ValueError(f"stem_path may use only {{track_key}}, {{variant}}, {{stem}}, {{ext}}: {exc}") from None
         if "{track_key}" not in value or "{stem}" not in value:
             raise ValueError("stem_path must contain {track_key} and {stem}")
+        if value.startswith("/") or "://" in value:
+            raise ValueError(f"{value!r} is absolute: stem_path is a path inside the stems folder "
+                             "(output.stems_uri, or OUTPUT/stems); set that folder to write elsewhere")
+        odd = [part for part in value.split("/") if part in ("", ".", "..")]
+        if odd:
+            raise ValueError(f"{value!r} has a{'n empty' if not odd[0] else ' ' + repr(odd[0])} segment: "
+                             "each part between '/' must name a folder or file inside the stems folder")
         return value
 
     @field_validator("clip")
@@ -162,7 +170,17 @@ class OutputConfig(_Section):
         """Where stem_path starts: ``stems_uri``, or OUTPUT/stems."""
         if self.stems_uri:
             return self.stems_uri
-        return f"{self.uri.rstrip('/')}/stems" if self.uri else None
+        return join(self.uri, "stems") if self.uri else None
+
+    def stem_relative(self, track_key: str, variant: int, stem: str) -> str:
+        """The path of one stem of a track variant inside ``stems_root``: ``stem_path`` filled in and normalised
+        (PathEscape when a track key would take it outside)."""
+        filled = self.stem_path.format(track_key=track_key, variant=variant, stem=stem, ext=self.stem_format)
+        return inside(filled, self.stems_root or "the stems folder")
+
+    def stem_uri(self, track_key: str, variant: int, stem: str) -> str:
+        """Where one stem of a track variant is written."""
+        return join(self.stems_root or "", self.stem_relative(track_key, variant, stem))
 
     @property
     def compression_level(self) -> float | None:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.storage import StorageOptions, filesystem, join, redact_uri
+from pipeline.storage import PathEscape, StorageOptions, filesystem, join, redact_uri
 from shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
+from shards.discovery import listed_shard
 
 
 class InspectError(ValueError):
@@ -88,13 +89,17 @@ def _manifest(fs: Any, path: str, shown: str) -> dict[str, Any]:
 
 def _run(fs: Any, root: str, shown_root: str, manifest: dict[str, Any]) -> dict[str, Any]:
     committed = manifest.get("status") == "committed"
+    try:
+        shown = [listed_shard(shown_root, manifest, s) for s in manifest["shards"]]
+    except PathEscape as exc:  # an edited manifest: never read, nor call committed, a file outside the folder
+        raise InspectError(str(exc)) from None
     return {
         "run_id": manifest["run_id"],
         "status": manifest.get("status"),
         "fingerprint": manifest.get("fingerprint"),
         "counts": manifest.get("counts", {}),
         "checkpoint": manifest.get("checkpoint"),
-        "shards": [_shard(fs, f"{root}/{s}", join(shown_root, s), committed) for s in manifest["shards"]],
+        "shards": [_shard(fs, join(root, s), path, committed) for s, path in zip(manifest["shards"], shown)],
     }
 
 

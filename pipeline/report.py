@@ -22,10 +22,9 @@ import soundfile as sf
 import yaml
 
 from pipeline import report_audio, report_plots as plots
-from pipeline.assemble import stem_uri
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import audio_stems, tensor_columns
-from pipeline.storage import StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
+from pipeline.storage import PathEscape, StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
 from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
 
@@ -202,8 +201,8 @@ class _Report:
     def shards(self, manifest: dict[str, Any]) -> _Shards:
         out = _Shards()
         for relative in manifest.get("shards", []):
-            path = f"{self.root}/{relative}"
             try:
+                path = join(self.root, relative)
                 with reading(self.fs, path) as (parquet, threads):
                     for group in range(parquet.metadata.num_row_groups):
                         table = parquet.read_row_group(group, columns=SCALARS, use_threads=threads)
@@ -215,6 +214,8 @@ class _Report:
                             out.places.setdefault((key, variant), {}).setdefault(relative, []).append(group)
                     meta = parquet.metadata
                 out.files.append((relative, meta.num_rows, meta.num_row_groups, self.fs.size(path), ""))
+            except PathEscape as exc:  # an edited manifest: never read outside the output folder
+                out.files.append((relative, None, None, None, f"not read: {exc}"))
             except (OSError, pa.ArrowInvalid) as exc:  # FileNotFoundError included
                 problem = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {str(exc).splitlines()[0]}"
                 out.files.append((relative, None, None, None, problem))
@@ -266,7 +267,7 @@ class _Report:
     def waveform(self, config: Config, key: str, variant: int) -> str:
         envelopes, steps, missing, waves = {}, {}, [], {}
         for stem in audio_stems(config):
-            uri = stem_uri(config, key, variant, stem)
+            uri = config.output.stem_uri(key, variant, stem)
             fs, path = filesystem(uri, self.options)
             try:
                 with fs.open(path, "rb") as handle, sf.SoundFile(handle) as sound:

@@ -8,8 +8,9 @@ these settings, each of which is a config key, so nothing here is a second code 
     --filename T       output.stem_path, default {track_key}/{stem}.{ext}
     --format/--subtype output.stem_format / output.stem_subtype
     --shards           output.write_spectrograms (off by default: stems only)
-    --checkpoint C     model.checkpoint; --model NAME is the file NAME in --model-dir; neither: the shipped
-                       voice/music model (model.shipped.VOICE_MUSIC, with its n_fft, hop and sha256)
+    --checkpoint C     model.checkpoint; --model NAME is the file NAME inside --model-dir (a path that leaves
+                       it, an absolute path or an empty name is refused: a path goes to --checkpoint); neither:
+                       the shipped voice/music model (model.shipped.VOICE_MUSIC, with its n_fft, hop and sha256)
     -d/--device        model.device
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 from model.shipped import VOICE_MUSIC
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.progress_display import add_progress_arguments
-from pipeline.storage import filesystem, join, redact_uri
+from pipeline.storage import PathEscape, filesystem, join, redact_uri
 
 STEM_PATH = "{track_key}/{stem}.{ext}"
 MODEL_DIR_ENV = "STEMFORGE_MODEL_DIR"
@@ -49,7 +50,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, folders or globs (any URL)")
     parser.add_argument("-o", "--output", required=True, help="output folder (any fsspec URL)")
     parser.add_argument("--checkpoint", help="model.checkpoint: a vocal-remover, UVR or RVC .pth / .safetensors")
-    parser.add_argument("--model", metavar="NAME", help="a checkpoint file name looked up in --model-dir")
+    parser.add_argument("--model", metavar="NAME",
+                        help="a checkpoint file name inside --model-dir (a path goes to --checkpoint)")
     parser.add_argument("--model-dir", default=None,
                         help=f"where --model looks (default ${MODEL_DIR_ENV} or ~/.cache/stemforge/models)")
     parser.add_argument("--format", choices=("flac", "wav", "ogg"), help="output.stem_format (default flac)")
@@ -71,12 +73,22 @@ def model_of(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("separate: pass --checkpoint PATH or --model NAME, not both")
     if args.checkpoint:
         return {"checkpoint": args.checkpoint}
+    if args.model is not None and not args.model.strip():
+        raise ConfigError("separate: --model is empty: name a checkpoint file in --model-dir, or leave --model out "
+                          f"for the shipped {VOICE_MUSIC.name} model")
     if not args.model or args.model == VOICE_MUSIC.name:
         print(f"separate: using the shipped {VOICE_MUSIC.name} model (a small voice/music demo model; "
               "pass --checkpoint for real separation weights)", file=sys.stderr)
         return VOICE_MUSIC.config_overrides()
     folder = args.model_dir or default_model_dir()
-    path = join(folder, args.model)
+    if args.model.startswith("/") or "://" in args.model:
+        raise ConfigError(f"separate: --model {args.model}: --model names a file in the model folder "
+                          f"({redact_uri(folder)}); pass a checkpoint's path or URL with --checkpoint")
+    try:
+        path = join(folder, args.model)
+    except PathEscape as exc:
+        raise ConfigError(f"separate: --model {args.model}: not a file in the model folder "
+                          f"({redact_uri(folder)}): {exc.why}") from None
     fs, local = filesystem(path, {})
     if not fs.exists(local):
         found = sorted(Path(p).name for p in fs.glob(f"{local.rsplit('/', 1)[0]}/*")
@@ -88,6 +100,10 @@ def model_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def separate_config(args: argparse.Namespace) -> Config:
     """The built-in config with this command's settings, then --set, applied."""
+    pinned = [item for item in args.set if item.split("=", 1)[0].strip() in ("output.uri", "output.stems_uri")]
+    if pinned:
+        raise ConfigError(f"separate: --set {pinned[0]}: -o sets output.uri and output.stems_uri (stems, manifest "
+                          "and errors all go there); pass -o, or use `stemforge run` to put the stems elsewhere")
     data: dict[str, Any] = {
         "input": {"uri": list(args.inputs) if len(args.inputs) > 1 else args.inputs[0]},
         "model": model_of(args),
@@ -123,8 +139,7 @@ def print_separated(manifest: dict[str, Any], config: Config) -> None:
     print(f"{len(tracks)} tracks separated into {root}"
           + (f" ({skipped} already there, skipped)" if skipped else ""))
     for key in tracks[:SHOWN_ERRORS]:
-        stems = [config.output.stem_path.format(track_key=key, variant=0, stem=s, ext=config.output.stem_format)
-                 for s in manifest["config"]["model"]["stems"]]
+        stems = [config.output.stem_relative(key, 0, s) for s in manifest["config"]["model"]["stems"]]
         print(f"  {key}: {', '.join(stems)}")
     if len(tracks) > SHOWN_ERRORS:
         print(f"  ... and {len(tracks) - SHOWN_ERRORS} more (runs/{manifest['run_id']}.json lists them)")

@@ -23,7 +23,8 @@ from pipeline.job import Job
 from pipeline.listing import MixRef, TrackRef
 from pipeline.masks import TrackMasks, acquire_batcher, release_batcher
 from pipeline.progress import ProgressWriter, progress_folder, timed
-from pipeline.sinks import ErrorRecord, TrackDone
+from pipeline.sinks import ErrorRecord, TrackDone, audio_stems
+from pipeline.storage import PathEscape
 from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from transforms import AugmentChain
 from transforms.mixing import draw_mix
@@ -56,6 +57,17 @@ class JobFn(beam.DoFn):
         if ref.source not in message:
             message = f"{ref.source}: {message}"
         return beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(ref.source, ref.track_key, stage, _reason(exc), message))
+
+    def misplaced(self, ref: TrackRef, variant: int) -> beam.pvalue.TaggedOutput | None:
+        """The error record of a track variant whose stem files would land outside the stems folder, found
+        before any work on it; None when every one lies inside."""
+        config = self._job.config
+        try:
+            for stem in audio_stems(config) if config.output.write_stems else ():
+                config.output.stem_uri(ref.track_key, variant, stem)
+        except PathEscape as exc:
+            return self.reject(ref, "write", exc)
+        return None
 
     def written(self, meta: TrackMeta, rows: int, report: StemReport | None, seconds: float) -> Any:
         """The DONE record of a written track variant (its rows, stem gain and clipping), counted."""
@@ -124,6 +136,10 @@ class SeparateTrack(TrackFn):
         ref, variant = element
         config = self._job.config
         start = time.perf_counter()
+        refused = self.misplaced(ref, variant)
+        if refused is not None:
+            yield refused
+            return
         try:
             track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, getattr(ref, "plan", None))
         except TrackError as exc:
@@ -222,6 +238,10 @@ class MixTrack(TrackFn):
         ref, variant = element
         config = self._job.config
         start = time.perf_counter()
+        refused = self.misplaced(ref, variant)
+        if refused is not None:
+            yield refused
+            return
         try:
             track = self._job.prepare(ref.source, ref.track_key, variant, self._chain, ref.plan)
         except TrackError as exc:

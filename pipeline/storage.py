@@ -25,6 +25,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
+from shards.paths import PathEscape as PathEscape, join as join  # re-exported: the one join of every write
 from transforms.errors import secret_strings
 
 LOG = logging.getLogger(__name__)
@@ -74,14 +75,6 @@ def options_for(uri: str, storage_options: StorageOptions) -> dict[str, Any]:
 def filesystem(uri: str, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and in-filesystem path of a URL."""
     return fsspec.core.url_to_fs(uri, **options_for(uri, storage_options))
-
-
-def join(base: str, *parts: str) -> str:
-    """Join URL or path components with '/' (never the OS separator: URLs are posix)."""
-    out = base.rstrip("/")
-    for part in parts:
-        out = f"{out}/{part.strip('/')}"
-    return out
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:

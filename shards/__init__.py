@@ -4,9 +4,11 @@ and pandas), and the committed shards of an output root, found from its run mani
 
 from shards.discovery import committed_manifests, committed_shards
 from shards.files import open_shard, open_shard_url, reading, threads_for
+from shards.paths import PathEscape
 from shards.tensors import is_tensor, tensor_from_numpy, tensor_shape, tensor_to_numpy, tensor_type, value_type
 
 __all__ = [
+    "PathEscape",
     "committed_manifests",
     "committed_shards",
     "is_tensor",

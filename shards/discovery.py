@@ -9,6 +9,8 @@ from typing import Any
 
 import fsspec
 
+from shards.paths import PathEscape, join
+
 
 def _roots(roots: str | Sequence[str]) -> list[str]:
     return [roots] if isinstance(roots, str) else list(roots)
@@ -31,7 +33,8 @@ def committed_manifests(root: str, storage_options: dict[str, Any] | None = None
 def committed_shards(roots: str | Sequence[str], storage_options: dict[str, Any] | None = None) -> list[str]:
     """The URLs of every committed shard under one or more output roots, in a stable order.
 
-    Raises FileNotFoundError naming a root that has no committed run, so a typo is not an empty dataset.
+    Raises FileNotFoundError naming a root that has no committed run, so a typo is not an empty dataset, and
+    PathEscape naming the manifest whose shard list names a file outside its root (an edited manifest).
     """
     shards: list[str] = []
     for root in _roots(roots):
@@ -39,5 +42,15 @@ def committed_shards(roots: str | Sequence[str], storage_options: dict[str, Any]
         if not manifests:
             raise FileNotFoundError(f"{root}: no committed stemforge run (no runs/*.json with status committed)")
         for manifest in manifests:
-            shards += [f"{root.rstrip('/')}/{shard}" for shard in manifest.get("shards", [])]
+            shards += [listed_shard(root, manifest, shard) for shard in manifest.get("shards", [])]
     return shards
+
+
+def listed_shard(root: str, manifest: dict[str, Any], shard: Any) -> str:
+    """The URL of one entry of a run manifest's shard list, or PathEscape naming the manifest when the entry
+    is not a path inside ``root``."""
+    try:
+        return join(root, shard if isinstance(shard, str) else "")
+    except PathEscape as exc:
+        raise PathEscape(f"{join(root, 'runs')}/{manifest.get('run_id')}.json lists a shard outside its output "
+                         f"folder, {shard!r}: {exc.why}", exc.why) from None

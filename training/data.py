@@ -39,7 +39,7 @@ def inspect_data(config: DataConfig, n_fft: int | None = None) -> TrainingData:
         raise DataError("data.roots: no shard roots given (pass --data OUT)")
     try:
         paths = shards.committed_shards(list(config.roots), config.storage_options)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, shards.PathEscape) as exc:
         raise DataError(str(exc)) from None
     if not paths:
         raise DataError(f"{', '.join(config.roots)}: the committed runs list no shards")

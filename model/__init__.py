@@ -20,7 +20,7 @@ from model.fusion import fold_batchnorm
 from model.inference import InferenceModel
 from model.nets import BaseNet, CascadedNet
 from model.postprocess import adjust_aggression, artifact_weights, merge_artifacts
-from model.resolve import BandParamsRequired, ModelSetup, resolve_model
+from model.resolve import BandParamsRequired, ModelSetup, ShippedGeometry, resolve_model
 from model.separator import Aggression, Separator
 from model.uvr_models import FLIPPED_STEMS, KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
 from model.windows import WindowGrid, crop_frames, make_padding
@@ -42,6 +42,7 @@ __all__ = [
     "ModelSetup",
     "NetSpec",
     "Separator",
+    "ShippedGeometry",
     "WindowGrid",
     "adjust_aggression",
     "artifact_weights",

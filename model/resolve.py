@@ -7,7 +7,8 @@ One entry point for notebooks and for the pipeline's launcher, with UVR's rules 
   its stem names (primary, then secondary) and UVR's default aggression, 5;
 - anything given explicitly wins over the table;
 - without a band table a checkpoint must be single-band at ``n_fft`` (vocal-remover's): an ASPP net,
-  or a CascadedNet whose LSTMs tie it to another n_fft, is refused with :class:`BandParamsRequired`;
+  or a CascadedNet whose LSTMs tie it to another n_fft, is refused with :class:`BandParamsRequired`
+  (:class:`ShippedGeometry`, naming its own n_fft and hop, when it is the model stemforge ships);
 - the window (``cropsize``) defaults to UVR's 512 for UVR models and vocal-remover's 256 otherwise, and
   ``merge_artifacts``' threshold to UVR's 0.2 and vocal-remover's 0.05;
 - aggression is flipped when the first stem is a non-accompaniment stem (vocals, drums, bass, ...).
@@ -23,6 +24,7 @@ from torch import nn
 
 from model.checkpoint import CheckpointError, Uri, read_checkpoint
 from model.separator import Aggression, Separator
+from model.shipped import ShippedModel, shipped_model
 from model.uvr_models import KnownModel, known_model, uvr_hash
 from transforms.bands import BandParams, load_band_params
 
@@ -32,6 +34,14 @@ UVR_AGGRESSION = 5
 
 class BandParamsRequired(CheckpointError):
     """A multi-band checkpoint UVR's table does not know, with no band table given."""
+
+
+class ShippedGeometry(BandParamsRequired):
+    """stemforge's shipped model asked to run at another n_fft than its own; ``model`` has its geometry."""
+
+    def __init__(self, message: str, model: ShippedModel) -> None:
+        super().__init__(message)
+        self.model = model
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,13 @@ def resolve_model(checkpoint: Uri, n_fft: int = 2048, band_params: str | BandPar
     bands = load_band_params(table, storage_options) if table is not None else None
     read = read_checkpoint(checkpoint, sha256, storage_options)
     if bands is None and (read.spec.family != "cascaded" or read.spec.n_fft != n_fft):
+        shipped = shipped_model(read.digest)
+        if shipped is not None:
+            raise ShippedGeometry(
+                f"{read.path} is stemforge's shipped {shipped.name} model, single-band at n_fft {shipped.n_fft} "
+                f"and hop {shipped.hop_length}, not n_fft {n_fft}: set model.n_fft={shipped.n_fft} and "
+                f"model.hop_length={shipped.hop_length} (evaluate: --n-fft {shipped.n_fft} --hop-length "
+                f"{shipped.hop_length})", shipped)
         raise BandParamsRequired(
             f"{read.path} is a {read.spec.describe()}, not a single-band model at n_fft={n_fft}: "
             "give its UVR band table (a built-in name such as 4band_v2, or a modelparams JSON)")

@@ -36,3 +36,10 @@ class ShippedModel:
 
 VOICE_MUSIC = ShippedModel("voice-music-1024", "bff3d894acd2c114870763d92cef9951b0afe1d0a6774240b25ac5509a013ed9", 1024, 512,
                           ("instruments", "vocals"))
+SHIPPED = (VOICE_MUSIC,)
+
+
+def shipped_model(sha256: str) -> ShippedModel | None:
+    """The shipped model whose checkpoint bytes have this sha256 (None: not one of ours), so that one given
+    as a plain checkpoint path runs at its own geometry."""
+    return next((model for model in SHIPPED if model.sha256 == sha256.strip().lower()), None)

@@ -14,6 +14,7 @@ from model import (
     CascadedNet,
     CheckpointError,
     InferenceModel,
+    ShippedGeometry,
     load_checkpoint,
     resolve_model,
 )
@@ -45,8 +46,9 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
     """The config with every model default decided from the checkpoint, and the loaded network (on the CPU).
 
     ``model.resolve_model`` decides, with UVR's table and defaults for UVR files: the band table (and so
-    n_fft and hop), stem names, window, aggression and merge_artifacts' threshold. What it cannot run
-    is a ConfigError naming the key to set.
+    n_fft and hop), stem names, window, aggression and merge_artifacts' threshold. The shipped model given as a
+    checkpoint runs at its own n_fft and hop unless the config sets either. What it cannot run is a ConfigError
+    naming the key to set.
     """
     model = config.model
     if not model.checkpoint:
@@ -67,6 +69,13 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
                                                 storage_options=options),
                           f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read,
                           config.storage_options)
+        except ShippedGeometry as exc:  # the shipped model as a plain checkpoint: its own geometry, unless set
+            if {"n_fft", "hop_length"} & model.model_fields_set:
+                raise ConfigError(f"model.n_fft: {exc}") from None
+            LOG.info("%s is the shipped %s model: it runs at n_fft %d, hop %d", redact_uri(checkpoint),
+                     exc.model.name, exc.model.n_fft, exc.model.hop_length)
+            own = {"n_fft": exc.model.n_fft, "hop_length": exc.model.hop_length}
+            return resolve(config.model_copy(update={"model": model.model_copy(update=own)}))
         except (BandParamsRequired, BandParamsError) as exc:
             raise ConfigError(f"model.band_params: {exc}") from None
         except CheckpointError:

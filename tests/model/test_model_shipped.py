@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from model import CascadedNet, load_checkpoint
+from model import BandParamsRequired, CascadedNet, load_checkpoint, resolve_model
 from model.shipped import VOICE_MUSIC
 from training.evaluate import evaluate
 from training.synth import make_stemset
@@ -24,6 +24,16 @@ def test_it_loads_into_the_network_its_settings_name():
     expected = CascadedNet(VOICE_MUSIC.n_fft, nout=16, nout_lstm=64).state_dict()
     assert isinstance(net, CascadedNet)
     assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+
+
+def test_at_another_n_fft_it_is_recognised_and_its_own_geometry_named():
+    """`evaluate` without --n-fft/--hop-length, or a run at the default n_fft, is told the settings it needs."""
+    with pytest.raises(BandParamsRequired) as caught:
+        resolve_model(str(VOICE_MUSIC.path), n_fft=2048, device="cpu")
+    assert str(caught.value) == (
+        f"{VOICE_MUSIC.path} is stemforge's shipped {VOICE_MUSIC.name} model, single-band at n_fft 1024 and hop "
+        "512, not n_fft 2048: set model.n_fft=1024 and model.hop_length=512 (evaluate: --n-fft 1024 "
+        "--hop-length 512)")
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -137,6 +137,29 @@ def test_without_a_model_it_runs_the_shipped_one(corpus, tmp_path, capsys):
     assert sorted(p.name for p in (out / "sines").iterdir()) == ["instruments.flac", "vocals.flac"]
 
 
+def test_the_shipped_model_given_as_a_checkpoint_runs_at_its_own_geometry(corpus, tmp_path, capsys):
+    """Recognised by its sha256: the same stems as without --checkpoint; a geometry set explicitly is refused,
+    naming the shipped model's own."""
+    _, files = corpus
+    outs = {name: tmp_path / name for name in ("default", "checkpoint")}
+    assert main(["separate", str(files["sines"]), "-o", str(outs["default"]), "--quiet"]) == 0
+    assert main(["separate", str(files["sines"]), "-o", str(outs["checkpoint"]), "--quiet",
+                 "--checkpoint", str(VOICE_MUSIC.path)]) == 0
+    model = _manifest(outs["checkpoint"])["config"]["model"]
+    assert (model["n_fft"], model["hop_length"]) == (VOICE_MUSIC.n_fft, VOICE_MUSIC.hop_length)
+    for stem in STEMS:
+        assert np.array_equal(sf.read(outs["checkpoint"] / "sines" / f"{stem}.flac")[0],
+                              sf.read(outs["default"] / "sines" / f"{stem}.flac")[0])
+    capsys.readouterr()
+    assert main(["separate", str(files["sines"]), "-o", str(tmp_path / "o"), "--quiet",
+                 "--checkpoint", str(VOICE_MUSIC.path), "--set", "model.n_fft=2048"]) == 2
+    assert capsys.readouterr().err == (
+        f"stemforge: model.n_fft: {VOICE_MUSIC.path} is stemforge's shipped {VOICE_MUSIC.name} model, single-band "
+        f"at n_fft {VOICE_MUSIC.n_fft} and hop {VOICE_MUSIC.hop_length}, not n_fft 2048: set "
+        f"model.n_fft={VOICE_MUSIC.n_fft} and model.hop_length={VOICE_MUSIC.hop_length} (evaluate: --n-fft "
+        f"{VOICE_MUSIC.n_fft} --hop-length {VOICE_MUSIC.hop_length})\n")
+
+
 def test_an_input_that_does_not_exist_is_fatal(tiny_checkpoint, tmp_path, capsys):
     missing = tmp_path / "nothing-here.wav"
     assert main(["separate", str(missing), "-o", str(tmp_path / "o"), "--checkpoint", str(tiny_checkpoint),

@@ -17,7 +17,7 @@ from stemforge_testing import TINY, write_config
 from pipeline.cli import main
 from pipeline.config import build_config
 from pipeline.job import Job
-from pipeline.listing import MixRef
+from pipeline.listing import MixRef, expand_stemset
 from pipeline.stages import ERRORS, MixTrack
 from shards import PathEscape, committed_shards
 
@@ -108,11 +108,30 @@ def test_manifest_entries_that_climb_are_read_and_their_outputs_land_inside_the_
     before = _files(tmp_path)
     assert main(run_args(config, str(manifest), str(out), str(tiny_checkpoint), "--quiet")) == 0
     [committed] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
-    assert committed["tracks"] == ["__/__/in/song"] and committed["counts"]["failed"] == 0
-    assert sorted(p.name for p in (out / "stems" / "__" / "__" / "in" / "song" / "v0").iterdir()) == [
-        "instruments.wav", "vocals.wav"]
+    [key] = committed["tracks"]
+    assert committed["counts"]["failed"] == 0 and not {"", ".", ".."} & set(key.split("/"))
+    assert sorted(p.name for p in (out / "stems" / key / "v0").iterdir()) == ["instruments.wav", "vocals.wav"]
     written = _files(tmp_path) - before
     assert written and [p for p in written if out not in p.parents] == []
+
+
+def test_a_stem_set_whose_track_and_stem_paths_climb_is_read_and_keyed_inside(tmp_path):
+    """A mix run's input: stems named by ../ paths are read from there; the track column never makes a key
+    (and so a stem path) outside the output."""
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    for name in ("vocals", "instruments"):
+        sf.write(stems / f"{name}.wav", sine(0.5, seed=len(name)), 44100, subtype="FLOAT")
+    manifest = tmp_path / "a" / "b" / "set.csv"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("track,vocals,instruments\n../../../evil,../../stems/vocals.wav,../../stems/instruments.wav\n")
+    config = build_config({"input": {"uri": str(manifest)}, "output": {"uri": str(tmp_path / "out")},
+                           "mix": {"stems": ["vocals", "instruments"]}})
+    [ref] = list(expand_stemset(str(manifest), config.mix.sources, {}))
+    assert dict(ref.stems) == {n: str(stems / f"{n}.wav") for n in ("vocals", "instruments")}
+    out = tmp_path / "out" / "stems"
+    for stem in ("mixture", "vocals", "instruments"):
+        assert out in Path(config.output.stem_uri(ref.track_key, 0, stem)).parents
 
 
 # ---------------------------------------------------------------- --model and --model-dir

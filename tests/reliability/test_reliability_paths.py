@@ -5,6 +5,7 @@ user (or an edited manifest) supplies: the stem path template (config and --file
 A path that the option alone shows to leave its folder is refused before any work (exit 2, one line); one that
 only a filled-in template shows is dead-lettered for its track; inputs named by climbing paths are still read."""
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.cli import main
 from pipeline.config import build_config
 from pipeline.job import Job
 from pipeline.listing import MixRef, expand_stemset
+from pipeline.report import build_report
 from pipeline.stages import ERRORS, MixTrack
 from shards import PathEscape, committed_shards
 
@@ -191,6 +193,13 @@ def test_committed_shards_refuses_a_manifest_that_lists_a_shard_outside_the_root
     with pytest.raises(PathEscape) as caught:
         committed_shards(str(out))
     assert str(caught.value) == message
+
+
+def test_report_reads_no_shard_outside_the_output_and_says_so(edited_output):
+    out, _, _ = edited_output
+    name = Path(json.loads(next((out / "runs").glob("*.json")).read_text())["shards"][0]).name
+    page = build_report(str(out), samples=0)
+    assert html.escape(f"not read: '../elsewhere/{name}' is not a path inside {out}: its '..' climbs out") in page
 
 
 def test_separate_refuses_set_output_uri_that_would_split_its_output(song, tiny_checkpoint, tmp_path, capsys):

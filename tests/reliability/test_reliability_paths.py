@@ -22,6 +22,7 @@ from pipeline.listing import MixRef, expand_stemset
 from pipeline.report import build_report
 from pipeline.stages import ERRORS, MixTrack
 from shards import PathEscape, committed_shards
+from shards.paths import join as shards_join
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 
@@ -42,6 +43,36 @@ def song(tmp_path) -> Path:
     path.parent.mkdir()
     sf.write(path, sine(1.2, seed=4), 44100, subtype="FLOAT")
     return path
+
+
+# ---------------------------------------------------------------- the one join
+
+@pytest.mark.parametrize("root, relative, joined", [
+    ("out", "a/b.flac", "out/a/b.flac"),
+    ("out/", "a/./b//c/../d.flac", "out/a/b/d.flac"),
+    ("s3://bucket/prefix", "runs/r1.json", "s3://bucket/prefix/runs/r1.json"),
+    ("s3://bucket/prefix/", "k/../k2/v.flac", "s3://bucket/prefix/k2/v.flac"),
+    ("memory://", "x/y", "memory://x/y"),
+    ("file:///data/out", "errors/r.jsonl", "file:///data/out/errors/r.jsonl"),
+    ("/", "x", "/x"),
+])
+def test_join_normalises_a_relative_path_under_any_root(root, relative, joined):
+    assert shards_join(root, relative) == joined
+
+
+@pytest.mark.parametrize("root, relative, why", [
+    ("out", "../x", "its '..' climbs out"),
+    ("out", "a/../../x", "its '..' climbs out"),
+    ("s3://bucket/prefix", "k/../../other/x.parquet", "its '..' climbs out"),
+    ("s3://bucket/prefix", "/etc/x", "it is an absolute path"),
+    ("out", "", "it names the folder itself"),
+    ("out", "a/..", "it names the folder itself"),
+])
+def test_join_refuses_a_path_that_is_not_inside_its_root(root, relative, why):
+    with pytest.raises(PathEscape) as caught:
+        shards_join(root, relative)
+    assert (str(caught.value), caught.value.why, caught.value.reason) == (
+        f"{relative!r} is not a path inside {root}: {why}", why, "path_escape")
 
 
 # ---------------------------------------------------------------- the stem path template, end to end

@@ -29,6 +29,7 @@ setup(
         "rich>=13",
         "matplotlib>=3.8",
         "samplerate>=0.2",
+        "av>=14",  # FFmpeg in its wheels: MP3, AAC/M4A, WebM, WMA, ALAC (transforms/ffmpeg_io.py)
     ],
     extras_require={
         "aws": ["s3fs>=2023.12"],

@@ -4,7 +4,8 @@ Imports no Beam; every function is safe to call from many threads at once
 (stateful objects — readers, resamplers, streaming filters — are per stream).
 """
 
-from transforms.audio_io import AUDIO_EXTENSIONS, AudioInfo, AudioReader, audio_info, load_audio, open_audio
+from transforms.audio_io import AUDIO_EXTENSIONS, audio_info, load_audio, open_audio
+from transforms.audio_reader import AudioInfo, AudioReader
 from transforms.bands import Band, BandParams, BandParamsError, list_band_params, load_band_params
 from transforms.chain import AugmentChain, AugmentPlan, resolve_transform
 from transforms.channels import MULTICHANNEL_POLICIES, downmix_matrix, to_model_channels

@@ -1,23 +1,31 @@
 """Reading audio from any fsspec URL or local path into float32 ``[channels, frames]``.
 
-Decoding is libsndfile's (through soundfile): WAV (8/16/24/32-bit PCM, float),
-FLAC, OGG/Vorbis, Opus, MP3 and the other formats it knows, any channel count
-and sample rate. Remote files are handed to soundfile as an fsspec file object,
-so only the bytes that are decoded are fetched; a frame range seeks first.
+Two decoders sit behind one :class:`AudioReader`, chosen per file from its first bytes
+(:mod:`transforms.audio_sniff`), never from its name:
+
+* libsndfile (through soundfile) for what it reads exactly: WAV (8/16/24/32-bit PCM, float),
+  FLAC, AIFF, Ogg Vorbis/Opus and the other formats it knows, any channel count
+  and sample rate. Remote files are handed to it as an fsspec file object, so only the bytes
+  that are decoded are fetched; a frame range seeks first.
+* FFmpeg (through PyAV, :mod:`transforms.ffmpeg_io`) for MP3, MP4/M4A (AAC, ALAC), Matroska/WebM,
+  ASF/WMA, raw AAC, WavPack, Monkey's Audio, ALAC in CAF, and anything libsndfile does not
+  recognise but FFmpeg opens. These are decoded once, to the end, into a local scratch file at
+  open, so the length is exact (counted where the file states none) and later reads are ranges.
 
 Every failure is an :class:`~transforms.errors.AudioError`; the checks are:
 
 * before decoding: missing object, directory, storage failure, unknown format,
   zero frames, a WAV-family header whose data chunk is longer than the file,
   an Ogg stream whose last page is incomplete or not flagged end-of-stream;
-* while decoding: a libsndfile error or a short read (``truncated``), NaN or
-  infinity in the samples (``non_finite``).
+* while decoding: a decoder error or a short read (``truncated``), NaN or
+  infinity in the samples (``non_finite``); for FFmpeg's formats also a stream
+  shorter than its container or Xing header declares (``truncated``).
 
 A whole-file :func:`load_audio` decodes to the end (and checks every Ogg page
 CRC, since Vorbis/Opus decoders skip damaged pages silently), so every
 detectable defect is found; :func:`audio_info` reads only headers (and the Ogg
-tail), so it can pass a file whose damage the decoder finds later. Damage inside
-uncompressed PCM carries no checksum and is undetectable.
+tail) for libsndfile's formats, so it can pass a file whose damage the decoder
+finds later. Damage inside uncompressed PCM carries no checksum and is undetectable.
 """
 
 from __future__ import annotations
@@ -26,69 +34,36 @@ import os
 import re
 import zlib
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, BinaryIO
 
 import fsspec
 import numpy as np
 import soundfile as sf
 
+from transforms import ffmpeg_io
+from transforms.audio_reader import DEFAULT_BLOCK_FRAMES, AudioInfo, AudioReader
+from transforms.audio_sniff import FFMPEG_KINDS, caf_truncation, sniff
 from transforms.errors import AudioError, scrub
 
-DEFAULT_BLOCK_FRAMES = 1 << 16
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")  # what folders are searched for
+# what folders are searched for: every extension here is read by one of the two decoders (tested)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".mp4", ".aac",
+                    ".webm", ".mka", ".mkv", ".wma", ".alac", ".caf", ".wv")
 _OGG_TAIL_BYTES = 1 << 16
 _DATA_SIZE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZE_PLACEHOLDER = 0xFFFFFF00
 _BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
-@dataclass(frozen=True)
-class AudioInfo:
-    """What the header says: frame count, rate, channel count, container, encoding."""
-
-    frames: int
-    sample_rate: int
-    channels: int
-    format: str
-    subtype: str
-
-
-class AudioReader:
-    """An open audio file with checked random-access reads (see :func:`open_audio`)."""
+class SoundFileReader(AudioReader):
+    """Reads through libsndfile, which seeks in the file itself."""
 
     def __init__(self, uri: str, sound_file: sf.SoundFile, info: AudioInfo) -> None:
-        self.uri = uri
-        self.info = info
+        super().__init__(uri, info)
         self._file = sound_file
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)`` as float32 ``[channels, stop - start]``.
-
-        Raises AudioError ``truncated`` if the decoder fails or delivers fewer
-        frames than asked, ``non_finite`` on NaN/inf.
-        """
-        if not 0 <= start <= stop <= self.info.frames:
-            raise ValueError(f"frame range [{start}, {stop}) outside [0, {self.info.frames}]")
-        out = np.empty((self.info.channels, stop - start), dtype=np.float32)
-        self._fill(out, start)
-        return out
-
-    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES, start: int = 0,
-               stop: int | None = None) -> Iterator[np.ndarray]:
-        """Consecutive checked blocks of at most ``block_frames`` covering ``[start, stop)``."""
-        stop = self.info.frames if stop is None else stop
-        if block_frames <= 0:
-            raise ValueError("block_frames must be positive")
-        for block_start in range(start, stop, block_frames):
-            yield self.read(block_start, min(block_start + block_frames, stop))
-
-    def _fill(self, out: np.ndarray, start: int) -> None:
-        """Decode into ``out`` (``[channels, n]``) from frame ``start``, checking as it goes."""
+    def _decode_into(self, out: np.ndarray, start: int) -> int:
         wanted = out.shape[1]
-        if wanted == 0:
-            return
         try:
             if self._file.tell() != start:
                 self._file.seek(start)
@@ -103,14 +78,7 @@ class AudioReader:
                 done += got
         except (sf.SoundFileError, RuntimeError) as exc:
             raise AudioError(self.uri, "truncated", f"decoding failed at or after frame {start}: {exc}") from exc
-        if done < wanted:
-            raise AudioError(
-                self.uri, "truncated",
-                f"stream ends at frame {start + done}, header declares {self.info.frames} frames",
-            )
-        if not np.isfinite(out).all():
-            first = int(np.argwhere(~np.isfinite(out))[0, 1]) + start
-            raise AudioError(self.uri, "non_finite", f"NaN or infinite sample at frame {first}")
+        return done
 
 
 def _resolve(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
@@ -197,22 +165,11 @@ def _open_error(name: str, exc: Exception) -> AudioError:
     return AudioError(name, "unreadable", f"not a decodable audio file: {text}")
 
 
-@contextmanager
-def open_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None,
-               verify: bool = False) -> Iterator[AudioReader]:
-    """Open ``uri`` for checked reads; header-level checks happen here.
-
-    Local files are opened by libsndfile directly; anything else through an
-    fsspec file object (seekable, read on demand). ``verify=True`` also checks
-    every page CRC of an Ogg stream (one extra read of the compressed file):
-    Vorbis/Opus decoders skip damaged pages silently, so decoding alone cannot
-    find corruption in the middle.
-    """
-    name = os.fspath(uri)
-    fs, path = _resolve(name, storage_options)
-    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+def _open_raw(name: str, fs: Any, path: str, local: bool,
+              storage_options: Mapping[str, Any] | None) -> BinaryIO:
+    """The file as a seekable binary object (local: a plain file; else fsspec's, read on demand)."""
     try:
-        raw: BinaryIO = open(path, "rb") if local else fs.open(path, "rb")  # noqa: SIM115 - closed by `with raw`
+        return open(path, "rb") if local else fs.open(path, "rb")  # noqa: SIM115 - the caller closes it
     except IsADirectoryError:
         raise AudioError(name, "is_directory", "is a directory, not an audio file") from None
     except FileNotFoundError:
@@ -220,14 +177,57 @@ def open_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] |
     except Exception as exc:  # noqa: BLE001
         detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
         raise AudioError(name, "io_error", f"cannot open ({detail})") from None
-    with raw:
+
+
+@contextmanager
+def _ffmpeg_reader(name: str, raw: BinaryIO, kind: str, scratch_dir: str | None,
+                   keep: bool) -> Iterator[AudioReader]:
+    """FFmpeg's reader of ``raw``; without ``keep`` only its info is known (no samples are stored)."""
+    info, scratch = ffmpeg_io.decode(name, raw, kind, scratch_dir, keep)
+    if scratch is None:
+        yield AudioReader(name, info)
+        return
+    with scratch:
+        yield ffmpeg_io.DecodedReader(name, info, scratch)
+
+
+def open_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None,
+               verify: bool = False, scratch_dir: str | None = None) -> AbstractContextManager[AudioReader]:
+    """Open ``uri`` for checked reads; header-level checks happen here.
+
+    Local files are opened by libsndfile directly; anything else through an
+    fsspec file object (seekable, read on demand). ``verify=True`` also checks
+    every page CRC of an Ogg stream (one extra read of the compressed file):
+    Vorbis/Opus decoders skip damaged pages silently, so decoding alone cannot
+    find corruption in the middle. A file FFmpeg decodes is decoded here, whole,
+    into an anonymous scratch file in ``scratch_dir`` (the system's temporary
+    folder by default), removed when the block ends.
+    """
+    return _open(os.fspath(uri), storage_options, verify, scratch_dir, keep=True)
+
+
+@contextmanager
+def _open(name: str, storage_options: Mapping[str, Any] | None, verify: bool, scratch_dir: str | None,
+          keep: bool) -> Iterator[AudioReader]:
+    """:func:`open_audio`; without ``keep``, FFmpeg's formats are decoded only to count their frames."""
+    fs, path = _resolve(name, storage_options)
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    with _open_raw(name, fs, path, local, storage_options) as raw:
         try:
+            kind = sniff(raw)
             ogg_complete = _ogg_stream_complete(raw)
             ogg_damage = _ogg_damage(raw) if verify and ogg_complete else None
             raw.seek(0)
         except Exception as exc:  # noqa: BLE001
             detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
             raise AudioError(name, "io_error", f"cannot read ({detail})") from None
+        truncation = caf_truncation(raw) if kind == "caf" else None
+        if truncation:
+            raise AudioError(name, "truncated", truncation)
+        if kind in FFMPEG_KINDS:
+            with _ffmpeg_reader(name, raw, kind, scratch_dir, keep) as reader:
+                yield reader
+            return
         if ogg_complete is False:
             raise AudioError(name, "truncated", "Ogg stream cut off: last page incomplete or not end-of-stream")
         if ogg_damage:
@@ -235,7 +235,17 @@ def open_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] |
         try:
             sound_file = sf.SoundFile(path if local else raw)
         except (sf.SoundFileError, RuntimeError) as exc:
-            raise _open_error(name, exc) from exc
+            refused = _open_error(name, exc)
+            if refused.reason == "truncated":
+                raise refused from exc
+            with ExitStack() as stack:
+                try:  # libsndfile does not know it: FFmpeg may
+                    raw.seek(0)
+                    reader = stack.enter_context(_ffmpeg_reader(name, raw, "unknown", scratch_dir, keep))
+                except AudioError:
+                    raise refused from exc
+                yield reader
+            return
         with sound_file:
             info = AudioInfo(
                 frames=int(sound_file.frames),
@@ -252,12 +262,13 @@ def open_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] |
             truncation = _header_truncation(sound_file)
             if truncation:
                 raise AudioError(name, "truncated", truncation)
-            yield AudioReader(name, sound_file, info)
+            yield SoundFileReader(name, sound_file, info)
 
 
 def audio_info(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> AudioInfo:
-    """Header facts of ``uri`` without decoding samples; AudioError as :func:`open_audio`."""
-    with open_audio(uri, storage_options) as reader:
+    """Header facts of ``uri``; AudioError as :func:`open_audio`. libsndfile's formats are not decoded;
+    FFmpeg's are decoded to count their frames (nothing is stored)."""
+    with _open(os.fspath(uri), storage_options, False, None, keep=False) as reader:
         return reader.info
 
 

@@ -4,6 +4,7 @@ scratch folder removed. A manifest never lists a shard that is not there."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from pipeline.job import Job
@@ -12,8 +13,11 @@ from pipeline.storage import filesystem, retrying
 
 
 def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
-           errors: list[ErrorRecord], timing: list[tuple[str, int, float]]) -> str:
-    """Writes the error log, then the run manifest (last), then drops the run's scratch folder."""
+           errors: list[ErrorRecord], timing: list[tuple[str, int, float]],
+           ignored: list[tuple[str, int]] = ()) -> str:
+    """Writes the error log, then the run manifest (last), then drops the run's scratch folder.
+
+    ``ignored`` holds (extension, count) of the files directory listings skipped as not audio."""
     config = job.config
     fs, root = filesystem(config.output.uri, config.storage_options)
     fs.invalidate_cache()
@@ -27,6 +31,9 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
     for item in done:
         per_track[item.track_key] = per_track.get(item.track_key, 0) + 1
     failed = {e.source for e in errors}
+    skipped_files: Counter[str] = Counter()  # per extension, over every input URI
+    for extension, count in ignored:
+        skipped_files[extension] += count
     manifest = {
         "run_id": job.run_id,
         "started_at": job.started_at,
@@ -46,7 +53,9 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
             "variants": len(done),
             "rows": sum(d.rows for d in done),
             "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
+            "ignored": sum(skipped_files.values()),
         },
+        "ignored": dict(sorted(skipped_files.items())),
         "clipping": clipping_record(config.output.clip, done),
         "tracks": sorted(k for k, n in per_track.items() if n == variants),
         "shards": sorted(shards),
@@ -64,8 +73,10 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
 
 def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:
     """Per committed track variant: its audio length and the worker seconds spent preparing and assembling
-    it (the model's time is shared by the batches of many tracks, so it is not per track)."""
+    it (the model's time is shared by the batches of many tracks, so it is not per track), and which decoder
+    read its source and whether the length was declared by the file or counted by decoding it."""
     prepare = {(key, variant): seconds for key, variant, seconds in prepared}
     return [{"track_key": d.track_key, "variant": d.variant, "audio_seconds": round(d.audio_seconds, 3),
-             "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds}
+             "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds,
+             "decoded": d.decoded}
             for d in sorted(done, key=lambda d: (d.track_key, d.variant))]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,7 @@ from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, Se
 from pipeline.storage import filesystem, join, read_bytes, retrying
 
 LOG = logging.getLogger(__name__)
+IGNORED = "ignored"  # (extension, count) of files a directory listing skipped
 DASK_RUNNER_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
 
 
@@ -41,11 +43,12 @@ class ListInputs(JobFn):
 
     def process(self, uri: str) -> Iterator[Any]:
         config = self._job.config
+        ignored: Counter[str] = Counter()
         try:
             if config.mix is not None:
                 refs = expand_stemset(uri, config.mix.sources, config.storage_options)
             else:
-                refs = expand_input(uri, config.input.extensions, config.storage_options)
+                refs = expand_input(uri, config.input.extensions, config.storage_options, ignored)
             for ref in refs:
                 if isinstance(ref, tuple):
                     yield self.reject(ref[0], "list", ref[1])
@@ -55,6 +58,9 @@ class ListInputs(JobFn):
                 yield ref
         except Exception as exc:  # noqa: BLE001 - a listing failure is dead-lettered, the run goes on
             yield self.reject(TrackRef(uri, ""), "list", exc)
+        if ignored:  # files whose extension is not audio: counted for the progress line and the manifest
+            self.progress.add("ignored", sum(ignored.values()))
+            yield from (beam.pvalue.TaggedOutput(IGNORED, item) for item in ignored.items())
         self.progress.add("inputs_done")
 
 
@@ -99,7 +105,7 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     """Adds the whole run to a pipeline; the result holds the manifest's URI once committed."""
     config = job.config
     listed = (p | "Input" >> beam.Create(list(config.input.uris))
-              | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, main="refs"))
+              | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, IGNORED, main="refs"))
     refs = (listed.refs
             | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
             | "GroupByKey" >> beam.GroupByKey()
@@ -132,7 +138,7 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
                                    beam.pvalue.AsList(counted),
                                    beam.pvalue.AsList(skipped), beam.pvalue.AsList(shards),
                                    beam.pvalue.AsList(assembled[DONE]), beam.pvalue.AsList(errors),
-                                   beam.pvalue.AsList(timing)))
+                                   beam.pvalue.AsList(timing), beam.pvalue.AsList(listed[IGNORED])))
 
 
 def metrics_summary(result: beam.runners.runner.PipelineResult) -> dict[str, Any]:

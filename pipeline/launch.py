@@ -18,6 +18,7 @@ from pipeline.config import Config, ConfigError
 from pipeline.graph import run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.job import Job
+from pipeline.listing import describe_ignored
 from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay
 from pipeline.scratch import remove_stale, run_scratch
@@ -100,6 +101,8 @@ def print_summary(manifest: dict[str, Any], config: Config) -> None:
     print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
           f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
           f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
+    if manifest.get("ignored"):
+        print(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension (input.extensions)")
     if config.output.write_stems:
         print(f"  stems:        {redact_uri(config.output.stems_root or '')}/")
     if config.output.write_spectrograms:

@@ -10,7 +10,8 @@ import posixpath
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import fsspec
@@ -135,11 +136,13 @@ def _is_absolute(entry: str) -> bool:
     return entry.startswith("/") or "://" in entry
 
 
-def expand_input(uri: str, extensions: tuple[str, ...], storage_options: StorageOptions) -> Iterator[TrackRef]:
+def expand_input(uri: str, extensions: tuple[str, ...], storage_options: StorageOptions,
+                 ignored: Counter[str] | None = None) -> Iterator[TrackRef]:
     """Yield every source the input URI names, keyed relative to the input root.
 
     A manifest's entries resolve against its folder; a glob's root is its non-magic prefix;
-    a directory is searched recursively for the configured extensions.
+    a directory is searched recursively for the configured extensions, and the files it skips
+    are counted per extension in ``ignored`` (never dropped without a word).
     """
     fs, path = filesystem(uri, storage_options)
     lowered = path.lower()
@@ -171,6 +174,16 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
     else:
         raise FileNotFoundError(f"{uri}: no such file, directory or manifest")
     for match in sorted(matches):
-        if posixpath.splitext(match)[1].lower() in extensions or match == path:
+        extension = posixpath.splitext(match)[1].lower()
+        if extension in extensions or match == path:
             relative = posixpath.relpath(match, root) if root else match
             yield TrackRef(_unprotocol(fs, match), sanitize_key(relative))
+        elif ignored is not None:
+            ignored[extension or "(none)"] += 1
+
+
+def describe_ignored(ignored: Mapping[str, int]) -> str:
+    """``ignored 12 files (.txt 9, .jpg 3)``: the files a listing skipped, most common extension first."""
+    total = sum(ignored.values())
+    parts = ", ".join(f"{ext} {n}" for ext, n in sorted(ignored.items(), key=lambda item: (-item[1], item[0])))
+    return f"ignored {total} file{'s' if total != 1 else ''} ({parts})"

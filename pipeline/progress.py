@@ -26,8 +26,8 @@ FLUSH_SECONDS = {"file": 1.0}  # by protocol
 REMOTE_FLUSH_SECONDS = 30.0  # 64 DoFn instances of a 16-vCPU worker: ~7,700 PUTs (~$0.04) an hour
 # listed: inputs found; inputs_done: input URIs fully expanded (the total is known when all are);
 # prepared: track variants decoded and windowed; separated: all their masks made; written: stems and rows
-# out; rejected: error records; skipped: tracks an earlier run committed.
-STAGES = ("listed", "inputs_done", "skipped", "prepared", "separated", "written", "rejected")
+# out; rejected: error records; skipped: tracks an earlier run committed; ignored: listed files that are not audio.
+STAGES = ("listed", "inputs_done", "skipped", "prepared", "separated", "written", "rejected", "ignored")
 
 
 def progress_folder(scratch: str) -> str:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from pipeline.listing import describe_ignored
 from pipeline.progress import STAGES, read_progress
 from pipeline.storage import StorageOptions
 
@@ -117,6 +118,7 @@ class ProgressDisplay:
         listed = f"listed {count['listed']}" + ("" if listing_done else "+")
         written = f"written {count['written']}" + (f"/{total}" if total is not None else "")
         skipped = f" | skipped {count['skipped']}" if count["skipped"] else ""
+        skipped += f" | ignored {count['ignored']} files" if count["ignored"] else ""
         speed = audio / elapsed if elapsed > 0 else 0.0
         separated = f"separated {count['separated']} | " if self._separates else ""
         return (f"[{_clock(elapsed)}] {listed}{skipped} | prepared {count['prepared']} | "
@@ -133,7 +135,8 @@ class ProgressDisplay:
         line = (f"[{_clock(elapsed)}] done | listed {counts['inputs'] + counts['skipped']} | "
                 f"written {counts['variants']} | errors {counts['errors']} ({counts['failed']} inputs rejected) | "
                 f"skipped {counts['skipped']} | "
-                f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
+                + (f"{describe_ignored(manifest['ignored'])} | " if manifest.get("ignored") else "")
+                + f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
         if self.mode == "live":
             print(f"stemforge {line}", file=self._stream, flush=True)
         else:

@@ -25,6 +25,7 @@ from typing import Any
 
 from model.shipped import VOICE_MUSIC
 from pipeline.config import Config, ConfigError, build_config
+from pipeline.listing import describe_ignored
 from pipeline.progress_display import add_progress_arguments
 from pipeline.storage import PathEscape, filesystem, join, redact_uri
 
@@ -145,5 +146,7 @@ def print_separated(manifest: dict[str, Any], config: Config) -> None:
         print(f"  ... and {len(tracks) - SHOWN_ERRORS} more (runs/{manifest['run_id']}.json lists them)")
     for line in rejected_lines(manifest, config):
         print(line, file=sys.stderr)
+    if manifest.get("ignored"):
+        print(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension")
     if manifest.get("random_init"):
         print("  NOTE: random weights were used; the stems are not a real separation")

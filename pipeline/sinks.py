@@ -75,6 +75,7 @@ class TrackDone:
     stem_gain: float | None = None  # the common gain ``rescale`` put on the stems (None: no stems written)
     clipped: dict[str, int] | None = None  # ``clamp``: samples clipped per stem, when any were
     seconds: float = 0.0  # the worker's time assembling it (stems and rows), not the fused stages downstream
+    decoded: str = ""  # TrackMeta.decoded: "ffmpeg:counted", "libsndfile:declared", ...
 
 
 def clipping_record(mode: str, done: Iterable[TrackDone]) -> dict[str, Any]:

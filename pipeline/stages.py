@@ -76,7 +76,8 @@ class JobFn(beam.DoFn):
         self.progress.add("written", audio_seconds=meta.audio_seconds)
         clipped = report.clipped if report and any(report.clipped.values()) else None
         return beam.pvalue.TaggedOutput(DONE, TrackDone(meta.track_key, meta.variant, rows, meta.audio_seconds,
-                                                        report.gain if report else None, clipped, round(seconds, 4)))
+                                                        report.gain if report else None, clipped, round(seconds, 4),
+                                                        meta.decoded))
 
     def finish_bundle(self) -> None:
         self.progress.flush()

@@ -61,6 +61,7 @@ class TrackMeta:
     peak: float
     params: tuple[dict[str, Any], ...] = field(default=())
     mix: MixPlan | None = None  # a mix run's draws (the mixture is rebuilt from them)
+    decoded: str = ""  # which decoder read the source(s) and whether the length was declared or counted
 
     @property
     def audio_seconds(self) -> float:
@@ -118,6 +119,7 @@ class PreparedTrack:
                  chain: AugmentChain, is_v51: bool = True, mix: MixPlan | None = None) -> None:
         self._dir = make_scratch("track-")
         self._files: list[ScratchAudio] = []
+        self._decoded: list[str] = []
         self.spectra: Spectra | None = None
         self.targets: dict[str, ScratchAudio] = {}
         try:
@@ -199,13 +201,14 @@ class PreparedTrack:
             raise TrackError("separate", exc) from exc
         seed = derive_seed(config.augment.seed, track_key, variant)
         self.meta = TrackMeta(source, track_key, variant, seed, config.audio.sample_rate, length, self.frames().total,
-                              peak, tuple(plan.params), mix)
+                              peak, tuple(plan.params), mix, ",".join(sorted(set(self._decoded))))
 
     def _decode(self, source: str, config: Config, options: dict[str, Any], name: str = "clean") -> ScratchAudio:
         """Decode block by block, convert to stereo and resample into the scratch file ``name``."""
         sr = config.audio.sample_rate
-        with open_audio(source, storage_options=options) as reader:
+        with open_audio(source, storage_options=options, scratch_dir=self._dir) as reader:
             info = reader.info
+            self._decoded.append(f"{info.decoder}:{info.length}")
             length = resampled_length(info.frames, info.sample_rate, sr)
             clean = self._scratch(name, length)
             resampler = Resampler(info.sample_rate, sr, 2)

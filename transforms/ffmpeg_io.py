@@ -33,7 +33,9 @@ from transforms.audio_sniff import mp3_declares_length
 from transforms.errors import AudioError
 
 LOG = logging.getLogger("stemforge.decode")
-_SCALE = {"u8": None, "s16": 2.0 ** 15, "s32": 2.0 ** 31, "s64": 2.0 ** 63, "flt": 1.0, "dbl": 1.0}
+_SAMPLES = {"u8": (np.uint8, 128.0), "s16": (np.int16, 2.0 ** 15), "s32": (np.int32, 2.0 ** 31),
+            "s64": (np.int64, 2.0 ** 63), "flt": (np.float32, 1.0), "dbl": (np.float64, 1.0)}  # dtype, full scale
+_WRITE_FRAMES = 1 << 16  # decoded frames are written to the scratch file in blocks of about this many
 _FORMATS = {"mp3": "MP3", "mp4": "MP4", "matroska": "MATROSKA", "asf": "ASF", "adts": "AAC", "wavpack": "WAVPACK",
             "ape": "APE", "caf": "CAF"}
 _NO_LENGTH = frozenset({"mp3", "adts"})  # a duration FFmpeg reports for these is a bitrate estimate
@@ -76,17 +78,21 @@ class DecodedReader(AudioReader):
         return done
 
 
-def _as_float(frame: av.AudioFrame) -> np.ndarray:
-    """A decoded frame as float32 ``[samples, channels]`` (integer PCM scaled to ±1)."""
-    array = frame.to_ndarray()
-    name = frame.format.name.rstrip("p")
+def _as_float(frame: av.AudioFrame, channels: int) -> np.ndarray:
+    """A decoded frame as float32 ``[samples, channels]`` (integer PCM scaled to ±1), read from its planes."""
+    count = frame.samples
+    dtype, scale = _SAMPLES[frame.format.name.rstrip("p")]
     if frame.format.is_planar:
-        array = array.T
+        out = np.empty((count, channels), np.float32)
+        for channel, plane in enumerate(frame.planes):
+            out[:, channel] = np.frombuffer(plane, dtype, count)
     else:
-        array = array.reshape(-1, len(frame.layout.channels))
-    if name == "u8":
-        return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    return (array / _SCALE[name]).astype(np.float32) if name[0] == "s" else array.astype(np.float32)
+        out = np.frombuffer(frame.planes[0], dtype, count * channels).reshape(count, channels).astype(np.float32)
+    if dtype is np.uint8:
+        out -= scale
+    if scale != 1.0:
+        out *= 1.0 / scale
+    return out
 
 
 def _log_text(logs: list[tuple[int, str, str]]) -> str:
@@ -107,6 +113,8 @@ class _Decode:
     def __init__(self, name: str, raw: BinaryIO, kind: str, sink: IO[bytes] | None) -> None:
         self.name, self.kind, self.sink = name, kind, sink
         self.frames = self.packets = 0
+        self._pending: list[np.ndarray] = []
+        self._pending_frames = 0
         self.rate = self.channels = 0
         self.packet_end: Fraction | None = None
         raw.seek(0)
@@ -139,30 +147,43 @@ class _Decode:
     def _decode_all(self, container: Any, stream: Any, logs: list[tuple[int, str, str]]) -> None:
         """Decode every packet; a decoder error, or an error FFmpeg only logs while it conceals damage
         (a skipped frame, a lost resync), is ``truncated``: nothing is dropped silently."""
-        opened = len(logs)
+        opened = seen = len(logs)
+        end = None  # the last packet's end, in the stream's time base
         try:
             for packet in container.demux(stream):
                 if packet.size and packet.pts is not None:
                     self.packets += 1
-                    end = (packet.pts + (packet.duration or 0)) * packet.time_base
-                    self.packet_end = end if self.packet_end is None else max(self.packet_end, end)
+                    end = max(end or 0, packet.pts + (packet.duration or 0))
                 for frame in packet.decode():
                     self._take(frame)
-                if any(level <= av.logging.ERROR for level, _, _ in logs[opened:]):
-                    raise AudioError(self.name, "truncated", _detail(
-                        f"damaged stream at or after frame {self.frames}", logs[opened:]))
+                if len(logs) > seen:
+                    seen = len(logs)
+                    if any(level <= av.logging.ERROR for level, _, _ in logs[opened:]):
+                        raise AudioError(self.name, "truncated", _detail(
+                            f"damaged stream at or after frame {self.frames}", logs[opened:]))
         except av.FFmpegError as exc:
             raise AudioError(self.name, "truncated", _detail(
                 f"decoding failed at or after frame {self.frames}: {exc.strerror}", logs)) from None
+        self._write()
+        self.packet_end = None if end is None else end * stream.time_base
 
     def _take(self, frame: av.AudioFrame) -> None:
         if frame.sample_rate != self.rate or len(frame.layout.channels) != self.channels:
             raise AudioError(self.name, "unreadable", f"stream changes to {len(frame.layout.channels)} channels at "
                              f"{frame.sample_rate} Hz at frame {self.frames}")
-        samples = _as_float(frame)
-        if self.sink is not None:
-            self.sink.write(np.ascontiguousarray(samples).data)
+        samples = _as_float(frame, self.channels)
         self.frames += samples.shape[0]
+        if self.sink is not None:
+            self._pending.append(samples)
+            self._pending_frames += samples.shape[0]
+            if self._pending_frames >= _WRITE_FRAMES:
+                self._write()
+
+    def _write(self) -> None:
+        """Append the frames decoded since the last write to the scratch file, in one write."""
+        if self._pending:
+            self.sink.write(np.concatenate(self._pending).data)
+        self._pending, self._pending_frames = [], 0
 
     def _declared(self, container: Any, stream: Any) -> tuple[Fraction | None, int | None]:
         """(declared duration in seconds, declared exact frame count) where the file states them."""

@@ -23,6 +23,8 @@ from pipeline.report import build_report
 from pipeline.stages import ERRORS, MixTrack
 from shards import PathEscape, committed_shards
 from shards.paths import join as shards_join
+from training.config import DataConfig
+from training.data import DataError, inspect_data
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 
@@ -223,6 +225,13 @@ def test_committed_shards_refuses_a_manifest_that_lists_a_shard_outside_the_root
     out, _, message = edited_output
     with pytest.raises(PathEscape) as caught:
         committed_shards(str(out))
+    assert str(caught.value) == message
+
+
+def test_train_refuses_data_whose_manifest_lists_a_shard_outside_the_root(edited_output):
+    out, _, message = edited_output
+    with pytest.raises(DataError) as caught:
+        inspect_data(DataConfig(roots=(str(out),)))
     assert str(caught.value) == message
 
 

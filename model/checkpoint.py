@@ -188,6 +188,16 @@ def _check_fits(net: nn.Module, state: Mapping[str, torch.Tensor], what: str, pa
         raise CheckpointError(f"{path} does not fit {what}: unexpected tensor {extra!r}")
 
 
+def _check_finite(state: Mapping[str, torch.Tensor], path: str) -> None:
+    """Refuse a checkpoint with a NaN or infinite weight, naming the first such tensor (in file order): such a
+    network makes NaN masks for every track."""
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
+            count = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path} holds non-finite weights: tensor {key!r} has {count} NaN or infinite "
+                                  f"value(s) of {tensor.numel()}")
+
+
 def _with_batch_counters(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
     """``state`` plus a zero ``num_batches_tracked`` for every BatchNorm that lacks one.
 
@@ -246,6 +256,7 @@ def read_checkpoint(uri: Uri, sha256: str | None = None, storage_options: Mappin
     path = _display(uri)
     data, digest = _verified_bytes(uri, sha256, storage_options)
     state = _state_dict(_deserialise(data, path), path)
+    _check_finite(state, path)
     try:
         spec = detect_net(state)
     except ValueError as exc:

@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import Config
+from pipeline.masks import require_finite
 from pipeline.scratch import scratch_root
 from pipeline.sinks import model_columns
 from pipeline.storage import StorageOptions, publish_file, redact_uri
@@ -123,6 +124,7 @@ def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: l
              for p in paths]
 
     def encode(k: int, audio: np.ndarray) -> None:
+        require_finite(audio, f"{config.model.stems[k]} stem")
         peaks[k] = max(peaks[k], float(np.abs(audio).max(initial=0.0)))
         if gain != 1.0:
             audio = audio * np.float32(gain)

@@ -23,6 +23,19 @@ from pipeline.records import RecordFile
 from pipeline.storage import StorageOptions
 
 
+class NonFiniteError(ValueError):
+    """A model mask or a stem holding NaN or infinity: the track is rejected (reason ``non_finite``), never
+    committed."""
+
+    reason = "non_finite"
+
+
+def require_finite(values: np.ndarray, what: str) -> None:
+    """Raise NonFiniteError unless every value is finite."""
+    if not np.isfinite(values).all():
+        raise NonFiniteError(f"the {what} holds NaN or infinite values")
+
+
 class TrackMasks:
     """The centre masks of one track variant's windows, written by the batcher's thread to a local file as
     they arrive (``pwrite``, so a long track's masks never sit in memory) and read back by window."""
@@ -51,6 +64,7 @@ class TrackMasks:
                 if isinstance(result, BaseException):
                     raise result
                 mask = np.asarray(result, np.float32)
+                require_finite(mask, "model's mask")
                 self._shape = mask.shape
                 self._file.write(self._slots[key], mask)
             except BaseException as exc:  # noqa: BLE001 - kept for the track's thread, never the batcher's

@@ -229,3 +229,21 @@ def test_messages_do_not_echo_credentials():
     with pytest.raises(CheckpointError) as exc:
         load_checkpoint("memory://stemforge-tests/absent.pth", device="cpu", storage_options={"key": "AKIAEXAMPLESECRET"})
     assert "AKIAEXAMPLESECRET" not in _one_line(exc)
+
+
+@pytest.mark.parametrize(("name", "wrap", "bad"), [("nan.pth", None, float("nan")),
+                                                   ("inf.pth", "state_dict", float("inf")),
+                                                   ("nan.safetensors", None, float("nan"))])
+def test_non_finite_weights_are_refused_naming_the_tensor(net, tmp_path, name, wrap, bad):
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["stg1_low_band_net.0.enc2.conv1.conv.0.weight"].view(-1)[[1, 5]] = bad
+    path = tmp_path / name
+    if name.endswith(".safetensors"):
+        safetensors.torch.save_file(state, path)
+    else:
+        torch.save({wrap: state} if wrap else state, path)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(str(path), n_fft=256, device="cpu")
+    total = state["stg1_low_band_net.0.enc2.conv1.conv.0.weight"].numel()
+    assert _one_line(exc) == (f"{path} holds non-finite weights: tensor 'stg1_low_band_net.0.enc2.conv1.conv.0.weight' "
+                              f"has 2 NaN or infinite value(s) of {total}")

@@ -26,7 +26,8 @@ from pipeline.logs import configure_cli_logging
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config
-from pipeline.storage import ScrubFilter, describe, publish_bytes, scrub
+from pipeline.storage import ScrubFilter, describe, join, publish_bytes, scrub
+from pipeline.validation import check_output_file, check_output_folder
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
@@ -52,13 +53,18 @@ exit codes: 0 done (rejected inputs are listed in OUT/errors/), 1 the run failed
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stemforge", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+    parser = argparse.ArgumentParser(prog="stemforge", description=" ".join(__doc__.split("\n\n")[0].split()),
+                                     epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run_p = commands.add_parser("run", help="run a separation job (unknown options go to Beam)",
                                 description="Run a job. Options not listed here are Beam pipeline options, "
                                             "e.g. --runner, --direct_num_workers, --direct_running_mode, "
-                                            "--job_endpoint, --environment_type, --setup_file.")
+                                            "--job_endpoint, --environment_type, --setup_file; a flag Beam "
+                                            "does not know either is refused.",
+                                epilog="example: stemforge run --config configs/separate.yaml --input music/ "
+                                       "--output out/ --checkpoint baseline.pth --runner=FnApiRunner "
+                                       "--direct_num_workers=4")
     run_p.add_argument("--config", required=True, help="YAML config file (see configs/)")
     run_p.add_argument("--input", help="overrides input.uri: a directory, glob or manifest")
     run_p.add_argument("--output", help="overrides output.uri")
@@ -66,9 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key, e.g. --set model.batch_size=8 (repeatable)")
     add_progress_arguments(run_p)
-    check_p = commands.add_parser("validate-config", help="check a config and print the resolved one")
+    check_p = commands.add_parser("validate-config", help="check a config and print the resolved one",
+                                  description="Check a config (with its --set overrides) against the schema and "
+                                              "print it resolved, secrets hidden; a problem is one line, exit 2.",
+                                  epilog="example: stemforge validate-config configs/simulate.yaml "
+                                         "--set augment.variants=8")
     check_p.add_argument("config", help="YAML config file")
-    check_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    check_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key, e.g. --set model.batch_size=8 (repeatable)")
     inspect_p = commands.add_parser(
         "inspect", help="describe a shard, a run manifest or an output folder",
         description="Describe a Parquet shard, a run manifest (runs/*.json) or an output folder: schema and "
@@ -109,15 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_p.add_argument("--n-fft", type=int, default=2048, help="single-band models' n_fft (default 2048)")
     evaluate_p.add_argument("--hop-length", type=int, default=1024, help="single-band models' hop (default 1024)")
     evaluate_p.add_argument("--band-params", help="UVR band table, for a multi-band file UVR's table does not know")
-    evaluate_p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    evaluate_p.add_argument("--batch-size", type=int, default=4)
+    evaluate_p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                            help="where the model runs (default auto: cuda, then mps, then cpu)")
+    evaluate_p.add_argument("--batch-size", type=int, default=4, help="model windows per batch (default 4)")
     synth_p = commands.add_parser(
         "synth", help="make a synthetic voice-over-music stem set (espeak-ng voices, synthesised music)",
         description="Write {track}/instruments.wav and {track}/vocals.wav for N tracks plus stemset.csv; the same "
                     "seed gives the same files. Example: stemforge synth stems/ --tracks 240 --seed 1")
     synth_p.add_argument("folder", help="a local folder")
-    synth_p.add_argument("--tracks", type=int, required=True)
-    synth_p.add_argument("--seed", type=int, required=True)
+    synth_p.add_argument("--tracks", type=int, required=True, help="how many tracks to make")
+    synth_p.add_argument("--seed", type=int, required=True, help="the seed every voice, note and ratio is drawn from")
     synth_p.add_argument("--seconds", type=float, default=10.0, help="track length (default 10)")
     synth_p.add_argument("--ratios-db", default="-5,0,5", help="voice-to-music ratios drawn from (default -5,0,5)")
     real_p = commands.add_parser(
@@ -127,12 +139,17 @@ def _parser() -> argparse.ArgumentParser:
                     "no music package. stemset.csv names every source file, sources.json every package's "
                     "licence. Example: stemforge synth-real stems/ --tracks 240 --seed 1 --split train")
     real_p.add_argument("folder", help="a local folder")
-    real_p.add_argument("--tracks", type=int, required=True)
-    real_p.add_argument("--seed", type=int, required=True)
-    real_p.add_argument("--split", choices=("train", "heldout"), required=True)
+    real_p.add_argument("--tracks", type=int, required=True, help="how many tracks to make")
+    real_p.add_argument("--seed", type=int, required=True, help="the seed every voice, piece and ratio is drawn from")
+    real_p.add_argument("--split", choices=("train", "heldout"), required=True,
+                        help="which side: train and heldout share no speaker and no music package")
     real_p.add_argument("--seconds", type=float, default=12.0, help="track length (default 12)")
     real_p.add_argument("--ratios-db", default="-5,0,5", help="voice-to-music ratios, cycled (default -5,0,5)")
-    demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it")
+    demo_p = commands.add_parser("demo", help="make a small corpus and run configs/demo.yaml on it",
+                                 description="Make a small corpus (and, with espeak-ng, voice-over-music mixes) in "
+                                             "WORKDIR/demo_corpus/, separate it with configs/demo.yaml and the "
+                                             "shipped model into WORKDIR/demo_output/, and write its report.",
+                                 epilog="example: stemforge demo --workdir /tmp/stemforge-demo")
     demo_p.add_argument("--workdir", default=".", help="where demo_corpus/ and demo_output/ are made")
     add_progress_arguments(demo_p)
     return parser
@@ -143,6 +160,14 @@ def _overrides(args: argparse.Namespace) -> list[str]:
              (("input.uri", args.input), ("output.uri", args.output), ("model.checkpoint", args.checkpoint))
              if value is not None]
     return list(args.set) + extra
+
+
+def _refuse_unwritable(check: Any, uri: str, what: str) -> None:
+    """``check`` (a ``pipeline.validation`` output check) of ``uri``, its refusal as a one-line ConfigError."""
+    try:
+        check(uri, {}, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _scrub_logs(storage_options: dict[str, Any] | None) -> None:
@@ -202,6 +227,7 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
     if args.command == "report":
         from pipeline.report import ReportError, write_report  # matplotlib: imported only when a report is drawn
 
+        _refuse_unwritable(check_output_file, args.output or join(args.path, "report.html"), "report --output")
         try:
             print(f"report: {write_report(args.path, args.output, args.run_id, args.samples)}")
         except ReportError as exc:
@@ -231,6 +257,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.trainer import Trainer
 
     config = load_train_config(args.config, [*args.set, f"data.roots={json.dumps(args.data)}"])
+    _refuse_unwritable(check_output_folder, args.output, "train --output")
     try:
         trainer = Trainer(config, args.output, init=args.init)
     except DataError as exc:
@@ -247,6 +274,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, render, to_csv
 
+    if args.output:
+        _refuse_unwritable(check_output_file, args.output, "evaluate --output")
     try:
         rows = evaluate(args.checkpoint, args.data, n_fft=args.n_fft, hop_length=args.hop_length,
                         band_params=args.band_params, device=args.device, batch_size=args.batch_size)

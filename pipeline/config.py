@@ -23,8 +23,9 @@ from pydantic import (
 )
 
 from pipeline.storage import redact_uri
+from pipeline.validation import check_stem_format
 from shards.paths import inside, join
-from transforms import AUDIO_EXTENSIONS, AugmentChain
+from transforms import AUDIO_EXTENSIONS, AugmentChain, check_geometry
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
@@ -103,6 +104,14 @@ class ModelConfig(_Section):
     model_copies: int = Field(1, ge=1, le=64)  # with share_across_processes: how many copies that machine loads
     stems: tuple[str, str] | None = None
 
+    @field_validator("hop_length")
+    @classmethod
+    def _invertible(cls, value: int, info: ValidationInfo) -> int:
+        n_fft = info.data.get("n_fft")
+        if n_fft is not None and n_fft % 2 == 0:  # an odd n_fft is refused on its own below
+            check_geometry(n_fft, value)
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
         if self.n_fft % 2:
@@ -163,6 +172,13 @@ class OutputConfig(_Section):
             raise ValueError(f"'none' writes stem samples beyond ±1.0 as they are, which the {subtype} subtype "
                              "cannot hold: use stem_format wav with stem_subtype FLOAT or DOUBLE, or clip "
                              "rescale/clamp")
+        return value
+
+    @field_validator("stem_subtype")
+    @classmethod
+    def _format_holds_subtype(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "stem_format" in info.data:
+            check_stem_format(info.data["stem_format"], value)
         return value
 
     @property

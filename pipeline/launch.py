@@ -11,11 +11,12 @@ import logging
 import sys
 from typing import Any
 
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, _BeamArgumentParser
+from apache_beam.runners.runner import create_runner
 
 from model import CascadedASPPNet
 from pipeline.config import Config, ConfigError
-from pipeline.graph import run
+from pipeline.graph import DASK_RUNNER_NAMES, run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
 from pipeline.job import Job
 from pipeline.listing import describe_ignored
@@ -23,6 +24,7 @@ from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay
 from pipeline.scratch import remove_stale, run_scratch
 from pipeline.storage import filesystem, join, redact_uri, retrying
+from pipeline.validation import check_device, check_output_folder
 
 LOG = logging.getLogger("stemforge")
 EXIT_FATAL = 2
@@ -30,12 +32,21 @@ EXIT_FATAL = 2
 # explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
 DEFAULT_RUNNER = "FnApiRunner"
 NO_MODEL = "none"  # the checkpoint sha256 of a mix run without a model (ground-truth columns only)
+# runners that run the model in this process's machine, whose devices the launcher can check
+LOCAL_RUNNERS = ("FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner", "PrismRunner")
 
 
 def make_job(config: Config, progress: bool = True) -> Job:
     """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
     the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
     config.require_runnable()
+    for key in ("uri", "stems_uri"):
+        uri = getattr(config.output, key)
+        if uri:
+            try:
+                check_output_folder(uri, config.storage_options, f"output.{key}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     if config.runs_model:
         config, net = resolve(config)
         random_init = not config.model.checkpoint
@@ -64,14 +75,41 @@ def progress_for_runner(progress: str, options: PipelineOptions) -> str:
     return progress
 
 
+def beam_options(beam_args: list[str]) -> tuple[PipelineOptions, bool]:
+    """Beam's options from the command line, and whether their runner runs on this machine. A flag no Beam
+    option knows (Beam itself only warns) and a runner Beam cannot make are ConfigErrors, before any work."""
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    local = False
+    if runner in DASK_RUNNER_NAMES:
+        from apache_beam.runners.dask import dask_runner  # noqa: F401 - registers the Dask runner's options
+    else:
+        try:
+            local = type(create_runner(runner)).__name__ in LOCAL_RUNNERS
+        except (ValueError, ImportError, AttributeError) as exc:
+            raise ConfigError(f"--runner={runner}: not a runner Beam knows ({' '.join(str(exc).split())[:200]})"
+                              ) from None
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(beam_args)
+    if unknown:
+        raise ConfigError(f"run: unrecognised arguments (neither stemforge's nor a Beam option): {' '.join(unknown)}")
+    options.view_as(SetupOptions).save_main_session = False
+    options.view_as(StandardOptions).runner = runner
+    return options, local
+
+
 def run_job(config: Config, beam_args: list[str], progress: str = "off",
             progress_interval: float | None = None) -> tuple[int, dict[str, Any] | None]:
     """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
-    committed manifest."""
-    options = PipelineOptions(beam_args)
-    options.view_as(SetupOptions).save_main_session = False
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    committed manifest. On a local runner the model's device is checked here, before any work."""
+    options, local = beam_options(beam_args)
+    if local and config.runs_model:
+        try:
+            check_device(config.model.device)
+        except ValueError as exc:
+            raise ConfigError(f"model.device: {exc}") from None
     progress = progress_for_runner(progress, options)
     job = make_job(config, progress=progress != "off")
     if job.random_init:

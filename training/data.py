@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import shards
 from training.config import DataConfig
+from transforms import check_geometry
 
 
 class DataError(ValueError):
@@ -67,7 +68,11 @@ def inspect_data(config: DataConfig, n_fft: int | None = None) -> TrainingData:
     if len(found) > 1:
         (a, path_a), (b, path_b) = list(found.items())[:2]
         raise DataError(f"shards differ: {path_a} has n_fft/hop/stems {a}, {path_b} has {b}")
-    (shard_n_fft, hop, stems), _ = next(iter(found.items()))
+    (shard_n_fft, hop, stems), path = next(iter(found.items()))
+    try:  # validation scores tracks through the inverse STFT of the shards' geometry
+        check_geometry(shard_n_fft, hop)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
     if n_fft is not None and n_fft != shard_n_fft:
         raise DataError(f"the shards have n_fft {shard_n_fft}, the initial checkpoint's network {n_fft}")
     val = tuple(sorted(k for k in keys if held_out(k, config.val_rate)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from model import ModelSetup, resolve_model
 from training.metrics import sdr, si_sdr
-from transforms import load_audio, resample, to_model_channels
+from transforms import check_geometry, load_audio, resample, to_model_channels
 from transforms.stemsets import StemSetTrack, read_stemset
 
 MODEL_RATE = 44100
@@ -46,7 +46,10 @@ def _track_audio(track: StemSetTrack, storage_options: Mapping[str, Any] | None)
 def evaluate(checkpoint: str, data: str, n_fft: int = 2048, hop_length: int = 1024, band_params: str | None = None,
              device: str = "auto", batch_size: int = 4,
              storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per (track, scored stem); a track that cannot be scored gets one row with its ``error``."""
+    """One row per (track, scored stem); a track that cannot be scored gets one row with its ``error``.
+    A single-band geometry that cannot invert is a ValueError before the checkpoint is read."""
+    if band_params is None:
+        check_geometry(n_fft, hop_length)
     setup = resolve_model(checkpoint, n_fft=n_fft, band_params=band_params, device=device,
                           storage_options=storage_options)
     return score(setup, data, hop_length, batch_size, storage_options)

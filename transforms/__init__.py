@@ -28,6 +28,7 @@ from transforms.multiband_stream import MultibandStreamAnalysis, synthesise_stre
 from transforms.resample import Resampler, resample, resampled_length
 from transforms.seeding import derive_seed
 from transforms.stft import (
+    check_geometry,
     end_padded_frames,
     frames_for_samples,
     istft,
@@ -59,6 +60,7 @@ __all__ = [
     "analyse",
     "analysis_frames",
     "audio_info",
+    "check_geometry",
     "derive_seed",
     "downmix_matrix",
     "end_padded_frames",

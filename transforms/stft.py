@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import get_window
+from scipy.signal import check_NOLA, get_window
 
 DEFAULT_N_FFT = 2048
 DEFAULT_HOP = 1024
@@ -43,6 +43,22 @@ def _check(n_fft: int, hop_length: int) -> None:
         raise ValueError(f"n_fft must be a positive even number, got {n_fft}")
     if not 0 < hop_length <= n_fft:
         raise ValueError(f"hop_length must be in (0, n_fft], got {hop_length}")
+
+
+@functools.lru_cache(maxsize=32)
+def check_geometry(n_fft: int, hop_length: int) -> None:
+    """Raise ValueError unless frames of ``n_fft`` with hop ``hop_length`` can be inverted: the hop below
+    n_fft, and the periodic Hann window's overlap-add nonzero everywhere (scipy's NOLA condition), to
+    float32's precision, since the inverse divides by the summed squared windows in float32.
+
+    The one place a run's config, ``stemforge evaluate`` and training check their STFT geometry."""
+    if 0 < n_fft <= hop_length:
+        raise ValueError(f"hop_length {hop_length} must be less than n_fft {n_fft}: frames that do not overlap "
+                         "cannot be inverted (use n_fft/2 or n_fft/4)")
+    _check(n_fft, hop_length)
+    if not check_NOLA(_window(n_fft), n_fft, n_fft - hop_length, tol=float(np.finfo(np.float32).eps)):
+        raise ValueError(f"hop_length {hop_length} with n_fft {n_fft}: the Hann windows' overlap-add vanishes "
+                         "between frames, so the inverse STFT cannot reconstruct (use n_fft/2 or n_fft/4)")
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,12 +1,17 @@
 """What a user sees on stderr: no third-party start-up noise, every warning that matters."""
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from stemforge_testing import write_config
+
+from pipeline.cli import _parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +54,33 @@ def test_commands_other_than_run_refuse_unknown_options(tmp_path):
         done = _stemforge(*args, "--no-such-option", cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.strip() == f"stemforge: {args[0]}: unrecognised arguments: --no-such-option"
+
+
+COMMANDS = ("run", "validate-config", "inspect", "report", "separate", "train", "evaluate", "synth", "synth-real",
+            "demo")
+
+
+def _help(capsys, *args: str) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_the_top_level_description_is_a_whole_sentence(capsys):
+    assert ("command line: run a job, separate a few files, validate a config, inspect or report on what a run "
+            "wrote, or run the demo. positional arguments:") in _help(capsys)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_an_example(capsys, command):
+    assert re.search(rf"[Ee]xamples?: stemforge {command} ", _help(capsys, command))
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(commands.choices) == sorted(COMMANDS)
+    silent = [f"{name} {action.option_strings or action.dest}" for name, parser in commands.choices.items()
+              for action in parser._actions if not action.help]
+    assert silent == []

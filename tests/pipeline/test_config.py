@@ -51,11 +51,11 @@ def test_overrides_parse_values_as_yaml():
 
 
 def test_overrides_of_text_fields_keep_their_text():
-    config = build_config({}, ["run.run_id=20261124", "model.sha256=" + "1" * 64, "output.stem_subtype=24",
+    config = build_config({}, ["run.run_id=20261124", "model.sha256=" + "1" * 64, "output.uri=2026",
                                "model.checkpoint=null", "model.batch_size=08"])
     assert config.run.run_id == "20261124"
     assert config.model.sha256 == "1" * 64
-    assert config.output.stem_subtype == "24"
+    assert config.output.uri == "2026"
     assert config.model.checkpoint is None
     assert config.model.batch_size == 8
 

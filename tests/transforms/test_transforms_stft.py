@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import librosa
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
+from transforms import check_geometry, frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -137,3 +138,23 @@ def test_missing_frames_are_refused():
 def test_invalid_sizes(bad):
     with pytest.raises(ValueError):
         stft(np.zeros((1, 100), np.float32), **bad)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 256), (1024, 512), (1024, 768), (1024, 1000), (512, 256)])
+def test_an_accepted_geometry_inverts(n_fft, hop):
+    check_geometry(n_fft, hop)
+    x = _signal(2, 20011)
+    padded = np.pad(x, ((0, 0), (0, n_fft)))  # as stems are inverted: the track followed by n_fft zeros
+    back = istft(stft(padded, n_fft, hop), hop_length=hop, length=padded.shape[1])[:, : x.shape[1]]
+    np.testing.assert_allclose(back, x, atol=1e-4)
+
+
+@pytest.mark.parametrize(("n_fft", "hop", "message"), [
+    (1024, 1024, "hop_length 1024 must be less than n_fft 1024"),
+    (2048, 4096, "hop_length 4096 must be less than n_fft 2048"),
+    (1024, 1020, "hop_length 1020 with n_fft 1024: the Hann windows' overlap-add vanishes between frames"),
+    (1024, 1023, "hop_length 1023 with n_fft 1024: the Hann windows' overlap-add vanishes between frames"),
+])
+def test_a_geometry_that_cannot_invert_is_refused(n_fft, hop, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        check_geometry(n_fft, hop)

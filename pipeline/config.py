@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +23,7 @@ from pydantic import (
 
 from pipeline.storage import redact_uri
 from pipeline.validation import check_stem_format
+from pipeline.yamlfile import YamlError, parse_yaml
 from shards.paths import inside, join
 from transforms import AUDIO_EXTENSIONS, AugmentChain, check_geometry
 
@@ -387,15 +387,15 @@ def build_config(data: dict[str, Any], overrides: list[str] | None = None, schem
     (a run's Config by default; `stemforge train` uses the same rules for its TrainConfig)."""
     data = json.loads(json.dumps(data or {}))
     for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
-        key, raw = item.split("=", 1)
+        key, equals, raw = item.partition("=")
+        if not equals or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: malformed override, expected dotted.key=value")
         text = _is_text_field(key.strip(), schema)
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
+            value = parse_yaml(raw, "--set")
+        except YamlError as exc:
             if not text:
-                raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc.problem})") from None
+                raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc.reason})") from None
             value = raw  # output.stem_path={track_key}/{stem}.{ext} is a template, not a YAML mapping
         if value is not None and not isinstance(value, str) and text:
             value = raw  # run.run_id=20261124 is the text "20261124", not the YAML integer
@@ -413,9 +413,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None, schema: ty
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        data = parse_yaml(text, str(path)) or {}
+    except YamlError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return build_config(data, overrides, schema)

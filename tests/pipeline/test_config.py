@@ -144,3 +144,33 @@ def test_input_may_be_a_list_and_a_run_must_write_something():
         build_config({"output": {"write_stems": False, "write_spectrograms": False}})
     with pytest.raises(ConfigError, match=r"must contain \{variant\} when augment.variants is 3"):
         build_config({"augment": {"variants": 3}, "output": {"stem_path": "{track_key}/{stem}.{ext}"}})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("model:\n  n_fft: 1024\n   batch_size: 2\n", "{path}:3:14: invalid YAML: mapping values are not allowed here"),
+    ("model:\n  stems: [a, b\n", "{path}:3:1: invalid YAML: expected ',' or ']', but got '<stream end>' (while "
+                                 "parsing a flow sequence)"),
+    ("model:\n  n_fft: 1024\noutput:\n  uri: out\nmodel:\n  batch_size: 3\n",
+     "{path}:5:1: invalid YAML: duplicate key 'model' (first given on line 1)"),
+    ("model: {batch_size: 2, batch_size: 3}\n", "{path}:1:24: invalid YAML: duplicate key 'batch_size' (first given "
+                                                "on line 1)"),
+])
+def test_a_bad_yaml_file_is_one_line_with_its_place(tmp_path, capsys, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["validate-config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"stemforge: {message.format(path=path)}"]
+
+
+@pytest.mark.parametrize("override", ["=3", "model..n_fft=3", "model.n_fft", ".=1"])
+def test_a_malformed_override_is_named_as_such(override):
+    with pytest.raises(ConfigError) as exc:
+        build_config({}, [override])
+    assert str(exc.value) == f"--set {override!r}: malformed override, expected dotted.key=value"
+
+
+def test_a_repeated_key_in_an_override_value_is_refused():
+    with pytest.raises(ConfigError) as exc:
+        build_config({}, ["augment.chain=[{transform: Gain, transform: Gain}]"])
+    assert str(exc.value) == ("--set 'augment.chain=[{transform: Gain, transform: Gain}]': the value is not valid "
+                              "YAML (duplicate key 'transform' (first given on line 1))")

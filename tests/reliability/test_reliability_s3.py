@@ -162,3 +162,15 @@ def test_transient_and_permanent_failures_are_told_apart(monkeypatch):
     with pytest.raises(FileNotFoundError):
         retrying(lambda: calls.append(1) or Path("/nonexistent/x").read_bytes(), "read /nonexistent/x")
     assert len(calls) == 1
+
+
+def test_an_output_that_is_an_object_is_refused_before_any_work(good_corpus, tiny_checkpoint, tmp_path, capsys):
+    with moto_s3(tmp_path) as endpoint:
+        fs = _upload(endpoint, good_corpus[0], tiny_checkpoint)
+        fs.pipe_file("corpus/out", b"an object, not a folder")
+        options = {"endpoint_url": endpoint, "key": KEY, "secret": SECRET}
+        capsys.readouterr()
+        assert main(run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out",
+                             "s3://corpus/models/tiny.pth", "--set", f"storage_options.s3={json.dumps(options)}")) == 2
+        assert capsys.readouterr().err.splitlines() == ["stemforge: output.uri s3://corpus/out is a file, not a folder"]
+        assert fs.cat_file("corpus/out") == b"an object, not a folder" and not fs.exists("corpus/out/runs")

@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Like synth, from klettres-data and fillets-ng-data voices (plus espeak-ng, Flite and Festival "
                     "on the train side) over game soundtracks; the train and heldout sides share no speaker and "
                     "no music package. stemset.csv names every source file, sources.json every package's "
-                    "licence. Example: stemforge synth-real stems/ --tracks 240 --seed 1 --split train")
+                    "licence.",
+        epilog="example: stemforge synth-real stems/ --tracks 240 --seed 1 --split train")
     real_p.add_argument("folder", help="a local folder")
     real_p.add_argument("--tracks", type=int, required=True, help="how many tracks to make")
     real_p.add_argument("--seed", type=int, required=True, help="the seed every voice, piece and ratio is drawn from")

@@ -25,7 +25,7 @@ from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signa
 from pipeline.logs import configure_cli_logging
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.separate import add_parser as add_separate_parser
-from pipeline.separate import print_separated, separate_config
+from pipeline.separate import print_separated, separate_config, shipped_model_note, uses_shipped_model
 from pipeline.storage import ScrubFilter, describe, join, publish_bytes, scrub
 from pipeline.validation import check_output_file, check_output_folder
 
@@ -243,7 +243,8 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         return run_demo(args.workdir, mode, args.progress_interval), None
     config = separate_config(args) if args.command == "separate" else load_config(args.config, _overrides(args))
     _scrub_logs(config.storage_options)
-    code, manifest = run_job(config, rest, mode, args.progress_interval)
+    note = shipped_model_note if args.command == "separate" and uses_shipped_model(args) else None
+    code, manifest = run_job(config, rest, mode, args.progress_interval, before_work=note)
     if manifest is not None and code == 0:
         if args.command == "separate":
             print_separated(manifest, config)

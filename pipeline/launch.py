@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, _BeamArgumentParser
@@ -100,10 +101,11 @@ def beam_options(beam_args: list[str]) -> tuple[PipelineOptions, bool]:
     return options, local
 
 
-def run_job(config: Config, beam_args: list[str], progress: str = "off",
-            progress_interval: float | None = None) -> tuple[int, dict[str, Any] | None]:
+def run_job(config: Config, beam_args: list[str], progress: str = "off", progress_interval: float | None = None,
+            before_work: Callable[[], None] | None = None) -> tuple[int, dict[str, Any] | None]:
     """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
-    committed manifest. On a local runner the model's device is checked here, before any work."""
+    committed manifest. On a local runner the model's device is checked here; ``before_work`` is called once
+    every check passed, so a refusal stays the only line a refused command prints."""
     options, local = beam_options(beam_args)
     if local and config.runs_model:
         try:
@@ -112,6 +114,8 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off",
             raise ConfigError(f"model.device: {exc}") from None
     progress = progress_for_runner(progress, options)
     job = make_job(config, progress=progress != "off")
+    if before_work is not None:
+        before_work()
     if job.random_init:
         LOG.warning("=" * 72)
         LOG.warning("RANDOM WEIGHTS (model.allow_random_init): stems are NOT a real separation")

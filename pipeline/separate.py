@@ -67,6 +67,17 @@ def add_parser(commands: Any) -> None:
     add_progress_arguments(parser)
 
 
+def uses_shipped_model(args: argparse.Namespace) -> bool:
+    """Whether `separate` runs the shipped model: neither --checkpoint nor --model, or --model naming it."""
+    return not args.checkpoint and (not args.model or args.model == VOICE_MUSIC.name)
+
+
+def shipped_model_note() -> None:
+    """Says on stderr that the shipped demo model separates (once the run's checks passed, before its work)."""
+    print(f"separate: using the shipped {VOICE_MUSIC.name} model (a small voice/music demo model; "
+          "pass --checkpoint for real separation weights)", file=sys.stderr)
+
+
 def model_of(args: argparse.Namespace) -> dict[str, Any]:
     """The ``model`` keys to run: --checkpoint, or --model found in the model folder (or naming the shipped
     model), or with neither the shipped voice/music model; a clear error otherwise."""
@@ -77,9 +88,7 @@ def model_of(args: argparse.Namespace) -> dict[str, Any]:
     if args.model is not None and not args.model.strip():
         raise ConfigError("separate: --model is empty: name a checkpoint file in --model-dir, or leave --model out "
                           f"for the shipped {VOICE_MUSIC.name} model")
-    if not args.model or args.model == VOICE_MUSIC.name:
-        print(f"separate: using the shipped {VOICE_MUSIC.name} model (a small voice/music demo model; "
-              "pass --checkpoint for real separation weights)", file=sys.stderr)
+    if uses_shipped_model(args):
         return VOICE_MUSIC.config_overrides()
     folder = args.model_dir or default_model_dir()
     if args.model.startswith("/") or "://" in args.model:

@@ -159,3 +159,11 @@ def test_nan_weights_are_refused_before_any_track(song, tmp_path, tiny_checkpoin
         f"{bad} holds non-finite weights: tensor 'out.weight' has {state['out.weight'].numel()} NaN or infinite "
         f"value(s) of {state['out.weight'].numel()}")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_refusal_with_the_shipped_model_is_still_one_line(song, tmp_path, capsys):
+    assert refused(capsys, ["separate", str(song), "-o", str(tmp_path / "out"), "--subtype", "FLOAT"]) == (
+        "output.stem_subtype: flac cannot hold the subtype 'FLOAT'; it takes PCM_S8, PCM_16, PCM_24")
+    assert refused(capsys, ["separate", str(song), "-o", "/proc/stemforge-out"]).startswith(
+        "output.uri /proc/stemforge-out: cannot write in /proc (")
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,10 @@ more frames than decode, an MP4 whose sample table lists more packets than the f
 ``moov`` at all), a container whose declared duration its packets do not reach, a packet that
 fails to decode. FFmpeg's messages never reach the terminal: they go into the error when they
 explain a rejection, to the ``stemforge.decode`` debug log otherwise.
+
+Why PyAV and not torchcodec: PyAV's wheels carry FFmpeg's libraries, so no system FFmpeg is needed on
+a worker; torchcodec loads a system FFmpeg and each release is built for one torch version. PyAV also
+reads Python file objects, so fsspec's S3/GCS/HTTP files stream into it as into libsndfile.
 """
 
 from __future__ import annotations

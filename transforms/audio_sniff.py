@@ -42,11 +42,14 @@ def sniff(raw: BinaryIO) -> str:
 
 
 def _frame_sync(data: bytes, at: int) -> bool:
-    """Whether an MPEG audio or ADTS frame header (11 set sync bits, a valid rate index) starts at ``at``."""
-    if at + 4 > len(data):
+    """Whether an ADTS header (12 sync bits, layer 0) or an MPEG audio frame header (11 sync bits, a
+    valid version, bitrate and rate index) starts at ``at``."""
+    if at + 4 > len(data) or data[at] != 0xFF or data[at + 1] & 0xE0 != 0xE0:
         return False
     b1, b2 = data[at + 1], data[at + 2]
-    return data[at] == 0xFF and b1 & 0xE0 == 0xE0 and (b1 >> 3) & 3 != 1 and (b2 >> 2) & 3 != 3
+    if (b1 >> 1) & 3 == 0:
+        return b1 & 0xF0 == 0xF0
+    return (b1 >> 3) & 3 != 1 and b2 >> 4 != 15 and (b2 >> 2) & 3 != 3
 
 
 def mp3_declares_length(raw: BinaryIO) -> bool:

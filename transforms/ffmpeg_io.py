@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from fractions import Fraction
 from typing import IO, Any, BinaryIO
 
@@ -42,10 +43,10 @@ _SAMPLES = {"u8": (np.uint8, 128.0), "s16": (np.int16, 2.0 ** 15), "s32": (np.in
 _WRITE_FRAMES = 1 << 16  # decoded frames are written to the scratch file in blocks of about this many
 _FORMATS = {"mp3": "MP3", "mp4": "MP4", "matroska": "MATROSKA", "asf": "ASF", "adts": "AAC", "wavpack": "WAVPACK",
             "ape": "APE", "caf": "CAF"}
-_NO_LENGTH = frozenset({"mp3", "adts"})  # a duration FFmpeg reports for these is a bitrate estimate
+_NO_LENGTH = frozenset({"mp3", "adts", "unknown"})  # a duration FFmpeg reports here may be a bitrate estimate
 _EXACT = frozenset({"mp4", "wavpack"})  # their headers count samples (MP3: with a Xing/VBRI frame)
 _END_TOLERANCE = Fraction(1, 1000)  # Matroska and ASF state durations in milliseconds
-_quiet = False
+_quiet = threading.Lock()  # held for good once FFmpeg's log is routed
 
 
 class _ToDebug(logging.Handler):
@@ -57,14 +58,12 @@ class _ToDebug(logging.Handler):
 
 def silence_ffmpeg() -> None:
     """Route FFmpeg's log through PyAV (at WARNING) into Python logging, never to fd 2."""
-    global _quiet
-    if _quiet:
+    if not _quiet.acquire(blocking=False):
         return
     libav = logging.getLogger("libav")
     libav.propagate = False
     libav.addHandler(_ToDebug())
     av.logging.set_level(av.logging.WARNING)
-    _quiet = True
 
 
 class DecodedReader(AudioReader):

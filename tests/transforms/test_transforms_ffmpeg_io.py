@@ -154,6 +154,17 @@ def test_the_decoder_is_chosen_from_the_content_not_the_name(made, tmp_path):
     assert audio_info(str(wav)).decoder == "libsndfile"
 
 
+@pytest.mark.parametrize("rate", [48000, 22050])
+def test_raw_aac_at_any_rate_is_recognised_as_aac(tmp_path, rate):
+    write_source(tmp_path / "source.wav")
+    path = encode(tmp_path / "source.wav", tmp_path / "x.aac", ("-ar", str(rate), *KIND["aac_adts"].args))
+    info = audio_info(str(path))
+    assert (info.format, info.sample_rate, info.length) == ("AAC", rate, "counted")
+    data = path.read_bytes()
+    (tmp_path / "cut.aac").write_bytes(data[:len(data) // 2 + 7])
+    assert _reason(tmp_path / "cut.aac").reason == "truncated"
+
+
 DAMAGED_SCRIPT = """
 import sys
 from transforms import AudioError, load_audio

@@ -13,7 +13,7 @@ import tempfile
 
 import soundfile as sf
 
-from pipeline.storage import StorageOptions, filesystem, is_local, redact_uri
+from pipeline.storage import StorageOptions, filesystem, is_local, redact_uri, retrying
 
 SOUNDFILE_FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
 PROBE_PREFIX = ".stemforge-probe-"
@@ -61,7 +61,7 @@ def check_output_folder(uri: str, storage_options: StorageOptions, what: str = "
     fs, path = filesystem(uri, storage_options)
     if is_local(fs):
         _probe_local(path, f"{what} {uri}")
-    elif fs.isfile(path):
+    elif retrying(lambda: fs.isfile(path), f"check {redact_uri(uri)}", storage_options):
         raise ValueError(f"{what} {redact_uri(uri)} is a file, not a folder")
 
 
@@ -72,5 +72,5 @@ def check_output_file(uri: str, storage_options: StorageOptions, what: str = "ou
         if os.path.isdir(path):
             raise ValueError(f"{what} {uri} is a folder, not a file")
         _probe_local(os.path.dirname(os.path.abspath(path)), f"{what} {uri}")
-    elif fs.isdir(path):
+    elif retrying(lambda: fs.isdir(path), f"check {redact_uri(uri)}", storage_options):
         raise ValueError(f"{what} {redact_uri(uri)} is a folder, not a file")

@@ -22,7 +22,7 @@ from model import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
-from pipeline.logs import configure_cli_logging
+from pipeline.logs import configure_cli_logging, printable
 from pipeline.progress_display import ProgressDisplay, add_progress_arguments
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config, shipped_model_note, uses_shipped_model
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             code, config = _command(args, rest)
         return code
     except (ConfigError, CheckpointError, InspectError) as exc:
-        print(f"stemforge: {scrub(str(exc), config.storage_options if config else None)}", file=sys.stderr)
+        print(f"stemforge: {printable(scrub(str(exc), config.storage_options if config else None))}", file=sys.stderr)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr
         if received() is not None:  # Beam wraps the interrupt in its own exceptions
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         options = config.storage_options if config else None
         LOG.error("%s failed:\n%s", args.command, scrub("".join(traceback.format_exception(exc)), options))
         what = "run failed, nothing committed" if args.command in ("run", "separate", "demo") else "failed"
-        print(f"stemforge: {what}: {describe(exc, options)[:300]}", file=sys.stderr)
+        print(f"stemforge: {what}: {printable(describe(exc, options)[:300])}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:  # SIGINT or SIGTERM (pipeline.interrupts)
         return _stopped()

@@ -1,5 +1,6 @@
 """The last step of a run: the error log, then the run manifest (written last: the commit), then the run's
-scratch folder removed. A manifest never lists a shard that is not there."""
+scratch folder removed. A manifest never lists a shard that is not there, and a run that listed nothing
+(no input matched) writes nothing."""
 
 from __future__ import annotations
 
@@ -12,13 +13,19 @@ from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, wr
 from pipeline.storage import filesystem, retrying
 
 
-def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list[str], done: list[TrackDone],
-           errors: list[ErrorRecord], timing: list[tuple[str, int, float]],
+def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[str], shards: list[str],
+           done: list[TrackDone], errors: list[ErrorRecord], timing: list[tuple[str, int, float]],
            ignored: list[tuple[str, int]] = ()) -> str:
-    """Writes the error log, then the run manifest (last), then drops the run's scratch folder.
+    """Writes the error log, then the run manifest (last), then drops the run's scratch folder; returns the
+    manifest's URI. ``sources``: the ``pipeline.keys.source_record`` of every source the run processed;
+    ``ignored``: (extension, count) of the files directory listings skipped as not audio.
 
-    ``ignored`` holds (extension, count) of the files directory listings skipped as not audio."""
+    When nothing was listed (every input failed to list as a whole, or matched nothing) it writes nothing
+    and returns "": the launcher says no input matched."""
     config = job.config
+    if not sources and not skipped and all(e.track_key == "" for e in errors):
+        remove_scratch(job)
+        return ""
     fs, root = filesystem(config.output.uri, config.storage_options)
     fs.invalidate_cache()
     missing = [s for s in shards
@@ -34,6 +41,8 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
     skipped_files: Counter[str] = Counter()  # per extension, over every input URI
     for extension, count in ignored:
         skipped_files[extension] += count
+    succeeded = sorted(k for k, n in per_track.items() if n == variants)
+    committed = set(succeeded)
     manifest = {
         "run_id": job.run_id,
         "started_at": job.started_at,
@@ -45,9 +54,9 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
         "checkpoint": {"uri": config.redacted()["model"]["checkpoint"], "sha256": job.checkpoint_sha256},
         "versions": versions(),
         "counts": {
-            "inputs": sum(inputs),
+            "inputs": len(sources),
             "skipped": len(skipped),
-            "succeeded": sum(1 for n in per_track.values() if n == variants),
+            "succeeded": len(succeeded),
             "failed": len(failed),
             "errors": len(errors),
             "variants": len(done),
@@ -57,18 +66,24 @@ def commit(_: Any, job: Job, inputs: list[int], skipped: list[str], shards: list
         },
         "ignored": dict(sorted(skipped_files.items())),
         "clipping": clipping_record(config.output.clip, done),
-        "tracks": sorted(k for k, n in per_track.items() if n == variants),
+        "tracks": succeeded,
+        "sources": sorted((s for s in sources if s["track_key"] in committed), key=lambda s: s["track_key"]),
         "shards": sorted(shards),
         "timing": track_timing(done, timing),
     }
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
-    fs, scratch = filesystem(job.scratch, config.storage_options)
+    remove_scratch(job)
+    return uri
+
+
+def remove_scratch(job: Job) -> None:
+    """Drops the run's scratch folder, and OUTPUT/_tmp when no other run's is left in it."""
+    fs, scratch = filesystem(job.scratch, job.config.storage_options)
     if fs.exists(scratch):
         fs.rm(scratch, recursive=True)
     parent = scratch.rsplit("/", 1)[0]
     if fs.isdir(parent) and not fs.ls(parent):
         fs.rmdir(parent)
-    return uri
 
 
 def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:

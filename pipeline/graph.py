@@ -1,6 +1,7 @@
 """The Beam graph: list → separate (batched across tracks in each worker process) → shards → commit.
 
-    inputs ─ ListInputs ─ unique keys ─ skip committed ─ variants ─ Reshuffle
+    inputs ─ ListInputs ─ one per source ─ keys (pipeline.keys: the committed history decides) ─ content
+      fingerprints ─ skip committed ─ variants ─ Reshuffle
       ─ SeparateTrack (decode, resample, augment, peak; model windows through the process's batcher, whose
                        batches mix tracks; masks to a local scratch file; stems + spectrogram rows, streamed)
       ─ WriteShards
@@ -28,7 +29,18 @@ from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.commit import commit
 from pipeline.job import Job
-from pipeline.listing import TrackRef, expand_input, expand_stemset, unique_keys
+from pipeline.inputs import excluded_roots
+from pipeline.keys import (
+    KeyIndex,
+    assign_keys,
+    holdings,
+    is_committed,
+    key_index,
+    one_per_source,
+    source_record,
+    with_content,
+)
+from pipeline.listing import TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
 from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
 from pipeline.storage import filesystem, join, read_bytes, retrying
@@ -36,6 +48,7 @@ from pipeline.storage import filesystem, join, read_bytes, retrying
 LOG = logging.getLogger(__name__)
 IGNORED = "ignored"  # (extension, count) of files a directory listing skipped
 DASK_RUNNER_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
+SKIPPED = "skipped"
 
 
 class ListInputs(JobFn):
@@ -48,7 +61,8 @@ class ListInputs(JobFn):
             if config.mix is not None:
                 refs = expand_stemset(uri, config.mix.sources, config.storage_options)
             else:
-                refs = expand_input(uri, config.input.extensions, config.storage_options, ignored)
+                refs = expand_input(uri, config.input.extensions, config.storage_options, excluded_roots(config),
+                                    ignored)
             for ref in refs:
                 if isinstance(ref, tuple):
                     yield self.reject(ref[0], "list", ref[1])
@@ -65,25 +79,29 @@ class ListInputs(JobFn):
 
 
 class ReadCommitted(JobFn):
-    """Track keys that earlier runs with the same fingerprint committed (for skip_existing)."""
+    """The keys that committed runs hold, for whichever source and content (``pipeline.keys``)."""
 
-    def process(self, output_uri: str) -> Iterator[str]:
+    def process(self, output_uri: str) -> Iterator[Any]:
         options = self._job.config.storage_options
         fs, path = filesystem(join(output_uri, "runs"), options)
         fs.invalidate_cache()
         for manifest_path in retrying(lambda: fs.glob(f"{path}/*.json"), f"list {output_uri}/runs", options):
             data = retrying(lambda p=manifest_path: fs.cat_file(p), f"read {manifest_path}", options)
             manifest = json.loads(data)
-            if manifest.get("status") == "committed" and manifest.get("fingerprint") == self._job.fingerprint:
-                yield from manifest.get("tracks", [])
+            if manifest.get("status") == "committed":
+                yield from holdings(manifest, self._job.fingerprint)
 
 
-class CountSkipped(JobFn):
-    """Counts the tracks an earlier run committed, for the progress display."""
+class SkipCommitted(JobFn):
+    """Passes on the refs to process; the ones a run with this fingerprint committed go to ``skipped``
+    (their keys), counted for the progress display."""
 
-    def process(self, ref: TrackRef) -> Iterator[str]:
-        self.progress.add("skipped")
-        yield ref.track_key
+    def process(self, ref: TrackRef, index: KeyIndex) -> Iterator[Any]:
+        if is_committed(ref, index):
+            self.progress.add("skipped")
+            yield beam.pvalue.TaggedOutput(SKIPPED, ref.track_key)
+        else:
+            yield ref
 
 
 class WriteShards(JobFn):
@@ -106,18 +124,23 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     config = job.config
     listed = (p | "Input" >> beam.Create(list(config.input.uris))
               | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, IGNORED, main="refs"))
+    index = beam.pvalue.AsSingleton(
+        p | "OutputRoot" >> beam.Create([config.output.uri])
+        | "ReadCommitted" >> beam.ParDo(ReadCommitted(job))
+        | "Holdings" >> beam.combiners.ToList()
+        | "KeyIndex" >> beam.Map(key_index))
     refs = (listed.refs
+            | "BySource" >> beam.Map(lambda r: (r.source, r))
+            | "GroupBySource" >> beam.GroupByKey()
+            | "OnePerSource" >> beam.Map(lambda kv, ix: one_per_source(kv[1], ix), index)
             | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
             | "GroupByKey" >> beam.GroupByKey()
-            | "UniqueKeys" >> beam.FlatMap(lambda kv: unique_keys(list(kv[1]))))
+            | "AssignKeys" >> beam.FlatMap(lambda kv, ix: assign_keys(kv[1], ix), index)
+            | "Content" >> beam.Map(with_content, config.storage_options))
     all_refs = refs
     if config.run.skip_existing:
-        committed = (p | "OutputRoot" >> beam.Create([config.output.uri])
-                     | "ReadCommitted" >> beam.ParDo(ReadCommitted(job)))
-        committed_keys = beam.pvalue.AsList(committed)
-        skipped = (refs | "Skipped" >> beam.Filter(lambda r, keys: r.track_key in set(keys), committed_keys)
-                   | "CountSkipped" >> beam.ParDo(CountSkipped(job)))
-        refs = refs | "NotCommitted" >> beam.Filter(lambda r, keys: r.track_key not in set(keys), committed_keys)
+        split = refs | "SkipCommitted" >> beam.ParDo(SkipCommitted(job), index).with_outputs(SKIPPED, main="refs")
+        refs, skipped = split.refs, split[SKIPPED]
     else:
         skipped = p | "NothingSkipped" >> beam.Create([])
     if config.mix is None:
@@ -132,10 +155,10 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     stage_errors, timing = (assembled[ERRORS],), assembled[TIMING]
     shards = assembled.rows | "WriteShards" >> beam.ParDo(WriteShards(job))
     errors = ((listed[ERRORS], *stage_errors) | "AllErrors" >> beam.Flatten())
-    counted = refs | "CountInputs" >> beam.combiners.Count.Globally()
+    sources = refs | "SourceRecords" >> beam.Map(source_record)
     return (p | "Trigger" >> beam.Create([None])
             | "Commit" >> beam.Map(commit, job,
-                                   beam.pvalue.AsList(counted),
+                                   beam.pvalue.AsList(sources),
                                    beam.pvalue.AsList(skipped), beam.pvalue.AsList(shards),
                                    beam.pvalue.AsList(assembled[DONE]), beam.pvalue.AsList(errors),
                                    beam.pvalue.AsList(timing), beam.pvalue.AsList(listed[IGNORED])))
@@ -165,8 +188,9 @@ def _runner(options: PipelineOptions) -> beam.runners.runner.PipelineRunner | No
 
 
 def run(job: Job, options: PipelineOptions,
-        test_pipeline: beam.Pipeline | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Runs the job to completion; returns its committed manifest and its metrics."""
+        test_pipeline: beam.Pipeline | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Runs the job to completion; returns its committed manifest (None: nothing was listed, nothing
+    committed) and its metrics."""
     config = job.config
     removed = retrying(lambda: clean_leftovers(config, job.run_id, config.storage_options, time.time()),
                        f"clean leftovers of dead runs in {config.output.uri}", config.storage_options)
@@ -177,4 +201,7 @@ def run(job: Job, options: PipelineOptions,
     result = pipeline.run()
     result.wait_until_finish()
     uri = join(job.config.output.uri, "runs", f"{job.run_id}.json")
+    fs, path = filesystem(uri, config.storage_options)
+    if not retrying(lambda: fs.exists(path), f"check {uri}", config.storage_options):
+        return None, metrics_summary(result)  # the commit wrote nothing: nothing was listed
     return json.loads(read_bytes(uri, job.config.storage_options)), metrics_summary(result)

@@ -19,8 +19,10 @@ from model import CascadedASPPNet
 from pipeline.config import Config, ConfigError
 from pipeline.graph import DASK_RUNNER_NAMES, run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
+from pipeline.inputs import check_inputs
 from pipeline.job import Job
 from pipeline.listing import describe_ignored
+from pipeline.logs import printable
 from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay
 from pipeline.scratch import remove_stale, run_scratch
@@ -48,6 +50,7 @@ def make_job(config: Config, progress: bool = True) -> Job:
                 check_output_folder(uri, config.storage_options, f"output.{key}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+    check_inputs(config)
     if config.runs_model:
         config, net = resolve(config)
         random_init = not config.model.checkpoint
@@ -127,26 +130,26 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off", progres
         LOG.info("removed %d local scratch folders of runs that died: %s", len(removed), ", ".join(removed[:3]))
     with run_scratch(), display:
         manifest, metrics = run(job, options)
-    display.finish(manifest)
     LOG.debug("metrics: %s", json.dumps(metrics, sort_keys=True))
-    counts = manifest["counts"]
-    if counts["inputs"] == 0 and counts["skipped"] == 0:
-        print(f"stemforge: no input matched {', '.join(redact_uri(u) for u in config.input.uris)}", file=sys.stderr)
-        return EXIT_FATAL, manifest
+    if manifest is None:  # listed nothing after all (the inputs changed since the check): nothing written
+        uris = ", ".join(redact_uri(u) for u in config.input.uris)
+        print(f"stemforge: {printable(f'no input matched {uris}')}", file=sys.stderr)
+        return EXIT_FATAL, None
+    display.finish(manifest)
     return 0, manifest
 
 
 def print_summary(manifest: dict[str, Any], config: Config) -> None:
     """A short human summary of a committed run."""
     counts = manifest["counts"]
-    output_uri = redact_uri(config.output.uri or "")
+    output_uri = printable(redact_uri(config.output.uri or ""))
     print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
           f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
           f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
     if manifest.get("ignored"):
-        print(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension (input.extensions)")
+        print(printable(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension (input.extensions)"))
     if config.output.write_stems:
-        print(f"  stems:        {redact_uri(config.output.stems_root or '')}/")
+        print(f"  stems:        {printable(redact_uri(config.output.stems_root or ''))}/")
     if config.output.write_spectrograms:
         print(f"  spectrograms: {output_uri}/spectrograms/{manifest['run_id']}/")
     if counts["failed"]:

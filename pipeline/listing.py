@@ -1,35 +1,41 @@
-"""Expanding an input URI (directory, glob or manifest) into sources with safe, unique track keys."""
+"""Expanding an input URI (directory, glob or manifest) into sources with safe track keys and, where the
+listing gives it, each source's content fingerprint (size and version)."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
+import logging
+import os
 import posixpath
-import re
 import unicodedata
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 
-from pipeline.storage import StorageOptions, filesystem, options_for, protocol_of
+from pipeline.storage import StorageOptions, filesystem, is_local, modified_time, options_for, protocol_of
 from transforms.mixing import MixPlan
 from transforms.stemsets import read_stemset
 
+LOG = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".txt", ".parquet")
-_UNSAFE = re.compile(r'[\\:*?"<>|]')
+KEY_PUNCTUATION = " ._-+=,@%~"  # what a key keeps besides letters, digits and marks; all else becomes '_'
 
 
 @dataclass(frozen=True)
 class TrackRef:
-    """One input: where it is read from and the key its outputs are written under."""
+    """One input: where it is read from, the key its outputs are written under, and its content fingerprint
+    (``size`` and ``version``: the store's generation or ETag, else the modification time; None: unknown)."""
 
     source: str
     track_key: str
+    size: int | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,17 @@ class MixRef(TrackRef):
 
     stems: tuple[tuple[str, str], ...] = ()
     plan: MixPlan | None = None
+
+
+def content_of(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A listed object's content fingerprint, as TrackRef fields: its size, and its version (the store's
+    generation or ETag where it has one, else its modification time)."""
+    size = info.get("size")
+    for name in ("generation", "ETag", "etag"):
+        if info.get(name):
+            return {"size": size, "version": f"{name.lower()}:{info[name]}"}
+    mtime = modified_time(dict(info))
+    return {"size": size, "version": None if mtime is None else f"mtime:{mtime!r}"}
 
 
 def expand_stemset(uri: str, sources: tuple[str, ...],
@@ -56,7 +73,7 @@ def expand_stemset(uri: str, sources: tuple[str, ...],
         if missing:
             yield ref, ValueError(f"{ref.source}: no {', '.join(missing)} stem file")
             continue
-        yield MixRef(ref.source, ref.track_key, tuple(sorted(track.stems.items())))
+        yield MixRef(ref.source, ref.track_key, stems=tuple(sorted(track.stems.items())))
 
 
 def _has_magic(path: str) -> bool:
@@ -67,33 +84,27 @@ def _unprotocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return fs.unstrip_protocol(path) if protocol_of(fs.unstrip_protocol(path)) != "file" else path
 
 
+def _key_char(ch: str) -> str:
+    return ch if unicodedata.category(ch)[0] in "LNM" or ch in KEY_PUNCTUATION else "_"
+
+
 def sanitize_key(relative: str) -> str:
-    """A track key that can never escape its output folder: no '..', no absolute or empty parts,
-    no control or shell-hostile characters; the extension is dropped."""
+    """A track key that can never escape its output folder nor surprise a shell: letters, digits, marks and
+    ``KEY_PUNCTUATION`` only (every other character becomes '_'), no '..' (becomes '__'), no absolute or empty
+    parts, no part that starts with '.', '-' or '~'; the extension is dropped."""
     stem, ext = posixpath.splitext(relative.replace("\\", "/"))
     if "/" in ext:
         stem = stem + ext
     parts = []
     for part in stem.split("/"):
-        part = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in part)
-        part = _UNSAFE.sub("_", part).strip()
+        part = "".join(_key_char(ch) for ch in part).strip()
         if part in ("", "."):
             continue
         if part == "..":
             part = "__"
-        parts.append(part.lstrip(".") or "_")
+        part = part.lstrip(".") or "_"
+        parts.append("_" + part[1:] if part.startswith(("-", "~")) else part)
     return "/".join(parts) or "_"
-
-
-def unique_keys(refs: list[TrackRef]) -> list[TrackRef]:
-    """Resolve sources that map to one key: the first source (sorted) keeps it, the others get
-    a suffix from a hash of their source, so every key is distinct and stable for that source."""
-    ordered = sorted(refs, key=lambda r: r.source)
-    out = [ordered[0]]
-    for ref in ordered[1:]:
-        digest = hashlib.sha256(ref.source.encode()).hexdigest()[:8]
-        out.append(replace(ref, track_key=f"{ref.track_key}~{digest}"))
-    return out
 
 
 def _manifest_entries(uri: str, storage_options: StorageOptions) -> Iterator[str]:
@@ -136,13 +147,91 @@ def _is_absolute(entry: str) -> bool:
     return entry.startswith("/") or "://" in entry
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _glob_root(path: str) -> str:
+    prefix = path[: min(path.index(c) for c in "*?[" if c in path)]
+    return prefix if prefix.endswith("/") else posixpath.dirname(prefix)
+
+
+def scanned_folder(uri: str, storage_options: StorageOptions) -> str | None:
+    """The folder (a path of the URI's filesystem) that a directory or glob input searches; None for a file or
+    a manifest, which name their sources."""
+    fs, path = filesystem(uri, storage_options)
+    if _has_magic(path):
+        return _glob_root(path).rstrip("/")
+    if path.lower().endswith(MANIFEST_SUFFIXES) or not fs.isdir(path):
+        return None
+    return path.rstrip("/")
+
+
+def _excluded_under(root: str, uri: str, exclude: tuple[str, ...], storage_options: StorageOptions) -> list[str]:
+    """The ``exclude`` folders (URLs) that lie strictly inside a searched folder, as paths of its filesystem."""
+    inside = []
+    for folder in exclude:
+        if protocol_of(folder) == protocol_of(uri):
+            path = filesystem(folder, storage_options)[1].rstrip("/")
+            if path != root.rstrip("/") and _inside(path, root):
+                inside.append(path)
+    return inside
+
+
+def _walk_local(root: str, excluded: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every file under a local folder with its size and mtime, as found (lazily). Symlinked folders are
+    followed, each real folder entered once: a link into the searched folder itself (listed through its real
+    path), a loop, or a folder reached a second time is logged and not entered."""
+    real_root = os.path.realpath(root)
+    real_excluded = [os.path.realpath(e) for e in excluded]
+    entered = {real_root}
+    for top, dirs, files in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(dirs):
+            path, real = posixpath.join(top, name), os.path.realpath(posixpath.join(top, name))
+            if any(_inside(path, e) for e in excluded) or any(_inside(real, e) for e in real_excluded):
+                continue
+            if real in entered or (os.path.islink(path) and _inside(real, real_root)):
+                LOG.warning("%s: symlinked folder not followed: its target %s is listed already", path, real)
+                continue
+            entered.add(real)
+            kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = posixpath.join(top, name)
+            try:
+                found = os.stat(path)
+            except OSError:  # a broken link: listed, so its read names the problem
+                yield path, {}
+                continue
+            yield path, {"size": found.st_size, "mtime": found.st_mtime}
+
+
+def _search(fs: fsspec.AbstractFileSystem, root: str, excluded: list[str],
+            lazy: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every file under a folder with its listing info, leaving out the excluded folders."""
+    if is_local(fs):
+        yield from _walk_local(root, excluded)
+        return
+    if lazy:  # folder by folder: the first file comes at once, the whole listing takes longer
+        found: Iterator[tuple[str, dict[str, Any]]] = (
+            (info["name"], info) for _, _, files in fs.walk(root, detail=True) for info in files.values())
+    else:
+        found = iter(fs.find(root, detail=True).items())
+    yield from ((path, info) for path, info in found if not any(_inside(path, e) for e in excluded))
+
+
 def expand_input(uri: str, extensions: tuple[str, ...], storage_options: StorageOptions,
-                 ignored: Counter[str] | None = None) -> Iterator[TrackRef]:
-    """Yield every source the input URI names, keyed relative to the input root.
+                 exclude: tuple[str, ...] = (), ignored: Counter[str] | None = None,
+                 lazy: bool = False) -> Iterator[TrackRef]:
+    """Yield every source the input URI names, keyed relative to the input root, with the content fingerprint
+    the listing gives.
 
     A manifest's entries resolve against its folder; a glob's root is its non-magic prefix;
     a directory is searched recursively for the configured extensions, and the files it skips
-    are counted per extension in ``ignored`` (never dropped without a word).
+    are counted per extension in ``ignored`` (never dropped without a word). A searched folder (directory
+    or glob) leaves out every ``exclude`` folder inside it (the run's outputs). ``lazy``: list an object
+    store folder by folder, so the first source comes without listing the whole folder.
     """
     fs, path = filesystem(uri, storage_options)
     lowered = path.lower()
@@ -162,22 +251,25 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
             yield TrackRef(source, sanitize_key(relative))
         return
     if _has_magic(path):
-        prefix = path[: min(path.index(c) for c in "*?[" if c in path)]
-        root = prefix if prefix.endswith("/") else posixpath.dirname(prefix)
-        matches = [m for m in fs.glob(path) if not fs.isdir(m)]
+        root = _glob_root(path)
+        excluded = _excluded_under(root, uri, exclude, storage_options)
+        matches: Iterator[tuple[str, dict[str, Any]]] = (
+            (m, info) for m, info in sorted(fs.glob(path, detail=True).items())
+            if info.get("type") != "directory" and not (is_local(fs) and os.path.isdir(m))
+            and not any(_inside(m, e) for e in excluded))
     elif fs.isdir(path):
         root = path
-        matches = fs.find(path)
+        matches = _search(fs, path, _excluded_under(root, uri, exclude, storage_options), lazy)
     elif fs.exists(path):
         root = posixpath.dirname(path)
-        matches = [path]
+        matches = iter([(path, fs.info(path))])
     else:
         raise FileNotFoundError(f"{uri}: no such file, directory or manifest")
-    for match in sorted(matches):
+    for match, info in matches:
         extension = posixpath.splitext(match)[1].lower()
         if extension in extensions or match == path:
             relative = posixpath.relpath(match, root) if root else match
-            yield TrackRef(_unprotocol(fs, match), sanitize_key(relative))
+            yield TrackRef(_unprotocol(fs, match), sanitize_key(relative), **content_of(info))
         elif ignored is not None:
             ignored[extension or "(none)"] += 1
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import unicodedata
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 OUR_LOGGERS = ("stemforge", "pipeline", "model", "transforms")
@@ -53,3 +54,10 @@ def configure_cli_logging() -> None:
     for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     silence_startup_noise()
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: every control, format or unassigned character (a newline or an ANSI
+    escape in a file name) written as its escape, ``\\n``, ``\\x1b``, ``\\u202e``, so one record stays one line
+    and nothing in a name can restyle or rewrite the terminal."""
+    return "".join(ch if not unicodedata.category(ch).startswith("C") else ascii(ch)[1:-1] for ch in text)

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from pipeline.listing import describe_ignored
+from pipeline.logs import printable
 from pipeline.progress import STAGES, read_progress
 from pipeline.storage import StorageOptions
 
@@ -97,7 +98,7 @@ class ProgressDisplay:
             shown = self._shown[stage]
             shown["tracks"] = max(shown["tracks"], value["tracks"])
             shown["audio_seconds"] = max(shown["audio_seconds"], value["audio_seconds"])
-        line = self.line(time.monotonic() - self._started)
+        line = printable(self.line(time.monotonic() - self._started))
         if self._live is not None:
             self._live.update(Text(f"stemforge {line}"), refresh=True)
         elif self.mode == "plain":
@@ -137,6 +138,7 @@ class ProgressDisplay:
                 f"skipped {counts['skipped']} | "
                 + (f"{describe_ignored(manifest['ignored'])} | " if manifest.get("ignored") else "")
                 + f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
+        line = printable(line)
         if self.mode == "live":
             print(f"stemforge {line}", file=self._stream, flush=True)
         else:

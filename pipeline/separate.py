@@ -26,6 +26,7 @@ from typing import Any
 from model.shipped import VOICE_MUSIC
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.listing import describe_ignored
+from pipeline.logs import printable
 from pipeline.progress_display import add_progress_arguments
 from pipeline.storage import PathEscape, filesystem, join, redact_uri
 
@@ -135,27 +136,27 @@ def rejected_lines(manifest: dict[str, Any], config: Config) -> list[str]:
     uri = join(config.output.uri, "errors", f"{manifest['run_id']}.jsonl")
     fs, path = filesystem(uri, config.storage_options)
     records = [json.loads(line) for line in fs.cat_file(path).decode().splitlines() if line.strip()]
-    lines = [f"  rejected: {r['message']}" for r in records[:SHOWN_ERRORS]]
+    lines = [f"  rejected: {printable(r['message'])}" for r in records[:SHOWN_ERRORS]]
     if len(records) > SHOWN_ERRORS:
-        lines.append(f"  ... and {len(records) - SHOWN_ERRORS} more in {redact_uri(uri)}")
+        lines.append(f"  ... and {len(records) - SHOWN_ERRORS} more in {printable(redact_uri(uri))}")
     return lines
 
 
 def print_separated(manifest: dict[str, Any], config: Config) -> None:
     """Where each separated track's stems are, and which inputs were rejected and why."""
-    root = redact_uri(config.output.stems_root or "")
+    root = printable(redact_uri(config.output.stems_root or ""))
     tracks = manifest["tracks"]
     skipped = manifest["counts"]["skipped"]
     print(f"{len(tracks)} tracks separated into {root}"
           + (f" ({skipped} already there, skipped)" if skipped else ""))
     for key in tracks[:SHOWN_ERRORS]:
         stems = [config.output.stem_relative(key, 0, s) for s in manifest["config"]["model"]["stems"]]
-        print(f"  {key}: {', '.join(stems)}")
+        print(printable(f"  {key}: {', '.join(stems)}"))
     if len(tracks) > SHOWN_ERRORS:
         print(f"  ... and {len(tracks) - SHOWN_ERRORS} more (runs/{manifest['run_id']}.json lists them)")
     for line in rejected_lines(manifest, config):
         print(line, file=sys.stderr)
     if manifest.get("ignored"):
-        print(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension")
+        print(printable(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension"))
     if manifest.get("random_init"):
         print("  NOTE: random weights were used; the stems are not a real separation")

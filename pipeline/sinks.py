@@ -25,6 +25,7 @@ from pipeline.storage import (
     StorageOptions,
     filesystem,
     join,
+    modified_time,
     options_for,
     publish_bytes,
     publish_file,
@@ -288,24 +289,9 @@ def write_manifest(manifest: dict[str, Any], config: Config, storage_options: St
     return uri
 
 
-def _modified(info: dict[str, Any]) -> float | None:
-    """An fsspec entry's modification time as a POSIX timestamp (None when the backend has none)."""
-    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
-        value = info.get(key)
-        if value is None:
-            continue
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
 def _newest(fs: Any, folder: str) -> float | None:
     """The newest modification time of any file under a folder (None: empty or unknown)."""
-    times = [_modified(info) for info in fs.find(folder, detail=True).values()]
+    times = [modified_time(info) for info in fs.find(folder, detail=True).values()]
     known = [t for t in times if t is not None]
     return max(known) if known else (None if times else 0.0)
 
@@ -339,7 +325,7 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
             for folder in folders:
                 if folder.endswith(f"/spectrograms/{name}"):
                     for path, info in fs.find(folder, detail=True).items():
-                        stamp = _modified(info)
+                        stamp = modified_time(info)
                         if path not in listed and (stamp is None or now - stamp >= threshold):
                             doomed.append(path)
         else:

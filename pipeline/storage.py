@@ -216,6 +216,21 @@ def retrying(operation: Callable[[], T], what: str, storage_options: Mapping[str
 
 # ---------------------------------------------------------------- whole-object operations
 
+def modified_time(info: dict[str, Any]) -> float | None:
+    """An fsspec entry's modification time as a POSIX timestamp (None when the backend has none)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
 def _local_temp(path: str, staging: str | None) -> str:
     name = f"{uuid.uuid4().hex[:16]}.tmp"
     if staging:

@@ -1,6 +1,7 @@
 """What a user sees on stderr: no third-party start-up noise, every warning that matters."""
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -84,3 +85,16 @@ def test_every_option_of_every_command_says_what_it_does():
     silent = [f"{name} {action.option_strings or action.dest}" for name, parser in commands.choices.items()
               for action in parser._actions if not action.help]
     assert silent == []
+
+
+def test_a_rejected_name_with_a_newline_and_ansi_codes_prints_as_one_escaped_line(tmp_path):
+    from pipeline.config import build_config
+    from pipeline.separate import rejected_lines
+
+    name = "bad\n\x1b[31mred\u202e.wav"
+    (tmp_path / "errors").mkdir()
+    record = {"source": name, "track_key": "bad", "stage": "read", "error": "unreadable", "message": f"{name}: empty"}
+    (tmp_path / "errors" / "r1.jsonl").write_text(json.dumps(record) + "\n")
+    config = build_config({"output": {"uri": str(tmp_path)}})
+    [line] = rejected_lines({"run_id": "r1", "counts": {"failed": 1}}, config)
+    assert line == "  rejected: bad\\n\\x1b[31mred\\u202e.wav: empty"

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.listing import TrackRef, expand_input, sanitize_key, unique_keys
+from pipeline.listing import expand_input, sanitize_key
 
 EXTS = (".wav", ".flac")
 
@@ -20,10 +20,14 @@ EXTS = (".wav", ".flac")
     (".hidden.wav", "hidden"),
     ("ünïcode and spaces.wav", "ünïcode and spaces"),
     ("noext", "noext"),
+    ("$(rm -rf ~)/-n 'x' & y;`z`|w.wav", "__rm -rf ~_/_n _x_ _ y__z__w"),
+    ("~user/!hist#[a]{b}*?<c>^.flac", "_user/_hist__a__b____c__"),
+    ("dt=2026-11-24/A+B, 50% @home~1.wav", "dt=2026-11-24/A+B, 50% @home~1"),
 ])
 def test_sanitize_key(relative, key):
     assert sanitize_key(relative) == key
     assert ".." not in key.split("/") and not key.startswith("/")
+    assert not any(part.startswith(("-", "~", ".")) for part in key.split("/"))
 
 
 def _touch(path):
@@ -79,12 +83,40 @@ def test_missing_input_is_an_error(tmp_path):
         list(expand_input(str(tmp_path / "nope"), EXTS, {}))
 
 
-def test_colliding_keys_become_distinct_and_stable():
-    refs = [TrackRef("/d/a.wav", "a"), TrackRef("/d/a.flac", "a")]
-    out = unique_keys(refs)
-    assert out[0] == TrackRef("/d/a.flac", "a")
-    assert out[1].source == "/d/a.wav" and out[1].track_key.startswith("a~")
-    assert unique_keys(list(reversed(refs))) == out
+def test_a_folder_listing_gives_each_source_its_content_fingerprint(tmp_path):
+    song = _touch(tmp_path / "in" / "song.wav")
+    [ref] = expand_input(str(tmp_path / "in"), EXTS, {})
+    assert (ref.size, ref.version) == (1, f"mtime:{song.stat().st_mtime!r}")
+    assert list(expand_input(str(song), EXTS, {})) == [ref]
+
+
+def test_the_outputs_inside_a_searched_folder_are_left_out(tmp_path):
+    _touch(tmp_path / "nest" / "a.wav")
+    _touch(tmp_path / "nest" / "out" / "a" / "vocals.wav")
+    _touch(tmp_path / "nest" / "outside" / "b.wav")
+    for uri in (str(tmp_path / "nest"), str(tmp_path / "nest" / "**")):
+        refs = expand_input(uri, EXTS, {}, exclude=(str(tmp_path / "nest" / "out"),))
+        assert sorted(r.track_key for r in refs) == ["a", "outside/b"]
+    # an output that is the searched folder itself or above it excludes nothing
+    assert len(list(expand_input(str(tmp_path / "nest"), EXTS, {}, exclude=(str(tmp_path),)))) == 3
+
+
+def test_symlinked_folders_are_followed_each_real_folder_once(tmp_path, caplog):
+    _touch(tmp_path / "elsewhere" / "sub" / "x.wav")
+    _touch(tmp_path / "elsewhere" / "z.wav")
+    _touch(tmp_path / "in" / "real" / "y.wav")
+    (tmp_path / "in" / "again").symlink_to(tmp_path / "elsewhere" / "sub")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "in" / "a-shortcut").symlink_to(tmp_path / "in" / "real")
+    (tmp_path / "in" / "real" / "loop").symlink_to(tmp_path / "in")
+    with caplog.at_level("WARNING", logger="pipeline.listing"):
+        refs = list(expand_input(str(tmp_path / "in"), EXTS, {}))
+    assert sorted(r.track_key for r in refs) == ["again/x", "linked/z", "real/y"]
+    assert sorted(r.source for r in refs) == [str(tmp_path / "in" / "again" / "x.wav"),
+                                              str(tmp_path / "in" / "linked" / "z.wav"),
+                                              str(tmp_path / "in" / "real" / "y.wav")]
+    skipped = sorted(r.getMessage().split(": ")[0] for r in caplog.records)
+    assert skipped == [str(tmp_path / "in" / p) for p in ("a-shortcut", "linked/sub", "real/loop")]
 
 
 def test_memory_filesystem_is_listed_through_fsspec():

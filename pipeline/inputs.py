@@ -4,11 +4,11 @@ never reads what it or an earlier run wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
 from typing import Any
 
 from pipeline.config import Config, ConfigError
-from pipeline.listing import expand_input, expand_stemset, scanned_folder
+from pipeline.listing import describe_ignored, expand_input, expand_stemset, scanned_folder
 from pipeline.storage import filesystem, is_transient, protocol_of, redact_uri, retry
 
 
@@ -19,10 +19,13 @@ def excluded_roots(config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys(root.rstrip("/") for root in roots if root))
 
 
-def _listing(uri: str, config: Config) -> Iterator[Any]:
+def _first_source(uri: str, config: Config, ignored: Counter[str]) -> Any:
+    """The first source an input lists (None: none), counting in ``ignored`` the files it skipped on the way."""
+    ignored.clear()  # a retried listing counts afresh
     if config.mix is not None:
-        return iter(expand_stemset(uri, config.mix.sources, config.storage_options))
-    return expand_input(uri, config.input.extensions, config.storage_options, excluded_roots(config), lazy=True)
+        return next(iter(expand_stemset(uri, config.mix.sources, config.storage_options)), None)
+    return next(expand_input(uri, config.input.extensions, config.storage_options, excluded_roots(config), ignored,
+                             lazy=True), None)
 
 
 def _refuse_stems_in_input(config: Config) -> None:
@@ -49,8 +52,9 @@ def check_inputs(config: Config) -> None:
     _refuse_stems_in_input(config)
     why = []
     for uri in config.input.uris:
+        ignored: Counter[str] = Counter()
         try:
-            first = retry(lambda u=uri: next(_listing(u, config), None), f"list {uri}", is_transient,
+            first = retry(lambda u=uri, i=ignored: _first_source(u, config, i), f"list {uri}", is_transient,
                           config.storage_options)
         except Exception as exc:  # noqa: BLE001 - any listing failure is a reason this input matched nothing
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -59,5 +63,5 @@ def check_inputs(config: Config) -> None:
         if first is not None:
             return
         kinds = "stem set track" if config.mix is not None else "/".join(config.input.extensions) + " file"
-        why.append(f"{redact_uri(uri)} (no {kinds} in it)")
+        why.append(f"{redact_uri(uri)} (no {kinds} in it" + (f"; {describe_ignored(ignored)})" if ignored else ")"))
     raise ConfigError(f"no input matched {', '.join(why)}")

@@ -132,5 +132,6 @@ def test_no_input_matched_writes_nothing(tiny_checkpoint, tmp_path, capsys, case
                  *TINY_SETS]) == 2
     assert not out.exists()
     err = capsys.readouterr().err
-    reason = "no such file, directory or manifest" if case == "missing" else "no .wav/.flac/"
-    assert err.count("\n") == 1 and err.startswith(f"stemforge: no input matched {source} (") and reason in err
+    reason = {"missing": "(no such file, directory or manifest)\n", "empty": " file in it)\n",
+              "no audio": " file in it; ignored 1 file (.txt 1))\n"}[case]
+    assert err.count("\n") == 1 and err.startswith(f"stemforge: no input matched {source} (") and err.endswith(reason)

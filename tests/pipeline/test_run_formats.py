@@ -15,6 +15,8 @@ from stemforge_testing import TINY
 from pipeline.cli import main
 from pipeline.config import build_config
 from pipeline.listing import describe_ignored, expand_input
+from pipeline.progress import ProgressWriter
+from pipeline.progress_display import ProgressDisplay
 from transforms import load_audio
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
@@ -104,3 +106,14 @@ def test_the_last_progress_line_says_what_was_ignored(real_corpus, tiny_checkpoi
     [done] = [r.getMessage() for r in caplog.records if "] done |" in r.getMessage()]
     assert "| ignored 3 files (.txt 2, .jpg 1) |" in done
     assert np.isfinite(sf.read(str(tmp_path / "o" / "song" / "vocals.flac"))[0]).all()
+
+
+def test_the_live_line_counts_ignored_files_as_listing_finds_them(tmp_path):
+    folder = str(tmp_path / "progress")
+    writer = ProgressWriter(folder, {})
+    display = ProgressDisplay(folder, {}, inputs=1, variants=1, mode="off")
+    writer.add("listed", tracks=2)
+    writer.add("ignored", tracks=12)
+    writer.flush()
+    display.poll()
+    assert "listed 2+ | ignored 12 files | prepared 0" in display.line(5.0)

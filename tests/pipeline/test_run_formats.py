@@ -27,7 +27,7 @@ def test_a_directory_counts_what_it_ignores(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     ignored: Counter[str] = Counter()
-    refs = list(expand_input(str(tmp_path), build_config({}).input.extensions, {}, ignored))
+    refs = list(expand_input(str(tmp_path), build_config({}).input.extensions, {}, ignored=ignored))
     assert sorted(r.track_key for r in refs) == ["a/b/two", "a/one"]
     assert ignored == {".txt": 2, ".jpg": 2, "(none)": 1}
     assert describe_ignored(ignored) == "ignored 5 files (.jpg 2, .txt 2, (none) 1)"

@@ -256,20 +256,18 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
 def _train(args: argparse.Namespace) -> int:
     from training.config import load_train_config
     from training.data import DataError
-    from training.trainer import Trainer
+    from training.trainer import StateMismatch, Trainer
 
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ConfigError(f"train: --max-steps must be at least 1, got {args.max_steps}")
     config = load_train_config(args.config, [*args.set, f"data.roots={json.dumps(args.data)}"])
     _refuse_unwritable(check_output_folder, args.output, "train --output")
     try:
         trainer = Trainer(config, args.output, init=args.init)
-    except DataError as exc:
+        rows = trainer.run(max_steps=args.max_steps, quiet=args.quiet)
+    except (DataError, StateMismatch) as exc:
         raise ConfigError(f"train: {exc}") from None
-    rows = trainer.run(max_steps=args.max_steps, quiet=args.quiet)
-    best = min((r for r in rows if r.get("val_loss") not in (None, "")), key=lambda r: float(r["val_loss"]),
-               default=None)
-    print(f"trained {len(rows)} epochs into {args.output}: best.pth"
-          + (f" (validation L1 {float(best['val_loss']):.5f} at epoch {best['epoch']})" if best else "")
-          + ", last.pth, state.pt, metrics.csv")
+    print(trainer.summary(rows))
     return 0
 
 

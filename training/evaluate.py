@@ -4,6 +4,9 @@ Each track's mixture (its mixture file, or the sum of its stems) goes through th
 `stemforge run` would separate it (``model.resolve_model``: vocal-remover's or UVR's procedure); every stem
 the model names and the stem set has is scored over the whole track: challenge SDR, SI-SDR, and the SI-SDR
 improvement over the mixture itself (SI-SDR of the estimate minus SI-SDR of the unprocessed mixture).
+A stem that is silent, or that is the whole mixture (the track has no other stem, or only silent ones), has
+no such score (it would be near ±120 dB and swamp every mean): it becomes an error row saying why, and the
+means leave it out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from transforms import check_geometry, load_audio, resample, to_model_channels
 from transforms.stemsets import StemSetTrack, read_stemset
 
 MODEL_RATE = 44100
+SILENCE_RMS = 1e-5  # -100 dBFS: below it a signal holds nothing to score against
 FIELDS = ("track", "stem", "sdr", "si_sdr", "si_sdr_mixture", "si_sdr_improvement", "seconds", "error")
 
 
@@ -41,6 +45,23 @@ def _track_audio(track: StemSetTrack, storage_options: Mapping[str, Any] | None)
     if mixture.shape[1] != next(iter(lengths.values())):
         raise ValueError(f"the mixture has {mixture.shape[1]} samples, its stems {next(iter(lengths.values()))}")
     return stems, mixture
+
+
+def _rms(wave: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+
+
+def unscorable(name: str, reference: np.ndarray, mixture: np.ndarray) -> str | None:
+    """Why stem ``name`` of a track cannot be scored against ``mixture``, or None when it can."""
+    if _rms(reference) < SILENCE_RMS:
+        return f"{name} is silent (RMS below -100 dBFS): there is nothing to measure a separation against"
+    if _rms(mixture - reference) < SILENCE_RMS:
+        return f"the mixture is {name} alone (no other stem, or only silent ones): there is nothing to separate"
+    return None
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def evaluate(checkpoint: str, data: str, n_fft: int = 2048, hop_length: int = 1024, band_params: str | None = None,
@@ -73,6 +94,11 @@ def score(setup: ModelSetup, data: str, hop_length: int = 1024, batch_size: int 
         estimates = dict(zip(setup.stems, separator.separate_audio(mixture, hop_length, bands=setup.bands)))
         for name in sorted(set(setup.stems) & set(stems)):
             reference, estimate = stems[name], estimates[name]
+            reason = unscorable(name, reference, mixture)
+            if reason:
+                rows.append({**dict.fromkeys(FIELDS), "track": track.key, "stem": name,
+                             "seconds": mixture.shape[1] / MODEL_RATE, "error": reason})
+                continue
             baseline = si_sdr(reference, mixture)
             score = si_sdr(reference, estimate)
             rows.append({"track": track.key, "stem": name, "sdr": sdr(reference, estimate), "si_sdr": score,
@@ -92,11 +118,12 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    """A plain text table of the rows, with the mean of each stem's scores."""
+    """A plain text table of the rows, with the mean of each stem's scores over the tracks that have them (how
+    many it says) and which tracks the means leave out (their error rows say why)."""
     lines = [f"{'track':<28} {'stem':<14} {'SDR':>8} {'SI-SDR':>8} {'mix':>8} {'SI-SDRi':>8}"]
     for row in rows:
         if row["error"]:
-            lines.append(f"{row['track']:<28} error: {row['error']}")
+            lines.append(f"{row['track']:<28} {row['stem'] or '':<14} error: {row['error']}")
             continue
         lines.append(f"{row['track']:<28} {row['stem']:<14} {row['sdr']:8.2f} {row['si_sdr']:8.2f} "
                      f"{row['si_sdr_mixture']:8.2f} {row['si_sdr_improvement']:8.2f}")
@@ -105,5 +132,13 @@ def render(rows: list[dict[str, Any]]) -> str:
         means = [float(np.mean([r[k] for r in scored])) for k in ("sdr", "si_sdr", "si_sdr_mixture",
                                                                     "si_sdr_improvement")]
         if all(math.isfinite(m) for m in means):
-            lines.append(f"{'mean of ' + str(len(scored)):<28} {stem:<14} " + " ".join(f"{m:8.2f}" for m in means))
+            lines.append(f"{'mean of ' + _plural(len(scored), 'track'):<28} {stem:<14} "
+                         + " ".join(f"{m:8.2f}" for m in means))
+    left_out: dict[str, list[str]] = {}
+    for row in rows:
+        if row["error"]:
+            left_out.setdefault(row["stem"] or "every stem", []).append(row["track"])
+    if left_out:
+        lines.append("left out of the means (see their errors): "
+                     + "; ".join(f"{stem} of {', '.join(tracks)}" for stem, tracks in sorted(left_out.items())))
     return "\n".join(lines)

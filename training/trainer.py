@@ -32,6 +32,7 @@ from training.progress import StepProgress
 from training.reader import ShardDataset
 
 LOG = logging.getLogger("stemforge.train")
+OUTPUTS = ("best.pth", "best.safetensors", "last.pth", "state.pt", "metrics.csv", "tensorboard/")  # summary order
 FIELDS = ("epoch", "steps", "train_loss", "val_loss", "lr", "windows_per_s", "sdr", "si_sdr", "si_sdr_improvement")
 
 
@@ -66,6 +67,23 @@ def _mixup(x: torch.Tensor, y: torch.Tensor, rate: float, alpha: float,
     return lam * x + (1 - lam) * x.roll(1, 0), lam * y + (1 - lam) * y.roll(1, 0)
 
 
+class StateMismatch(ValueError):
+    """The output folder's ``state.pt`` is of another network than the config builds."""
+
+
+def state_mismatch(saved: dict[str, torch.Tensor], net: nn.Module) -> str | None:
+    """What differs between a saved state dict and ``net``'s (the first differing tensor), or None."""
+    own = net.state_dict()
+    missing, extra = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+    if missing or extra:
+        return f"tensor {(missing or extra)[0]} is {'missing from' if missing else 'not in'} the config's network"
+    for key, tensor in own.items():
+        if tuple(saved[key].shape) != tuple(tensor.shape):
+            return (f"tensor {key} is {list(saved[key].shape)} there and {list(tensor.shape)} in this config's "
+                    "network")
+    return None
+
+
 class Trainer:
     """One training run into ``output`` (a local folder); ``init`` fine-tunes from a checkpoint."""
 
@@ -88,6 +106,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.precision == "fp16")
         self.epoch, self.step, self.best = 0, 0, math.inf
         self.budget: int | None = None  # optimiser steps this invocation may take (run's max_steps)
+        self.written: set[str] = set()  # what this invocation wrote in the output folder (names of OUTPUTS)
+        self.epochs_trained = 0  # epochs this invocation completed
 
     # ------------------------------------------------------------------ state
 
@@ -96,6 +116,7 @@ class Trainer:
 
     def save_state(self) -> None:
         """The resumable state, written whole (a temporary file renamed into place)."""
+        self._wrote("state.pt")
         state = {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                  "epoch": self.epoch, "step": self.step, "best": self.best, "rng": torch.get_rng_state()}
@@ -109,6 +130,11 @@ class Trainer:
         if not self._state_path().exists():
             return False
         state = torch.load(self._state_path(), map_location=self.device, weights_only=True)
+        mismatch = state_mismatch(state["net"], self.net)
+        if mismatch:
+            raise StateMismatch(f"{self._state_path()} holds an earlier run of another network ({mismatch}; "
+                                "net.nout, net.nout_lstm or the shards' n_fft differ): train with that run's "
+                                "config, or into another --output")
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -228,18 +254,35 @@ class Trainer:
             rows.append(row)
             if monitored < self.best:
                 self.best = monitored
-                save_checkpoint(self.net, str(self.output / "best.pth"))
-                save_checkpoint(self.net, str(self.output / "best.safetensors"))
+                for name in ("best.pth", "best.safetensors"):
+                    save_checkpoint(self.net, str(self.output / name))
+                    self._wrote(name)
             save_checkpoint(self.net, str(self.output / "last.pth"))
+            self._wrote("last.pth")
             self._write_metrics(rows, writer, row)
             progress.epoch_done(row)
             self.epoch, self.step = self.epoch + 1, 0
+            self.epochs_trained += 1
             self.save_state()
         if writer is not None:
             writer.close()
         return rows
 
     # ------------------------------------------------------------------ logs
+
+    def _wrote(self, name: str) -> None:
+        self.written.add(name)
+
+    def summary(self, rows: list[dict[str, Any]]) -> str:
+        """One line on what this invocation did and wrote (only the files it wrote), for ``stemforge train``."""
+        best = min((r for r in rows if r.get("val_loss") not in (None, "")), key=lambda r: float(r["val_loss"]),
+                   default=None)
+        names = [f"best.pth (validation L1 {float(best['val_loss']):.5f} at epoch {best['epoch']})"
+                 if name == "best.pth" and best else name for name in OUTPUTS if name in self.written]
+        epochs = f"{self.epochs_trained} epoch{'' if self.epochs_trained == 1 else 's'}"
+        stopped = (f", stopped by --max-steps at epoch {self.epoch}, step {self.step} (rerun to continue)"
+                   if self.budget == 0 else "")
+        return f"trained {epochs} into {self.output}{stopped}: wrote {', '.join(names) or 'nothing'}"
 
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard:
@@ -259,6 +302,7 @@ class Trainer:
 
     def _write_metrics(self, rows: list[dict[str, Any]], writer: Any, row: dict[str, Any]) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
+        self._wrote("metrics.csv")
         with (self.output / "metrics.csv").open("w", newline="") as handle:
             table = csv.DictWriter(handle, FIELDS, extrasaction="ignore")
             table.writeheader()
@@ -268,3 +312,4 @@ class Trainer:
                 if row.get(key) is not None:
                     writer.add_scalar(key, float(row[key]), row["epoch"])
             writer.flush()
+            self._wrote("tensorboard/")

@@ -118,3 +118,28 @@ def test_the_command_prints_a_table_writes_a_csv_and_refuses_bad_input(stemset, 
     assert "match none of the stem set's (bass, drums)" in capsys.readouterr().err
     assert main([*args[:3], "--data", str(tmp_path / "missing"), *args[5:]]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_a_silent_or_solo_stem_is_an_error_row_left_out_of_the_means(stemset, tiny_checkpoint, tmp_path, capsys):
+    data = tmp_path / "tracks"
+    shutil.copytree(stemset / "tracks" / "song0", data / "song0")
+    (data / "solo").mkdir()  # only a vocals stem: the mixture is the vocals themselves
+    shutil.copy(stemset / "tracks" / "song1" / "vocals.wav", data / "solo" / "vocals.wav")
+    shutil.copytree(stemset / "tracks" / "song1", data / "mute")
+    sf.write(data / "mute" / "vocals.wav", np.zeros((3 * SR, 2), np.float32), SR, subtype="FLOAT")
+    rows = evaluate(str(tiny_checkpoint), str(data), n_fft=TINY["n_fft"], hop_length=TINY["hop_length"], device="cpu")
+    errors = {(r["track"], r["stem"]): r["error"] for r in rows if r["error"]}
+    alone = "the mixture is {} alone (no other stem, or only silent ones): there is nothing to separate"
+    assert errors == {  # with silent vocals, the instruments are the whole mixture
+        ("mute", "instruments"): alone.format("instruments"),
+        ("mute", "vocals"): "vocals is silent (RMS below -100 dBFS): there is nothing to measure a separation against",
+        ("solo", "vocals"): alone.format("vocals")}
+    assert all(r["si_sdr"] is None for r in rows if r["error"])
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--n-fft", str(TINY["n_fft"]),
+                 "--hop-length", str(TINY["hop_length"]), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    song0 = {r["stem"]: r for r in rows if r["track"] == "song0"}
+    for stem in ("instruments", "vocals"):  # each mean covers song0 alone
+        assert f"{'mean of 1 track':<28} {stem:<14} " + " ".join(
+            f"{song0[stem][k]:8.2f}" for k in ("sdr", "si_sdr", "si_sdr_mixture", "si_sdr_improvement")) in lines
+    assert lines[-1] == "left out of the means (see their errors): instruments of mute; vocals of mute, solo"

@@ -90,7 +90,9 @@ def test_the_command_trains_and_bad_data_is_one_line(shards, tmp_path, capsys):
             "--output", str(tmp_path / "cli"), "--quiet", *[a for s in TINY_TRAIN for a in ("--set", s)],
             "--set", "optim.epochs=1"]
     assert main(args) == 0
-    assert "trained 1 epochs into" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"trained 1 epoch into {tmp_path / 'cli'}: wrote best.pth (validation L1 ")
+    assert printed.endswith(" at epoch 0), best.safetensors, last.pth, state.pt, metrics.csv\n")
     assert main([*args, "--set", "data.target=drums"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no tensor column 'drums'" in err
@@ -100,6 +102,36 @@ def test_the_command_trains_and_bad_data_is_one_line(shards, tmp_path, capsys):
     assert "the shards have n_fft 512, the initial checkpoint's network 1024" in capsys.readouterr().err
     assert main([*args[:3], "--data", str(tmp_path / "nothing"), *args[5:]]) == 2
     assert "no committed stemforge run" in capsys.readouterr().err
+
+
+def test_a_state_of_another_network_is_refused_in_one_line_naming_the_mismatch(shards, tmp_path, capsys):
+    args = ["train", "--data", str(shards), "--output", str(tmp_path / "run"), "--quiet",
+            *[a for s in TINY_TRAIN for a in ("--set", s)], "--set", "optim.epochs=1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    state = (tmp_path / "run" / "state.pt").read_bytes()
+    assert main([*args, "--set", "net.nout=4"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"stemforge: train: {tmp_path / 'run' / 'state.pt'} holds an earlier run of another "
+                            "network (tensor stg1_low_band_net.0.enc1.conv.0.weight is [4, 2, 3, 3] there and "
+                            "[2, 2, 3, 3] in this config's network; net.nout, net.nout_lstm or the shards' n_fft "
+                            "differ): train with that run's config, or into another --output\n")
+    assert (tmp_path / "run" / "state.pt").read_bytes() == state
+
+
+def test_max_steps_says_only_what_it_wrote_and_refuses_less_than_one_step(shards, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(shards), "--output", str(out), "--quiet",
+            *[a for s in TINY_TRAIN for a in ("--set", s)], "--set", "optim.epochs=2"]
+    for steps in ("-1", "0"):
+        assert main([*args, "--max-steps", steps]) == 2
+        assert capsys.readouterr().err == f"stemforge: train: --max-steps must be at least 1, got {steps}\n"
+        assert not out.exists()
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert capsys.readouterr().out == (f"trained 0 epochs into {out}, stopped by --max-steps at epoch 0, step 2 "
+                                       "(rerun to continue): wrote state.pt\n")
+    assert sorted(p.name for p in out.iterdir()) == ["state.pt"]
 
 
 def test_the_training_side_imports_no_beam():

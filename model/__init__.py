@@ -2,64 +2,65 @@
 UVR's known-checkpoint table, and vocal-remover-exact spectrogram separation.
 
 Imports nothing from Beam, so it can be used (and tested) on its own.
+
+Names load on first use, so `stemforge --help`, `inspect` and `report` never import torch.
 """
 
-from model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
-from model.checkpoint import (
-    CheckpointError,
-    CheckpointState,
-    file_sha256,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
-from model.detect import NetSpec, detect_net, infer_config
-from model.device_separator import DeviceSeparator
-from model.devices import resolve_device
-from model.fusion import fold_batchnorm
-from model.inference import InferenceModel
-from model.nets import BaseNet, CascadedNet
-from model.postprocess import adjust_aggression, artifact_weights, merge_artifacts
-from model.resolve import BandParamsRequired, ModelSetup, ShippedGeometry, resolve_model
-from model.separator import Aggression, Separator
-from model.uvr_models import FLIPPED_STEMS, KnownModel, known_model, secondary_stem, stem_slug, uvr_hash
-from model.windows import WindowGrid, crop_frames, make_padding
+from __future__ import annotations
 
-__all__ = [
-    "ASPP_CAPACITIES",
-    "FLIPPED_STEMS",
-    "Aggression",
-    "AsppCapacity",
-    "BandParamsRequired",
-    "BaseNet",
-    "CascadedASPPNet",
-    "CascadedNet",
-    "CheckpointError",
-    "CheckpointState",
-    "DeviceSeparator",
-    "InferenceModel",
-    "KnownModel",
-    "ModelSetup",
-    "NetSpec",
-    "Separator",
-    "ShippedGeometry",
-    "WindowGrid",
-    "adjust_aggression",
-    "artifact_weights",
-    "crop_frames",
-    "detect_net",
-    "file_sha256",
-    "fold_batchnorm",
-    "infer_config",
-    "known_model",
-    "load_checkpoint",
-    "make_padding",
-    "merge_artifacts",
-    "read_checkpoint",
-    "resolve_device",
-    "resolve_model",
-    "save_checkpoint",
-    "secondary_stem",
-    "stem_slug",
-    "uvr_hash",
-]
+import importlib
+from typing import Any
+
+_HOMES = {  # each public name and the module that defines it
+    "ASPP_CAPACITIES": "model.aspp",
+    "AsppCapacity": "model.aspp",
+    "CascadedASPPNet": "model.aspp",
+    "CheckpointError": "model.errors",
+    "CheckpointState": "model.checkpoint",
+    "file_sha256": "model.checkpoint",
+    "load_checkpoint": "model.checkpoint",
+    "read_checkpoint": "model.checkpoint",
+    "save_checkpoint": "model.checkpoint",
+    "NetSpec": "model.detect",
+    "detect_net": "model.detect",
+    "infer_config": "model.detect",
+    "DeviceSeparator": "model.device_separator",
+    "resolve_device": "model.devices",
+    "fold_batchnorm": "model.fusion",
+    "InferenceModel": "model.inference",
+    "BaseNet": "model.nets",
+    "CascadedNet": "model.nets",
+    "adjust_aggression": "model.postprocess",
+    "artifact_weights": "model.postprocess",
+    "merge_artifacts": "model.postprocess",
+    "BandParamsRequired": "model.resolve",
+    "ModelSetup": "model.resolve",
+    "ShippedGeometry": "model.resolve",
+    "resolve_model": "model.resolve",
+    "Aggression": "model.separator",
+    "Separator": "model.separator",
+    "FLIPPED_STEMS": "model.uvr_models",
+    "KnownModel": "model.uvr_models",
+    "known_model": "model.uvr_models",
+    "secondary_stem": "model.uvr_models",
+    "stem_slug": "model.uvr_models",
+    "uvr_hash": "model.uvr_models",
+    "WindowGrid": "model.windows",
+    "crop_frames": "model.windows",
+    "make_padding": "model.windows",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

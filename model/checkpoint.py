@@ -29,16 +29,13 @@ from torch import nn
 from model.aspp import CascadedASPPNet
 from model.detect import NetSpec, detect_net
 from model.devices import resolve_device
+from model.errors import CheckpointError
 from model.nets import CascadedNet
 
 _CHUNK = 1 << 20
 _WRAPPER_KEYS = ("state_dict", "model")
 
 Uri = str | os.PathLike[str]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint could not be read, verified or matched to the network."""
 
 
 def _display(uri: Uri) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import select
 import signal
 import sys
 import traceback
@@ -18,20 +20,22 @@ from typing import Any
 
 import yaml
 
-from model import CheckpointError
+from model.errors import CheckpointError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
 from pipeline.logs import configure_cli_logging, printable
-from pipeline.progress_display import ProgressDisplay, add_progress_arguments
+from pipeline.progress_display import ProgressDisplay, add_progress_arguments, checked_interval
 from pipeline.separate import add_parser as add_separate_parser
 from pipeline.separate import print_separated, separate_config, shipped_model_note, uses_shipped_model
 from pipeline.storage import ScrubFilter, describe, join, publish_bytes, scrub
+from pipeline.text import count
 from pipeline.validation import check_output_file, check_output_folder
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
 EXIT_FATAL = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a Unix tool whose reader left exits with
 
 
 EXAMPLES = """examples:
@@ -193,7 +197,7 @@ def _synth_real(args: argparse.Namespace) -> int:
         made = make_real_stemset(args.folder, args.tracks, args.seed, args.split, args.seconds, ratios, progress)
     except (SynthError, ValueError) as exc:
         raise ConfigError(f"synth-real: {exc}") from None
-    print(f"synth-real: {len(made)} tracks in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
+    print(f"synth-real: {count(len(made), 'track')} in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
     return 0
 
 
@@ -221,7 +225,7 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
             made = make_stemset(args.folder, args.tracks, args.seed, args.seconds, ratios)
         except (SynthError, ValueError) as exc:
             raise ConfigError(f"synth: {exc}") from None
-        print(f"synth: {len(made)} tracks in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
+        print(f"synth: {count(len(made), 'track')} in {args.folder} (manifest {args.folder.rstrip('/')}/stemset.csv)")
         return 0, None
     if args.command == "synth-real":
         return _synth_real(args), None
@@ -236,15 +240,16 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         return 0, None
     from pipeline.launch import print_summary, run_job  # Beam: imported only by the commands that run a job
 
+    interval = checked_interval(args.progress_interval)
     mode = ProgressDisplay.choose_mode(args.quiet)
     if args.command == "demo":
         from pipeline.demo import run_demo
 
-        return run_demo(args.workdir, mode, args.progress_interval), None
+        return run_demo(args.workdir, mode, interval), None
     config = separate_config(args) if args.command == "separate" else load_config(args.config, _overrides(args))
     _scrub_logs(config.storage_options)
     note = shipped_model_note if args.command == "separate" and uses_shipped_model(args) else None
-    code, manifest = run_job(config, rest, mode, args.progress_interval, before_work=note)
+    code, manifest = run_job(config, rest, mode, interval, before_work=note)
     if manifest is not None and code == 0:
         if args.command == "separate":
             print_separated(manifest, config)
@@ -308,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a failed run: scrubbed traceback in the log, one line on stderr
         if received() is not None:  # Beam wraps the interrupt in its own exceptions
             return _stopped()
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():  # `stemforge inspect out/ | head`
+            return EXIT_PIPE
         options = config.storage_options if config else None
         LOG.error("%s failed:\n%s", args.command, scrub("".join(traceback.format_exception(exc)), options))
         what = "run failed, nothing committed" if args.command in ("run", "separate", "demo") else "failed"
@@ -315,6 +322,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:  # SIGINT or SIGTERM (pipeline.interrupts)
         return _stopped()
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout's reader has gone (its pipe is broken); if so, stdout is pointed at /dev/null so that
+    Python's flush at exit is quiet too, as a Unix tool ends when the reader of its output leaves."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))  # a pipe without readers
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is no file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return gone
 
 
 def _stopped() -> int:

@@ -25,7 +25,8 @@ from pipeline.storage import redact_uri
 from pipeline.validation import check_stem_format
 from pipeline.yamlfile import YamlError, parse_yaml
 from shards.paths import inside, join
-from transforms import AUDIO_EXTENSIONS, AugmentChain, check_geometry
+from transforms.audio_io import AUDIO_EXTENSIONS
+from transforms.stft import check_geometry
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
@@ -76,7 +77,10 @@ class AugmentConfig(_Section):
     @field_validator("chain")
     @classmethod
     def _buildable(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        AugmentChain.from_config(list(value))
+        if value:  # audiomentations loads only for a config that has a chain
+            from transforms.chain import AugmentChain
+
+            AugmentChain.from_config(list(value))
         return value
 
 

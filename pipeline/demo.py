@@ -22,6 +22,7 @@ from model.shipped import VOICE_MUSIC
 from pipeline.config import load_config
 from pipeline.launch import print_summary, run_job
 from pipeline.report import write_report
+from pipeline.text import count
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEMO_CONFIG, MIX_CONFIG = CONFIGS / "demo.yaml", CONFIGS / "mix.yaml"
@@ -82,7 +83,8 @@ def make_voice_mixes(root: Path, progress: str = "off") -> Path | None:
     code, manifest = run_job(config, [], progress)
     if code != 0 or manifest is None:
         raise RuntimeError("demo: the mix run failed")
-    print(f"mixed {len(made)} synthesised voice-over-music tracks into {manifest['counts']['variants']} mixtures "
+    print(f"mixed {count(len(made), 'synthesised voice-over-music track')} into "
+          f"{count(manifest['counts']['variants'], 'mixture')} "
           f"with their true stems: {mixes}/stems/")
     return mixes
 
@@ -109,7 +111,7 @@ def run_demo(workdir: str, progress: str = "off", progress_interval: float | Non
     root = Path(workdir).resolve()
     corpus, output = root / "demo_corpus", root / "demo_output"
     files = make_corpus(corpus)
-    print(f"demo corpus: {len(files)} files in {corpus} (one is deliberately not audio)")
+    print(f"demo corpus: {count(len(files), 'file')} in {corpus} (one is deliberately not audio)")
     mixes = make_voice_mixes(root, progress)
     inputs = [str(corpus)] + ([f"{mixes}/stems/**/mixture.flac"] if mixes else [])
     overrides = [f"input.uri={json.dumps(inputs)}", f"output.uri={output}"]

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.storage import PathEscape, StorageOptions, filesystem, join, redact_uri
+from pipeline.text import count
 from shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
 from shards.discovery import listed_shard
 
@@ -138,8 +139,9 @@ def inspect_path(uri: str, storage_options: StorageOptions | None = None) -> dic
 def _shard_text(shard: dict[str, Any]) -> list[str]:
     state = {True: "committed", False: "NOT committed (no run manifest lists it)", None: "commit state unknown"}
     lines = [f"  {shard['path']}  [{state[shard['committed']]}]",
-             (f"    {shard['rows']} rows in {shard['row_groups']} row groups, {shard['bytes']:,} bytes; "
-              f"{shard['tracks']} tracks, variants {shard['variants']}, {shard['segments']} segments")]
+             (f"    {count(shard['rows'], 'row')} in {count(shard['row_groups'], 'row group')}, "
+              f"{count(shard['bytes'], 'byte', grouped=True)}; {count(shard['tracks'], 'track')}, "
+              f"variants {shard['variants']}, {count(shard['segments'], 'segment')}")]
     model = shard["config"].get("model", {})
     lines.append(f"    checkpoint {model.get('checkpoint')} (sha256 {shard['checkpoint_sha256'][:16]}…), "
                  f"n_fft {model.get('n_fft')}, hop {model.get('hop_length')}, band table {shard['band_params']}")
@@ -156,12 +158,12 @@ def render(report: dict[str, Any]) -> str:
     if report["kind"] == "shard":
         return "\n".join(["shard", *_shard_text(report)])
     runs = [report] if report["kind"] == "run" else report["runs"]
-    lines = [] if report["kind"] == "run" else [f"output {report['path']}: {len(runs)} runs"]
+    lines = [] if report["kind"] == "run" else [f"output {report['path']}: {count(len(runs), 'run')}"]
     for run in runs:
         counts = run["counts"]
         lines.append(f"run {run['run_id']} ({run['status']}, fingerprint {run['fingerprint']}): "
-                     f"{counts.get('succeeded', 0)} tracks, {counts.get('rows', 0)} rows, "
-                     f"{counts.get('audio_seconds', 0)} s of audio, {len(run['shards'])} shards")
+                     f"{count(counts.get('succeeded', 0), 'track')}, {count(counts.get('rows', 0), 'row')}, "
+                     f"{counts.get('audio_seconds', 0)} s of audio, {count(len(run['shards']), 'shard')}")
         for shard in run["shards"]:
             lines.extend(_shard_text(shard))
     for shard in report.get("uncommitted_shards", []):

@@ -27,6 +27,7 @@ from pipeline.progress import progress_folder
 from pipeline.progress_display import ProgressDisplay
 from pipeline.scratch import remove_stale, run_scratch
 from pipeline.storage import filesystem, join, redact_uri, retrying
+from pipeline.text import count
 from pipeline.validation import check_device, check_output_folder
 
 LOG = logging.getLogger("stemforge")
@@ -143,9 +144,9 @@ def print_summary(manifest: dict[str, Any], config: Config) -> None:
     """A short human summary of a committed run."""
     counts = manifest["counts"]
     output_uri = printable(redact_uri(config.output.uri or ""))
-    print(f"run {manifest['run_id']}: {counts['succeeded']} tracks committed, {counts['failed']} rejected, "
-          f"{counts['skipped']} skipped as already committed; {counts['rows']} rows in "
-          f"{len(manifest['shards'])} shards, {counts['audio_seconds']:.1f} s of audio")
+    print(f"run {manifest['run_id']}: {count(counts['succeeded'], 'track')} committed, {counts['failed']} rejected, "
+          f"{counts['skipped']} skipped as already committed; {count(counts['rows'], 'row')} in "
+          f"{count(len(manifest['shards']), 'shard')}, {counts['audio_seconds']:.1f} s of audio")
     if manifest.get("ignored"):
         print(printable(f"  {describe_ignored(manifest['ignored'])}: not audio by their extension (input.extensions)"))
     if config.output.write_stems:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import sys
 import threading
 import time
@@ -16,10 +17,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from pipeline.config import ConfigError
 from pipeline.listing import describe_ignored
 from pipeline.logs import printable
 from pipeline.progress import STAGES, read_progress
 from pipeline.storage import StorageOptions
+from pipeline.text import count
 
 LOG = logging.getLogger("stemforge.progress")
 LIVE_SECONDS = 1.0
@@ -32,6 +35,14 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
                         help=f"seconds between progress updates (default: {LIVE_SECONDS:g} on a terminal, where "
                              f"the line is redrawn; {PLAIN_SECONDS:g} elsewhere, one log line each)")
+
+
+def checked_interval(seconds: float | None) -> float | None:
+    """``--progress-interval`` checked before any work: a positive, finite number of seconds (None: the
+    default); a non-positive one would redraw the line as fast as the CPU allows."""
+    if seconds is not None and not 0 < seconds < math.inf:
+        raise ConfigError(f"--progress-interval must be a positive number of seconds, got {seconds:g}")
+    return seconds
 
 
 def _clock(seconds: float) -> str:
@@ -134,8 +145,8 @@ class ProgressDisplay:
         elapsed = time.monotonic() - self._started
         speed = counts["audio_seconds"] / elapsed if elapsed > 0 else 0.0
         line = (f"[{_clock(elapsed)}] done | listed {counts['inputs'] + counts['skipped']} | "
-                f"written {counts['variants']} | errors {counts['errors']} ({counts['failed']} inputs rejected) | "
-                f"skipped {counts['skipped']} | "
+                f"written {counts['variants']} | errors {counts['errors']} "
+                f"({count(counts['failed'], 'input')} rejected) | skipped {counts['skipped']} | "
                 + (f"{describe_ignored(manifest['ignored'])} | " if manifest.get("ignored") else "")
                 + f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
         line = printable(line)

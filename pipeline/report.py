@@ -25,6 +25,7 @@ from pipeline import report_audio, report_plots as plots
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import audio_stems, tensor_columns
 from pipeline.storage import PathEscape, StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
+from pipeline.text import count
 from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
 
@@ -77,10 +78,6 @@ def _duration(seconds: float | None) -> str:
     whole = round(seconds or 0)
     return ("unknown" if seconds is None else f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
             if whole < 3600 else f"{whole // 3600} h {whole % 3600 // 60:02d} min")
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'s' * (number != 1)}"
 
 
 def _speed(audio: float, seconds: float | None) -> str:
@@ -195,7 +192,8 @@ class _Report:
         full = self.table(["source", "track key", "stage", "reason", "message"], rows[:MAX_TABLE_ROWS])
         shown = f"; the first {MAX_TABLE_ROWS} below, all in errors/{run_id}.jsonl" * (len(rows) > MAX_TABLE_ROWS)
         sources = len({r.get("source") for r in records})
-        counted = f"{_count(len(records), 'error record')} from {_count(sources, 'rejected input')}"
+        counted = (f"{count(len(records), 'error record', grouped=True)} from "
+                   f"{count(sources, 'rejected input', grouped=True)}")
         return f"<p>{counted}{self.esc(shown)}.</p>{summary}{full}"
 
     def shards(self, manifest: dict[str, Any]) -> _Shards:
@@ -228,7 +226,7 @@ class _Report:
         if not tracks or not self.samples:
             return self.note("No track to show." if not tracks else "No samples were asked for.")
         picks = np.linspace(0, len(tracks) - 1, min(self.samples, len(tracks))).round().astype(int)
-        parts = [self.note(f"{len(picks)} of {len(tracks)} tracks (evenly spaced by key), variant 0.")]
+        parts = [self.note(f"{len(picks)} of {count(len(tracks), 'track')} (evenly spaced by key), variant 0.")]
         for key in (tracks[i] for i in picks):
             parts += [f"<h4>{self.esc(key)}</h4>", self.spectrogram(config, shards, key, 0),
                       self.waveform(config, key, 0)]
@@ -298,7 +296,8 @@ class _Report:
             return self.note("This run wrote no shards.")
         rows = [f[1] for f in shards.files if f[1] is not None]
         size = sum(f[3] for f in shards.files if f[3] is not None)
-        text = (f"{_count(len(shards.files), 'shard')}, {size:,} bytes ({size / 2**20:,.1f} MiB), {sum(rows):,} rows; "
+        text = (f"{count(len(shards.files), 'shard', grouped=True)}, {count(size, 'byte', grouped=True)} "
+                f"({size / 2**20:,.1f} MiB), {count(sum(rows), 'row', grouped=True)}; "
                 f"rows per shard: min {min(rows, default=0):,}, median {int(np.median(rows)) if rows else 0:,}, "
                 f"max {max(rows, default=0):,}.")
         listed = [[p, *("—" if v is None else v for v in f), e] for p, *f, e in shards.files[:MAX_TABLE_ROWS]]
@@ -315,7 +314,8 @@ class _Report:
                                     for k in ("audio_seconds", "prepare_seconds", "assemble_seconds"))
         work = sum(prepare) + sum(assemble)
         return self.figure(plots.timing(audio, prepare, assemble), "Processing time against audio length",
-                           f"{len(records)} track variants, {sum(audio):,.1f} s of audio, {work:,.1f} s of prepare and "
+                           f"{count(len(records), 'track variant', grouped=True)}, {sum(audio):,.1f} s of audio, "
+                           f"{work:,.1f} s of prepare and "
                            f"assemble in the workers ({_speed(sum(audio), work)}); model inference is batched across "
                            "tracks, so it is not counted per track.")
 
@@ -335,7 +335,7 @@ def build_report(output_uri: str, run_id: str | None = None, samples: int = 3,
     body = ([] if run_id else [report.overview(runs)]) + [report.run(m) for m in runs]
     title = f"stemforge report: {run_id}" if run_id else "stemforge report"
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = f"{report.shown} · {_count(len(runs), 'committed run')} · generated {generated}"
+    subtitle = f"{report.shown} · {count(len(runs), 'committed run', grouped=True)} · generated {generated}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{report.esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
             f"<body><header><h1>{report.esc(title)}</h1><p>{report.esc(subtitle)}</p></header>"

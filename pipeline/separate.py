@@ -29,6 +29,7 @@ from pipeline.listing import describe_ignored
 from pipeline.logs import printable
 from pipeline.progress_display import add_progress_arguments
 from pipeline.storage import PathEscape, filesystem, join, redact_uri
+from pipeline.text import count
 
 STEM_PATH = "{track_key}/{stem}.{ext}"
 MODEL_DIR_ENV = "STEMFORGE_MODEL_DIR"
@@ -147,7 +148,7 @@ def print_separated(manifest: dict[str, Any], config: Config) -> None:
     root = printable(redact_uri(config.output.stems_root or ""))
     tracks = manifest["tracks"]
     skipped = manifest["counts"]["skipped"]
-    print(f"{len(tracks)} tracks separated into {root}"
+    print(f"{count(len(tracks), 'track')} separated into {root}"
           + (f" ({skipped} already there, skipped)" if skipped else ""))
     for key in tracks[:SHOWN_ERRORS]:
         stems = [config.output.stem_relative(key, 0, s) for s in manifest["config"]["model"]["stems"]]

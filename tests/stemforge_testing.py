@@ -158,7 +158,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PROGRESS = re.compile(r"\[(\d+:\d\d:\d\d)\] listed (\d+)\+?(?: \| skipped \d+)? \| prepared (\d+) \| "
                        r"separated (\d+) \| written (\d+)(?:/\d+)? \| errors (\d+) \| ")
 _DONE = re.compile(r"\[\d+:\d\d:\d\d\] done \| listed (\d+) \| written (\d+) \| errors (\d+) "
-                   r"\((\d+) inputs rejected\) \| skipped (\d+)")
+                   r"\((\d+) inputs? rejected\) \| skipped (\d+)")
 
 
 def progress_snapshots(output: str) -> tuple[list[tuple[int, ...]], tuple[int, ...] | None]:

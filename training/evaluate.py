@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from model import ModelSetup, resolve_model
+from pipeline.text import count
 from training.metrics import sdr, si_sdr
 from transforms import check_geometry, load_audio, resample, to_model_channels
 from transforms.stemsets import StemSetTrack, read_stemset
@@ -58,10 +59,6 @@ def unscorable(name: str, reference: np.ndarray, mixture: np.ndarray) -> str | N
     if _rms(mixture - reference) < SILENCE_RMS:
         return f"the mixture is {name} alone (no other stem, or only silent ones): there is nothing to separate"
     return None
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def evaluate(checkpoint: str, data: str, n_fft: int = 2048, hop_length: int = 1024, band_params: str | None = None,
@@ -132,7 +129,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         means = [float(np.mean([r[k] for r in scored])) for k in ("sdr", "si_sdr", "si_sdr_mixture",
                                                                     "si_sdr_improvement")]
         if all(math.isfinite(m) for m in means):
-            lines.append(f"{'mean of ' + _plural(len(scored), 'track'):<28} {stem:<14} "
+            lines.append(f"{'mean of ' + count(len(scored), 'track'):<28} {stem:<14} "
                          + " ".join(f"{m:8.2f}" for m in means))
     left_out: dict[str, list[str]] = {}
     for row in rows:

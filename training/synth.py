@@ -23,6 +23,7 @@ import soundfile as sf
 from transforms import resample
 
 SR = 44100
+MIN_SECONDS = 0.5  # shorter tracks hold hardly a syllable; 0 s holds no sample at all
 VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f2", "en-us+f3", "en-us+f4", "en-gb+m3", "en-us+m4",
           "en+Andy", "en+Annie", "en+belinda", "en+david", "en+linda", "en+Mike", "en+paul", "en+steph",
           "en+robert", "en+max", "en+aunty", "en+john")
@@ -159,6 +160,10 @@ def make_stemset(folder: str | Path, tracks: int, seed: int, seconds: float = 10
                  ratios_db: tuple[float, ...] = (-5.0, 0.0, 5.0)) -> list[SynthTrack]:
     """``tracks`` tracks of ``seconds`` under ``folder``, plus ``folder/stemset.csv``; the same seed, the same
     files. Keys are ``s{seed}-{n}``, so sets of different seeds never share a key."""
+    if tracks < 1:
+        raise SynthError(f"--tracks must be at least 1, got {tracks}")
+    if not seconds >= MIN_SECONDS:  # also NaN
+        raise SynthError(f"--seconds must be at least {MIN_SECONDS:g}, got {seconds:g}")
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     made = [make_track(folder, f"s{seed}-{n:04d}", seconds, float(rng.choice(ratios_db)), rng) for n in range(tracks)]

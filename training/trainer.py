@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from model import CascadedNet, ModelSetup, load_checkpoint, resolve_device, save_checkpoint
+from pipeline import text
 from training.config import TrainConfig
 from training.data import TrainingData, inspect_data
 from training.evaluate import score
@@ -279,10 +280,10 @@ class Trainer:
                    default=None)
         names = [f"best.pth (validation L1 {float(best['val_loss']):.5f} at epoch {best['epoch']})"
                  if name == "best.pth" and best else name for name in OUTPUTS if name in self.written]
-        epochs = f"{self.epochs_trained} epoch{'' if self.epochs_trained == 1 else 's'}"
         stopped = (f", stopped by --max-steps at epoch {self.epoch}, step {self.step} (rerun to continue)"
                    if self.budget == 0 else "")
-        return f"trained {epochs} into {self.output}{stopped}: wrote {', '.join(names) or 'nothing'}"
+        return (f"trained {text.count(self.epochs_trained, 'epoch')} into {self.output}{stopped}: "
+                f"wrote {', '.join(names) or 'nothing'}")
 
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard:

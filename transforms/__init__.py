@@ -2,87 +2,80 @@
 
 Imports no Beam; every function is safe to call from many threads at once
 (stateful objects — readers, resamplers, streaming filters — are per stream).
+
+Names load on first use, so importing one module here (``transforms.errors``) does not load
+audiomentations and scipy: `stemforge --help` and `inspect` stay quick.
 """
 
-from transforms.audio_io import AUDIO_EXTENSIONS, audio_info, load_audio, open_audio
-from transforms.audio_reader import AudioInfo, AudioReader
-from transforms.bands import Band, BandParams, BandParamsError, list_band_params, load_band_params
-from transforms.chain import AugmentChain, AugmentPlan, resolve_transform
-from transforms.channels import MULTICHANNEL_POLICIES, downmix_matrix, to_model_channels
-from transforms.errors import REASONS, AudioError
-from transforms.lowpass import (
-    StreamingZeroPhaseLowpass,
-    lowpass_biquad_coefficients,
-    zero_phase_lowpass,
-)
-from transforms.model_input import MODEL_SAMPLE_RATE, to_model_input
-from transforms.multiband import (
-    MultibandAnalysis,
-    analyse,
-    analysis_frames,
-    synthesise,
-    to_input_rate,
-)
-from transforms.multiband_filters import mirroring
-from transforms.multiband_stream import MultibandStreamAnalysis, synthesise_stream
-from transforms.resample import Resampler, resample, resampled_length
-from transforms.seeding import derive_seed
-from transforms.stft import (
-    check_geometry,
-    end_padded_frames,
-    frames_for_samples,
-    istft,
-    istft_samples,
-    num_frames,
-    stft,
-    stft_frames,
-)
-from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
+from __future__ import annotations
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "MODEL_SAMPLE_RATE",
-    "MULTICHANNEL_POLICIES",
-    "REASONS",
-    "AudioError",
-    "AudioInfo",
-    "AudioReader",
-    "AugmentChain",
-    "AugmentPlan",
-    "Band",
-    "BandParams",
-    "BandParamsError",
-    "MultibandAnalysis",
-    "MultibandStreamAnalysis",
-    "Resampler",
-    "StreamingZeroPhaseLowpass",
-    "ZeroPhaseBiquadLowPass",
-    "analyse",
-    "analysis_frames",
-    "audio_info",
-    "check_geometry",
-    "derive_seed",
-    "downmix_matrix",
-    "end_padded_frames",
-    "frames_for_samples",
-    "istft",
-    "istft_samples",
-    "list_band_params",
-    "load_audio",
-    "load_band_params",
-    "lowpass_biquad_coefficients",
-    "mirroring",
-    "num_frames",
-    "open_audio",
-    "resample",
-    "resampled_length",
-    "resolve_transform",
-    "stft",
-    "stft_frames",
-    "synthesise",
-    "synthesise_stream",
-    "to_input_rate",
-    "to_model_channels",
-    "to_model_input",
-    "zero_phase_lowpass",
-]
+import importlib
+from typing import Any
+
+# Names that are also the names of submodules are bound now: importing ``transforms.resample`` later would
+# otherwise bind the module, not the function, under ``resample``.
+from transforms.resample import resample
+from transforms.stft import stft
+
+_HOMES = {  # each public name and the module that defines it
+    "AUDIO_EXTENSIONS": "transforms.audio_io",
+    "audio_info": "transforms.audio_io",
+    "load_audio": "transforms.audio_io",
+    "open_audio": "transforms.audio_io",
+    "AudioInfo": "transforms.audio_reader",
+    "AudioReader": "transforms.audio_reader",
+    "Band": "transforms.bands",
+    "BandParams": "transforms.bands",
+    "BandParamsError": "transforms.bands",
+    "list_band_params": "transforms.bands",
+    "load_band_params": "transforms.bands",
+    "AugmentChain": "transforms.chain",
+    "AugmentPlan": "transforms.chain",
+    "resolve_transform": "transforms.chain",
+    "MULTICHANNEL_POLICIES": "transforms.channels",
+    "downmix_matrix": "transforms.channels",
+    "to_model_channels": "transforms.channels",
+    "REASONS": "transforms.errors",
+    "AudioError": "transforms.errors",
+    "StreamingZeroPhaseLowpass": "transforms.lowpass",
+    "lowpass_biquad_coefficients": "transforms.lowpass",
+    "zero_phase_lowpass": "transforms.lowpass",
+    "MODEL_SAMPLE_RATE": "transforms.model_input",
+    "to_model_input": "transforms.model_input",
+    "MultibandAnalysis": "transforms.multiband",
+    "analyse": "transforms.multiband",
+    "analysis_frames": "transforms.multiband",
+    "synthesise": "transforms.multiband",
+    "to_input_rate": "transforms.multiband",
+    "mirroring": "transforms.multiband_filters",
+    "MultibandStreamAnalysis": "transforms.multiband_stream",
+    "synthesise_stream": "transforms.multiband_stream",
+    "Resampler": "transforms.resample",
+    "resample": "transforms.resample",
+    "resampled_length": "transforms.resample",
+    "derive_seed": "transforms.seeding",
+    "check_geometry": "transforms.stft",
+    "end_padded_frames": "transforms.stft",
+    "frames_for_samples": "transforms.stft",
+    "istft": "transforms.stft",
+    "istft_samples": "transforms.stft",
+    "num_frames": "transforms.stft",
+    "stft": "transforms.stft",
+    "stft_frames": "transforms.stft",
+    "ZeroPhaseBiquadLowPass": "transforms.zero_phase_biquad_lowpass",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

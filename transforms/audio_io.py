@@ -81,14 +81,36 @@ class SoundFileReader(AudioReader):
         return done
 
 
+def _unreachable(exc: BaseException) -> BaseException | None:
+    """The connection failure behind a FileNotFoundError, if any: fsspec's HTTP filesystem reports a refused
+    or timed-out connection as a missing file, with the real error as its cause."""
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, ConnectionError | TimeoutError) or (
+                isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError)
+                and re.search(r"Connect|Timeout", type(seen).__name__)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _missing(name: str, exc: FileNotFoundError, storage_options: Mapping[str, Any] | None) -> AudioError:
+    """``not_found``, or ``io_error`` (possibly transient) when the storage could not be reached at all."""
+    cause = _unreachable(exc)
+    if cause is None:
+        return AudioError(name, "not_found", "no such file or object")
+    detail = scrub(f"{type(cause).__name__}: {cause}", storage_options)
+    return AudioError(name, "io_error", f"cannot reach storage ({detail})")
+
+
 def _resolve(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
     """The fsspec filesystem and path for ``uri``; AudioError on a missing object or a directory."""
     name = os.fspath(uri)
     try:
         fs, path = fsspec.core.url_to_fs(name, **dict(storage_options or {}))
         details = fs.info(path)
-    except FileNotFoundError:
-        raise AudioError(name, "not_found", "no such file or object") from None
+    except FileNotFoundError as exc:
+        raise _missing(name, exc, storage_options) from None
     except IsADirectoryError:
         raise AudioError(name, "is_directory", "is a directory, not an audio file") from None
     except Exception as exc:  # noqa: BLE001 - any storage backend failure becomes an AudioError
@@ -172,8 +194,8 @@ def _open_raw(name: str, fs: Any, path: str, local: bool,
         return open(path, "rb") if local else fs.open(path, "rb")  # noqa: SIM115 - the caller closes it
     except IsADirectoryError:
         raise AudioError(name, "is_directory", "is a directory, not an audio file") from None
-    except FileNotFoundError:
-        raise AudioError(name, "not_found", "no such file or object") from None
+    except FileNotFoundError as exc:
+        raise _missing(name, exc, storage_options) from None
     except Exception as exc:  # noqa: BLE001
         detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
         raise AudioError(name, "io_error", f"cannot open ({detail})") from None

@@ -28,7 +28,6 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import check_NOLA, get_window
 
 DEFAULT_N_FFT = 2048
 DEFAULT_HOP = 1024
@@ -56,6 +55,8 @@ def check_geometry(n_fft: int, hop_length: int) -> None:
         raise ValueError(f"hop_length {hop_length} must be less than n_fft {n_fft}: frames that do not overlap "
                          "cannot be inverted (use n_fft/2 or n_fft/4)")
     _check(n_fft, hop_length)
+    from scipy.signal import check_NOLA  # loaded on first use: importing transforms stays quick
+
     if not check_NOLA(_window(n_fft), n_fft, n_fft - hop_length, tol=float(np.finfo(np.float32).eps)):
         raise ValueError(f"hop_length {hop_length} with n_fft {n_fft}: the Hann windows' overlap-add vanishes "
                          "between frames, so the inverse STFT cannot reconstruct (use n_fft/2 or n_fft/4)")
@@ -63,7 +64,10 @@ def check_geometry(n_fft: int, hop_length: int) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _window(n_fft: int) -> np.ndarray:
-    """Periodic Hann window, float64 (read-only, cached)."""
+    """Periodic Hann window, float64 (read-only, cached). scipy.signal loads here, on first use: importing
+    ``transforms`` (as `stemforge --help` does) stays quick."""
+    from scipy.signal import get_window
+
     window = get_window("hann", n_fft, fftbins=True)
     window.setflags(write=False)
     return window

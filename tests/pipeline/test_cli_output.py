@@ -39,7 +39,7 @@ def test_a_run_shows_its_warnings_and_no_start_up_noise(tmp_path):
     lines = done.stderr.splitlines()
     assert lines and all(line.startswith(("WARNING ", "INFO ")) for line in lines), lines  # one format
     assert any("RANDOM WEIGHTS" in line for line in lines)  # a warning that matters still shows
-    assert "1 tracks committed" in done.stdout
+    assert "1 track committed" in done.stdout
 
 
 def test_help_lists_every_command_with_an_example(tmp_path):

@@ -3,6 +3,9 @@ broken files refused in one line."""
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,6 +14,8 @@ from stemforge_testing import write_config
 
 from pipeline.cli import main
 from shards import tensor_to_numpy
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +101,33 @@ def test_foreign_and_broken_paths_get_one_line(tmp_path, capsys, name, content, 
 def test_unknown_options_are_errors(tmp_path, capsys):
     code, _, err = _inspect(capsys, str(tmp_path), "--runner=DirectRunner")
     assert code == 2 and "unrecognised arguments: --runner=DirectRunner" in err
+
+
+def test_inspect_ends_quietly_when_its_reader_leaves(tmp_path):
+    manifest = tmp_path / "out" / "runs" / "big.json"  # its description is far larger than a pipe's buffer
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"run_id": "big", "status": "committed", "shards": [],
+                                    "counts": {f"counter_{i}": i for i in range(20_000)}}))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "inspect", str(manifest), "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()  # as `stemforge inspect ... | head -1` does
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert err.decode() == "" and proc.returncode == 141
+
+
+def test_help_and_inspect_import_neither_torch_nor_audiomentations(output):
+    out, _ = output
+    code = ("import contextlib, io, sys\n"
+            "from pipeline.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['--help'])\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as text:\n"
+            f"    assert main(['inspect', {str(out)!r}]) == 0\n"
+            "assert '[committed]' in text.getvalue()\n"
+            "print(sorted(m for m in ('torch', 'audiomentations', 'scipy', 'apache_beam') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "[]"

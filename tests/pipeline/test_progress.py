@@ -15,6 +15,7 @@ import soundfile as sf
 from apache_beam.options.pipeline_options import PipelineOptions
 from stemforge_testing import music, progress_snapshots, write_config
 
+from pipeline.cli import main
 from pipeline.launch import progress_for_runner
 from pipeline.progress import ProgressWriter, read_progress, timed
 from pipeline.progress_display import ProgressDisplay
@@ -92,6 +93,16 @@ def test_quiet_shows_no_progress(many, tmp_path):
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stemforge.progress" not in done.stderr and "tracks committed" in done.stdout
+
+
+@pytest.mark.parametrize("interval", ["-5", "0", "nan"])
+def test_a_progress_interval_that_is_not_positive_is_refused_before_any_work(tmp_path, capsys, interval):
+    config = write_config(tmp_path / "c.yaml")
+    assert main(["run", "--config", str(config), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                 "--progress-interval", interval]) == 2
+    assert capsys.readouterr().err == (f"stemforge: --progress-interval must be a positive number of seconds, "
+                                       f"got {float(interval):g}\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_workers_counters_are_summed_and_published_atomically(tmp_path):

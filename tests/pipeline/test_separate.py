@@ -49,7 +49,7 @@ def test_it_says_where_the_stems_are_and_why_an_input_was_rejected(corpus, tiny_
                  "--checkpoint", str(tiny_checkpoint), "--quiet", *TINY_SETS])
     captured = capsys.readouterr()
     assert code == 0
-    assert "1 tracks separated into" in captured.out and "sines: sines/instruments.flac, sines/vocals.flac" in captured.out
+    assert "1 track separated into" in captured.out and "sines: sines/instruments.flac, sines/vocals.flac" in captured.out
     [rejected] = [line for line in captured.err.splitlines() if "rejected:" in line]
     assert "broken.wav" in rejected
 

@@ -45,8 +45,15 @@ def test_the_synth_command(tmp_path, capsys):
 
     assert main(["synth", str(tmp_path / "s"), "--tracks", "1", "--seed", "4", "--seconds", "2",
                  "--ratios-db=-3"]) == 0
-    assert "synth: 1 tracks in" in capsys.readouterr().out
+    assert "synth: 1 track in" in capsys.readouterr().out
     [track] = read_stemset(str(tmp_path / "s" / "stemset.csv"))
     assert track.key == "s4-0000" and sf.info(track.stems["vocals"]).frames == 2 * 44100
     assert main(["synth", str(tmp_path / "t"), "--tracks", "1", "--seed", "4", "--ratios-db", "loud"]) == 2
     assert "synth: could not convert string to float: 'loud'" in capsys.readouterr().err
+    for bad, said in ((["--tracks", "0"], "--tracks must be at least 1, got 0"),
+                      (["--tracks", "-3"], "--tracks must be at least 1, got -3"),
+                      (["--tracks", "1", "--seconds", "0"], "--seconds must be at least 0.5, got 0"),
+                      (["--tracks", "1", "--seconds", "nan"], "--seconds must be at least 0.5, got nan")):
+        assert main(["synth", str(tmp_path / "u"), "--seed", "4", *bad]) == 2
+        assert capsys.readouterr().err == f"stemforge: synth: {said}\n"
+        assert not (tmp_path / "u").exists()

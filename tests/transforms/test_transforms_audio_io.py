@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import pickle
 import shutil
+import socket
 import subprocess
+import threading
 import wave
 
 import fsspec
@@ -224,6 +228,33 @@ def test_credentials_in_the_uri_are_not_repeated():
     with pytest.raises(AudioError) as caught:
         load_audio("http://user:pa55w0rd@127.0.0.1:9/a.wav")
     assert "pa55w0rd" not in str(caught.value) and caught.value.reason in ("io_error", "not_found")
+
+
+def test_a_refused_connection_is_a_transient_storage_error_and_a_404_stays_not_found(tmp_path):
+    from pipeline.storage import is_transient_read
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(AudioError) as caught:
+        load_audio(f"http://127.0.0.1:{port}/a.wav")
+    assert caught.value.reason == "io_error"
+    assert str(caught.value).startswith(f"http://127.0.0.1:{port}/a.wav: io_error: cannot reach storage "
+                                        "(ClientConnectorError: Cannot connect to host")
+    assert is_transient_read(caught.value)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            """No request log on stderr."""
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with pytest.raises(AudioError) as caught:
+                load_audio(f"http://127.0.0.1:{server.server_address[1]}/missing.wav")
+        finally:
+            server.shutdown()
+    assert caught.value.reason == "not_found" and not is_transient_read(caught.value)
 
 
 def test_audio_error_pickles_for_worker_transport(tmp_path):

@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from pipeline import text
 from pipeline.config import ConfigError
 from pipeline.listing import describe_ignored
 from pipeline.logs import printable
 from pipeline.progress import STAGES, read_progress
 from pipeline.storage import StorageOptions
-from pipeline.text import count
 
 LOG = logging.getLogger("stemforge.progress")
 LIVE_SECONDS = 1.0
@@ -130,7 +130,7 @@ class ProgressDisplay:
         listed = f"listed {count['listed']}" + ("" if listing_done else "+")
         written = f"written {count['written']}" + (f"/{total}" if total is not None else "")
         skipped = f" | skipped {count['skipped']}" if count["skipped"] else ""
-        skipped += f" | ignored {count['ignored']} files" if count["ignored"] else ""
+        skipped += f" | ignored {text.count(count['ignored'], 'file')}" if count["ignored"] else ""
         speed = audio / elapsed if elapsed > 0 else 0.0
         separated = f"separated {count['separated']} | " if self._separates else ""
         return (f"[{_clock(elapsed)}] {listed}{skipped} | prepared {count['prepared']} | "
@@ -146,7 +146,7 @@ class ProgressDisplay:
         speed = counts["audio_seconds"] / elapsed if elapsed > 0 else 0.0
         line = (f"[{_clock(elapsed)}] done | listed {counts['inputs'] + counts['skipped']} | "
                 f"written {counts['variants']} | errors {counts['errors']} "
-                f"({count(counts['failed'], 'input')} rejected) | skipped {counts['skipped']} | "
+                f"({text.count(counts['failed'], 'input')} rejected) | skipped {counts['skipped']} | "
                 + (f"{describe_ignored(manifest['ignored'])} | " if manifest.get("ignored") else "")
                 + f"{counts['audio_seconds'] / 3600:.3f} h audio | {speed:.1f}x real time")
         line = printable(line)

@@ -129,7 +129,7 @@ class _Report:
                 runs.append(json.loads(self.fs.cat_file(path)))
         runs = [m for m in runs if isinstance(m, dict) and m.get("status") == "committed" and "run_id" in m]
         if not runs:
-            raise ReportError(f"{self.shown}: no committed run in runs/ ({len(paths)} manifests, none committed)")
+            raise ReportError(f"{self.shown}: no committed run in runs/ ({count(len(paths), 'manifest')}, none committed)")
         return sorted(runs, key=lambda m: (str(m.get("started_at", "")), m["run_id"]), reverse=True)
 
     def config(self, manifest: dict[str, Any]) -> Config | str:

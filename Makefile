@@ -10,9 +10,13 @@ AUDIO_SEPARATOR := 0.47.1
 
 # The shipped voice/music model (model/weights/README.md): its data and training, from nothing.
 DEMO_MODEL_DIR := demo_model
+DEMO_MODEL_WEIGHTS := model/weights/voice-music-1024.safetensors
+# demo-model-real's sources (training/sources.py); drascula-music and alsa-utils are reserved, never used.
+DEMO_MODEL_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts klettres-data fillets-ng-data \
+  wesnoth-1.16-music colobot-common-sounds hedgewars-data warzone2100-music
 STEMFORGE := $(PY) -m pipeline
 
-.PHONY: venv test test-slow test-all demo demo-model bench clean
+.PHONY: venv test test-slow test-all demo demo-model demo-model-data demo-model-real bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +56,27 @@ demo-model: venv
 	  --data $(DEMO_MODEL_DIR)/heldout/stemset.csv --output $(DEMO_MODEL_DIR)/shipped.csv | tail -2
 	@echo "to ship the retrained weights: cp $(DEMO_MODEL_DIR)/train/best.safetensors model/weights/voice-music-1024.safetensors"
 	@echo "and record its sha256 (sha256sum) in model/shipped.py and model/weights/README.md"
+
+demo-model-data:
+	@if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  $(DEMO_MODEL_PACKAGES); elif ! dpkg -s $(DEMO_MODEL_PACKAGES) >/dev/null 2>&1; then \
+	  echo "this needs these Debian packages (about 500 MB); as root: apt-get install $(DEMO_MODEL_PACKAGES)"; \
+	  exit 2; fi
+
+# The shipped model fine-tuned on recorded voices and music (docs/training.md), and both scored on held-out
+# real voices over held-out recorded music and on synthetic stems (benchmarks/real_voice_eval.py).
+demo-model-real: venv demo-model-data
+	rm -rf $(addprefix $(DEMO_MODEL_DIR)/,real_stems real_mixes real_train real_heldout)
+	$(STEMFORGE) synth-real $(DEMO_MODEL_DIR)/real_stems --tracks 200 --seed 1 --split train --seconds 12 \
+	  --ratios-db=-6,-3,0,3,6
+	$(STEMFORGE) run --config configs/mix.yaml --input $(DEMO_MODEL_DIR)/real_stems/stemset.csv \
+	  --output $(DEMO_MODEL_DIR)/real_mixes --set model.n_fft=1024 --set model.hop_length=512 \
+	  --set output.write_stems=false --direct_num_workers 2 --direct_running_mode multi_processing
+	$(STEMFORGE) train --config configs/demo_model_real.yaml --data $(DEMO_MODEL_DIR)/real_mixes \
+	  --output $(DEMO_MODEL_DIR)/real_train --init $(DEMO_MODEL_WEIGHTS)
+	$(PY) benchmarks/real_voice_eval.py --out $(DEMO_MODEL_DIR)/real_heldout \
+	  --checkpoint shipped=$(DEMO_MODEL_WEIGHTS) \
+	  --checkpoint fine-tuned=$(DEMO_MODEL_DIR)/real_train/best.safetensors
 
 bench: venv
 	$(PY) benchmarks/model_throughput.py

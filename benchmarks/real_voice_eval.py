@@ -50,7 +50,8 @@ def _groups(manifest: Path) -> dict[str, dict[str, str]]:
             music = json.loads(row.get("music_file") or "[]")
             package = next((p for p in (row.get("packages") or "").split("; ") if p and p != "klettres-data"),
                            "synthesised") if music else "synthesised"
-            labels[row["track"]] = {"ratio": f"{float(row['ratio_db']):+.0f} dB", "music": package,
+            ratio = float(row["ratio_db"])
+            labels[row["track"]] = {"ratio": f"{ratio:+.0f} dB" if ratio else "0 dB", "music": package,
                                     "speaker": row.get("voice", "")}
     return labels
 
@@ -64,7 +65,11 @@ def _table(title: str, by: str, scores: dict[str, dict[str, float]], labels: dic
             cells["all"][name].append(value)
     lines = [f"**{title}**", "", f"| {by} | tracks | " + " | ".join(names) + " |",
              "|---|---:|" + "---:|" * len(names)]
-    for group in sorted(cells, key=lambda g: (g == "all", g)):
+    def order(group: str) -> tuple[bool, float, str]:
+        """Ratios in numeric order, other groups by name; "all" last."""
+        return group == "all", float(group.split()[0]) if by == "ratio" and group != "all" else 0.0, group
+
+    for group in sorted(cells, key=order):
         count = len(next(iter(cells[group].values())))
         values = " | ".join(f"{sum(v) / len(v):.2f} ({min(v):.2f})" for v in (cells[group][n] for n in names))
         lines.append(f"| {group} | {count} | {values} |")
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_table("Real voices, by speaker", "speaker", scores["real"], real))
     print(_table("Synthetic held-out (espeak-ng over synthesised music), by ratio", "ratio", scores["synthetic"],
                  synthetic))
-    zero = [t for t, label in real.items() if label["ratio"] == "+0 dB"]
+    zero = [t for t, label in real.items() if label["ratio"] == "0 dB"]
     for name in checkpoints:
         worse = [t for t in zero if scores["real"][name][t] < 0]
         print(f"{name}: {len(worse)} of {len(zero)} real-voice mixtures at 0 dB made worse than the mixture")

@@ -3,7 +3,8 @@ stemforge on stemforge's own synthetic data (`make demo-model`; model/weights/RE
 
 It proves that the whole loop works (synthesise stems → mix run → train → separate) and gives `make demo`
 and `stemforge separate` real stems to listen to. It is not a replacement for real separation weights: it has
-heard only espeak-ng voices over synthesised music, at a quarter of vocal-remover's width.
+heard only espeak-ng voices over synthesised music, at a quarter of vocal-remover's width, and on held-out
+real voices it improves the vocals by 2.8 dB on average but makes some mixtures worse (the card's figures).
 """
 
 from __future__ import annotations

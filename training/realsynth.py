@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from training import sources as src
-from training.synth import SR, VOICES, WORDS, SynthError, espeak_voice, make_track
+from training.synth import SR, VOICES, WORDS, SynthError, check_size, espeak_voice, make_track
 from training.voice_fx import augment_voice
 from transforms import resample
 
@@ -135,6 +135,7 @@ def make_real_stemset(folder: str | Path, tracks: int, seed: int, split: src.Spl
     """``tracks`` tracks under ``folder`` from ``split``'s sources, plus ``stemset.csv`` and ``sources.json``.
     Track ``n`` gets the ratio ``ratios_db[n % len]``; keys are ``r{seed}-{n}``. ``voice_kinds`` (shares of
     klettres, fillets, tts, espeak) replaces the split's default mix of voices."""
+    check_size(tracks, seconds)
     folder = Path(folder)
     voices, music = catalogue.voices(split), catalogue.music(split)
     missing = catalogue.missing_packages(split)

@@ -156,14 +156,19 @@ def make_track(folder: Path, key: str, seconds: float, ratio_db: float, rng: np.
     return SynthTrack(key, folder / key, voice, tempo, ratio_db)
 
 
-def make_stemset(folder: str | Path, tracks: int, seed: int, seconds: float = 10.0,
-                 ratios_db: tuple[float, ...] = (-5.0, 0.0, 5.0)) -> list[SynthTrack]:
-    """``tracks`` tracks of ``seconds`` under ``folder``, plus ``folder/stemset.csv``; the same seed, the same
-    files. Keys are ``s{seed}-{n}``, so sets of different seeds never share a key."""
+def check_size(tracks: int, seconds: float) -> None:
+    """Refuses a stem set of no tracks or of tracks too short to separate, before anything is made."""
     if tracks < 1:
         raise SynthError(f"--tracks must be at least 1, got {tracks}")
     if not seconds >= MIN_SECONDS:  # also NaN
         raise SynthError(f"--seconds must be at least {MIN_SECONDS:g}, got {seconds:g}")
+
+
+def make_stemset(folder: str | Path, tracks: int, seed: int, seconds: float = 10.0,
+                 ratios_db: tuple[float, ...] = (-5.0, 0.0, 5.0)) -> list[SynthTrack]:
+    """``tracks`` tracks of ``seconds`` under ``folder``, plus ``folder/stemset.csv``; the same seed, the same
+    files. Keys are ``s{seed}-{n}``, so sets of different seeds never share a key."""
+    check_size(tracks, seconds)
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     made = [make_track(folder, f"s{seed}-{n:04d}", seconds, float(rng.choice(ratios_db)), rng) for n in range(tracks)]

@@ -102,6 +102,8 @@ def test_missing_packages_are_named_before_anything_is_written(tmp_path):
     with pytest.raises(SynthError, match=r"^the heldout sources need packages that are not installed: "
                                          r"hedgewars-data \(Debian: apt-get install hedgewars-data\)$"):
         make_real_stemset(tmp_path / "h", 1, 1, "heldout", 2.0, catalogue=catalogue)
+    with pytest.raises(SynthError, match=r"^--tracks must be at least 1, got 0$"):
+        make_real_stemset(tmp_path / "h", 0, 1, "train", 2.0, catalogue=catalogue)
     assert not (tmp_path / "h").exists()
 
 

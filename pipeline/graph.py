@@ -44,6 +44,7 @@ from pipeline.listing import TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
 from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
 from pipeline.storage import filesystem, join, read_bytes, retrying
+from transforms.mixing import MixCatalog
 
 LOG = logging.getLogger(__name__)
 IGNORED = "ignored"  # (extension, count) of files a directory listing skipped
@@ -146,7 +147,10 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     if config.mix is None:
         variants = refs | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
     else:  # every listed track is a remix partner, also in a rerun that skips the committed ones
-        catalog = beam.pvalue.AsDict(all_refs | "Catalog" >> beam.Map(lambda r: (r.track_key, dict(r.stems))))
+        catalog = beam.pvalue.AsSingleton(  # indexed once per run, not per variant (transforms.mixing)
+            all_refs | "Catalog" >> beam.Map(lambda r: (r.track_key, dict(r.stems)))
+            | "CatalogDict" >> beam.combiners.ToDict()
+            | "CatalogIndex" >> beam.Map(MixCatalog, [tuple(s) for s in config.mix.targets.values()]))
         variants = refs | "Variants" >> beam.FlatMap(mix_variants, config, catalog)
     variants = variants | "Spread" >> beam.Reshuffle()
     stage = (beam.ParDo(SeparateTrack(job)) if config.runs_model else beam.ParDo(MixTrack(job)))

@@ -27,7 +27,7 @@ from pipeline.sinks import ErrorRecord, TrackDone, audio_stems
 from pipeline.storage import PathEscape
 from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from transforms import AugmentChain
-from transforms.mixing import draw_mix
+from transforms.mixing import MixCatalog, draw_mix
 
 NAMESPACE = "stemforge"
 ERRORS = "errors"
@@ -225,7 +225,7 @@ class SeparateTrack(TrackFn):
         yield self.written(meta, rows, report, seconds[0])
 
 
-def mix_variants(ref: MixRef, config: Any, catalog: dict[str, dict[str, str]]) -> list[tuple[MixRef, int]]:
+def mix_variants(ref: MixRef, config: Any, catalog: MixCatalog) -> list[tuple[MixRef, int]]:
     """Each variant of a stem-set track with its drawn MixPlan (remix partners from the whole catalog)."""
     mix = config.mix
     return [(replace(ref, plan=draw_mix(config.augment.seed, ref.track_key, v, mix.targets, catalog, mix.gain_db,

@@ -1,12 +1,14 @@
 """transforms.mixing: the plan a mixture variant is drawn from, and the length rules of a track's stems."""
 
 import json
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pytest
 
 from transforms import AugmentChain
-from transforms.mixing import draw_mix, excerpt_start, fit_length, fitted
+from transforms.mixing import MixCatalog, draw_mix, excerpt_start, fit_length, fitted
+from transforms.seeding import derive_seed
 
 CATALOG = {key: {"vocals": f"{key}/v.wav", "drums": f"{key}/d.wav", "bass": f"{key}/b.wav"} for key in "abcde"}
 CATALOG["f"] = {"vocals": "f/v.wav"}  # no drums or bass: never a partner for them
@@ -53,6 +55,84 @@ def test_mixing_draws_leave_the_augmentation_draws_alone():
     before = chain.draw(9, "a", 0, 44100, 2).params
     draw_mix(9, "a", 0, TARGETS, CATALOG, (-6.0, 6.0), 0.5, 0.5)
     assert chain.draw(9, "a", 0, 44100, 2).params == before
+
+
+def _old_draws(seed, track_key, variant, targets, catalog, gain_db, remix_p, drop_p):
+    """The draws as stemforge made them before the catalogue was indexed: the whole catalogue sorted and
+    scanned for partners per variant, on the mixing stream (0x6D6978) of derive_seed(seed, track, variant)."""
+    rng = np.random.default_rng([derive_seed(seed, track_key, variant), 0x6D6978])
+    ordered = sorted(catalog)
+    out = []
+    for number, sources in enumerate(targets.values()):
+        remix = number > 0 and rng.random() < remix_p
+        candidates = [k for k in ordered if k != track_key and set(sources) <= set(catalog[k])] if remix else []
+        track = candidates[int(rng.integers(len(candidates)))] if candidates else track_key
+        offset = float(rng.random()) if track != track_key else 0.0
+        gain = float(rng.uniform(*gain_db)) if gain_db[1] > gain_db[0] else float(gain_db[0])
+        out.append([track, offset, gain, bool(rng.random() < drop_p)])
+    if all(d[3] for d in out):
+        out[0][3] = False
+    return [tuple(d) for d in out]
+
+
+def _catalog(size: int, seed: int) -> dict[str, dict[str, str]]:
+    """A stem set whose even tracks have every stem and whose odd ones a random subset (so some are no
+    partner for some targets), with keys that do not sort as they are made."""
+    rng = np.random.default_rng(seed)
+    catalog = {}
+    for number in range(size):
+        key = f"t{rng.integers(10 ** 6):06d}-{number}"
+        names = [s for s in ("vocals", "drums", "bass", "other") if number % 2 == 0 or rng.random() < 0.6]
+        catalog[key] = {s: f"{key}/{s}.wav" for s in names}
+    return catalog
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 300])
+def test_an_indexed_catalogue_draws_exactly_what_the_old_sort_and_scan_drew(size):
+    targets = {"vocals": ("vocals",), "drums": ("drums",), "rest": ("bass", "other")}
+    catalog = _catalog(size, seed=size)
+    index = MixCatalog(catalog, targets.values())
+    keys = sorted(k for k, stems in catalog.items() if len(stems) == 4)  # a track mixes its own stems too
+    remixed = 0
+    for seed in (0, 1, 2024):
+        for remix_p in (0.0, 0.3, 0.5, 1.0):
+            for key in keys[:6] + keys[-3:]:
+                for variant in range(8):
+                    args = (seed, key, variant, targets)
+                    params = ((-6.0, 6.0), remix_p, 0.3)
+                    plan = draw_mix(*args, index, *params)
+                    assert [(s.track, s.offset, s.gain_db, s.dropped) for s in plan.stems] == _old_draws(
+                        *args, catalog, *params)
+                    assert plan == draw_mix(*args, catalog, *params)  # a plain mapping, indexed on the spot
+                    assert all(s.sources == tuple(catalog[s.track][n] for n in targets[s.target])
+                               for s in plan.stems)
+                    remixed += sum(s.track != key for s in plan.stems)
+    assert remixed > 0 or size <= 2  # one or two tracks may have no partner at all
+
+
+class _CountingCatalog(Mapping):
+    """A catalogue that counts how often it is walked through."""
+
+    def __init__(self, entries: dict) -> None:
+        self.entries, self.walks = entries, 0
+
+    def __getitem__(self, key: str) -> dict:
+        return self.entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.walks += 1
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def test_a_run_walks_the_catalogue_once_not_once_per_variant():
+    counting = _CountingCatalog(CATALOG)
+    index = MixCatalog(counting, TARGETS.values())
+    plans = [draw_mix(2, key, v, TARGETS, index, (0.0, 0.0), 1.0, 0.0) for key in "abcde" for v in range(20)]
+    assert counting.walks == 1
+    assert {p.stems[1].track for p in plans} == set("abcde")
 
 
 def test_lengths():

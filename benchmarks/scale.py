@@ -1,0 +1,91 @@
+"""Costs that grow with a corpus rather than with one track, each as a subcommand.
+
+``mix``: the per-variant cost of drawing a mix plan (transforms.mixing.draw_mix) against the stem-set
+catalogue's size. A catalogue of C tracks with four stems (vocals, drums, bass, other) is indexed once as a
+MixCatalog, as a mix run does; the draw of a variant is timed against the procedure stemforge used before
+(the whole catalogue sorted, and scanned for partners, for every variant), in the same process, and the
+draws of both are checked to be identical. The old procedure is timed on fewer variants (``--old-variants``)
+because it costs O(C) each.
+
+    .venv/bin/python benchmarks/scale.py mix --entries 1000 10000 100000 --variants 2000 --remix-p 0 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from transforms.mixing import MixCatalog, draw_mix
+from transforms.seeding import derive_seed
+
+STEMS = ("vocals", "drums", "bass", "other")
+TARGETS = {name: (name,) for name in STEMS}
+GAIN_DB = (-6.0, 6.0)
+DROP_P = 0.1
+
+
+def old_draw(seed: int, track_key: str, variant: int, targets: Mapping[str, Sequence[str]],
+             catalog: Mapping[str, Mapping[str, str]], remix_p: float) -> list[tuple[str, float, float, bool]]:
+    """The draws of one variant as made before MixCatalog: sort and scan the whole catalogue per variant."""
+    rng = np.random.default_rng([derive_seed(seed, track_key, variant), 0x6D6978])
+    keys = sorted(catalog)
+    draws = []
+    for number, sources in enumerate(targets.values()):
+        remix = number > 0 and rng.random() < remix_p
+        partners = [k for k in keys if k != track_key and all(s in catalog[k] for s in sources)] if remix else []
+        track = partners[int(rng.integers(len(partners)))] if partners else track_key
+        offset = float(rng.random()) if track != track_key else 0.0
+        gain = float(rng.uniform(*GAIN_DB))
+        draws.append([track, offset, gain, bool(rng.random() < DROP_P)])
+    if all(d[3] for d in draws):
+        draws[0][3] = False
+    return [tuple(d) for d in draws]
+
+
+def _per_variant(draw, jobs: list[tuple[str, int]]) -> tuple[float, list]:
+    start = time.perf_counter()
+    out = [draw(key, variant) for key, variant in jobs]
+    return (time.perf_counter() - start) / len(jobs), out
+
+
+def mix(args: argparse.Namespace) -> None:
+    """Prints one row per (entries, remix_p): index build time, per-variant draw times and their ratio."""
+    print(f"{'entries':>8} {'remix_p':>7} {'index s':>8} {'old ms/variant':>15} {'new ms/variant':>15} {'ratio':>7}")
+    for entries in args.entries:
+        catalog = {f"track-{i:07d}": {s: f"s3://set/track-{i:07d}/{s}.flac" for s in STEMS} for i in range(entries)}
+        keys = sorted(catalog)
+        rng = np.random.default_rng(0)
+        jobs = [(keys[int(rng.integers(entries))], v) for v in range(args.variants)]
+        start = time.perf_counter()
+        index = MixCatalog(catalog, TARGETS.values())
+        built = time.perf_counter() - start
+        for remix_p in args.remix_p:
+            new, plans = _per_variant(
+                lambda k, v: draw_mix(args.seed, k, v, TARGETS, index, GAIN_DB, remix_p, DROP_P), jobs)
+            old_jobs = jobs[:args.old_variants]
+            old, reference = _per_variant(lambda k, v: old_draw(args.seed, k, v, TARGETS, catalog, remix_p), old_jobs)
+            drawn = [[(s.track, s.offset, s.gain_db, s.dropped) for s in p.stems] for p in plans[:len(old_jobs)]]
+            if drawn != reference:
+                raise SystemExit(f"draws differ from the old procedure at {entries} entries, remix_p {remix_p}")
+            print(f"{entries:>8} {remix_p:>7g} {built:>8.3f} {old * 1e3:>15.3f} {new * 1e3:>15.4f} {old / new:>7.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    mixing = commands.add_parser("mix", help="per-variant draw_mix cost against the catalogue's size")
+    mixing.add_argument("--entries", type=int, nargs="+", default=[1000, 10000, 100000])
+    mixing.add_argument("--variants", type=int, default=2000, help="variants drawn with the index")
+    mixing.add_argument("--old-variants", type=int, default=100, help="variants drawn the old way (O(C) each)")
+    mixing.add_argument("--remix-p", type=float, nargs="+", default=[0.0, 0.5])
+    mixing.add_argument("--seed", type=int, default=0)
+    mixing.set_defaults(run=mix)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,8 +9,7 @@ audiomentations and scipy: `stemforge --help` and `inspect` stay quick.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from transforms.lazy_names import lazy_names
 
 # Names that are also the names of submodules are bound now: importing ``transforms.resample`` later would
 # otherwise bind the module, not the function, under ``resample``.
@@ -67,15 +66,4 @@ _HOMES = {  # each public name and the module that defines it
 
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` on first use (PEP 562)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

@@ -32,9 +32,6 @@ MUSIC: dict[Split, dict[str, tuple[str, ...]]] = {
     },
 }
 FILLETS_VOICES = "/usr/share/games/fillets-ng/sound"
-RESERVED = ("drascula-music", "alsa-utils")
-PACKAGES = ("klettres-data", "fillets-ng-data", "wesnoth-1.16-music", "colobot-common-sounds", "hedgewars-data",
-            "warzone2100-music")
 EXTENSIONS = (".ogg", ".opus", ".flac", ".wav", ".mp3")
 
 

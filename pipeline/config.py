@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -260,6 +261,8 @@ class RunConfig(_Section):
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     chunk_seconds: float = Field(60.0, gt=0.5)
     clean_after_seconds: float = Field(86400.0, ge=0)
+    lease_heartbeat_seconds: float = Field(30.0, gt=0)
+    on_lease: Literal["fail", "wait"] = "fail"
 
 
 class Config(_Section):
@@ -341,10 +344,12 @@ class Config(_Section):
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def default_run_id(self) -> str:
-        """UTC timestamp plus a short hash of the config, e.g. 20261124T071500Z-3f2a9c1d."""
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        """UTC timestamp to the millisecond, a short hash of the config and a random part, e.g.
+        20261124T071500.123Z-3f2a9c1d-5e0b: two launches of one config never share an id."""
+        now = dt.datetime.now(dt.UTC)
+        stamp = f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
         digest = hashlib.sha256(json.dumps(self.redacted(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{stamp}-{digest}"
+        return f"{stamp}-{digest}-{secrets.token_hex(2)}"
 
 
 def build_config(data: dict[str, Any], overrides: list[str] | None = None, schema: type[Any] = Config) -> Any:

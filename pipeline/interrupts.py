@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from pipeline.scratch import remove_owned
@@ -28,6 +28,7 @@ GRACE_SECONDS = 20.0
 _received: signal.Signals | None = None
 _said = threading.Event()
 _thread_hooks: list = []
+_exit_callbacks: list[Callable[[], None]] = []
 
 
 class Interrupted(KeyboardInterrupt):
@@ -80,7 +81,16 @@ def stop_descendants() -> list[int]:
     return order
 
 
+def at_exit_now(callback: Callable[[], None]) -> None:
+    """Have ``callback`` run when a stopped process exits at once (what must not outlive it: a lease)."""
+    if callback not in _exit_callbacks:
+        _exit_callbacks.append(callback)
+
+
 def _exit_now(signum: signal.Signals) -> None:
+    for callback in _exit_callbacks:
+        with contextlib.suppress(Exception):
+            callback()
     remove_owned()
     say_stopped(signum)
     os._exit(EXIT_CODES[signum])

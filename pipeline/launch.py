@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 from apache_beam.runners.runner import create_runner
 
 from model import CascadedASPPNet
+from pipeline import lease
 from pipeline.config import Config, ConfigError
 from pipeline.graph import DASK_RUNNER_NAMES, run
 from pipeline.inference import RANDOM_INIT_SEED, resolve
@@ -63,12 +64,19 @@ def make_job(config: Config, progress: bool = True) -> Job:
         random_init, sha256, offset, is_v51 = False, NO_MODEL, 0, True
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     run_id = config.run.run_id or config.default_run_id()
+    refuse_committed(config, run_id)
+    return Job(config, run_id, started, sha256, random_init, offset, is_v51, progress)
+
+
+def refuse_committed(config: Config, run_id: str) -> None:
+    """A ConfigError if ``run_id`` is already committed under the output root: a committed run is never
+    overwritten. Checked again under the lease, so a run of the same id that committed meanwhile counts."""
     manifest = join(config.output.uri, "runs", f"{run_id}.json")
     fs, path = filesystem(manifest, config.storage_options)
+    fs.invalidate_cache()
     if retrying(lambda: fs.exists(path), f"check {manifest}", config.storage_options):
         raise ConfigError(f"run.run_id: {run_id} is already committed ({redact_uri(manifest)}); "
                           "a committed run is never overwritten, choose another run_id")
-    return Job(config, run_id, started, sha256, random_init, offset, is_v51, progress)
 
 
 def progress_for_runner(progress: str, options: PipelineOptions) -> str:
@@ -108,8 +116,9 @@ def beam_options(beam_args: list[str]) -> tuple[PipelineOptions, bool]:
 def run_job(config: Config, beam_args: list[str], progress: str = "off", progress_interval: float | None = None,
             before_work: Callable[[], None] | None = None) -> tuple[int, dict[str, Any] | None]:
     """Runs a job with a progress display (``live``, ``plain`` or ``off``); returns the exit code and the
-    committed manifest. On a local runner the model's device is checked here; ``before_work`` is called once
-    every check passed, so a refusal stays the only line a refused command prints."""
+    committed manifest. On a local runner the model's device is checked here; the run then takes the lease on
+    its output root (``pipeline.lease``) and ``before_work`` is called once every check passed, so a refusal
+    stays the only line a refused command prints."""
     options, local = beam_options(beam_args)
     if local and config.runs_model:
         try:
@@ -118,6 +127,15 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off", progres
             raise ConfigError(f"model.device: {exc}") from None
     progress = progress_for_runner(progress, options)
     job = make_job(config, progress=progress != "off")
+    with lease.hold(config, job.run_id):
+        refuse_committed(config, job.run_id)
+        return _run_leased(job, options, progress, progress_interval, before_work)
+
+
+def _run_leased(job: Job, options: PipelineOptions, progress: str, progress_interval: float | None,
+                before_work: Callable[[], None] | None) -> tuple[int, dict[str, Any] | None]:
+    """The part of :func:`run_job` that runs under the output root's lease."""
+    config = job.config
     if before_work is not None:
         before_work()
     if job.random_init:

@@ -120,7 +120,7 @@ def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, trac
     dead_stems = {p: p.read_bytes() for p in _stems(out)}  # published by dead runs (or committed ones)
     assert leftovers, "the killed runs left nothing to clean: the kills came too late to test anything"
 
-    # the next run ignores the fresh leftovers (a live run might own them) and completes the work
+    # the next run ignores the dead runs' fresh shards (uncommitted) and completes the work
     assert main(run_args(config, str(corpus), str(out), str(tiny_checkpoint), "--set", "run.run_id=complete")) == 0
     got = committed_rows(LOCAL, str(out))
     assert row_keys(got) == sorted(set(row_keys(got)))  # every (track_key, variant, segment) exactly once
@@ -133,7 +133,8 @@ def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, trac
     for stem in _stems(reference):
         assert (out / stem.relative_to(reference)).read_bytes() == stem.read_bytes()
     assert dead_stems and all(path.read_bytes() == data for path, data in dead_stems.items())
-    assert all(p.exists() for p in leftovers if "/_tmp/" in p.as_posix())
+    # each killed run held the output's lease: the next run took it over, and only then removed its scratch
+    assert not any(p.exists() for p in leftovers if "/_tmp/" in p.as_posix())
 
     # a rerun over the same inputs commits nothing new, leaves every committed file byte-identical,
     # and (clean_after_seconds=0: the leftovers are now "old") removes what the dead runs left behind

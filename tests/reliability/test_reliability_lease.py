@@ -1,0 +1,214 @@
+"""Claim: runs that overlap are safe. A run leases its output root before any work: a second run on it,
+under another id or the same one, exits 2 naming the live run (or waits for it), so no key is committed
+twice, no manifest is replaced and no live scratch is removed. A lease whose holder died (kill -9, or a
+heartbeat gone stale on another host) is taken over, and only then is the dead run's scratch removed."""
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import fsspec
+import pytest
+import soundfile as sf
+from reliability_support import (
+    clean_env,
+    cli,
+    committed_manifests,
+    committed_rows,
+    kill_when,
+    moto_s3,
+    row_keys,
+    run_args,
+    sine,
+    start_cli,
+)
+from stemforge_testing import write_config
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.lease import LEASE, acquire
+
+LOCAL = fsspec.filesystem("file")
+KEY, SECRET = "testing-key-id", "testing-secret-key"
+
+
+def _corpus(folder: Path, count: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        sf.write(folder / f"t{i}.wav", sine(0.8 + 0.25 * i, seed=50 + i), 44100, subtype="FLOAT")
+    return folder
+
+
+def _wait_for(condition, proc, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the first run ended before it was seen holding the lease"
+        assert time.monotonic() < deadline, "the first run never took the lease"
+        time.sleep(0.02)
+
+
+def _overlap(first: list[str], second: list[str], leased, env: dict[str, str], log: Path):
+    """Start ``first``, freeze it (SIGSTOP) once it holds the lease, run ``second`` to its end while it is
+    frozen, then let the first finish. Returns (first's exit code, second's CompletedProcess)."""
+    proc = start_cli(first, env=env, log=log)
+    try:
+        _wait_for(leased, proc)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            second_result = cli(second, env=env)
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
+        return proc.wait(timeout=300), second_result
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _assert_refused(result, run_id: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("stemforge: output.uri: ")
+    assert f"is leased by run {run_id} (host {socket.gethostname()}, pid " in line
+    assert "set run.on_lease=wait" in line
+
+
+def test_two_runs_on_one_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
+    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
+    code, second = _overlap(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
+                            lambda: (out / LEASE).exists(), clean_env(), tmp_path / "first.log")
+    assert code == 0, (tmp_path / "first.log").read_text()[-2000:]
+    _assert_refused(second, "first")
+    assert [m["run_id"] for m in committed_manifests(LOCAL, str(out))] == ["first"]
+    keys = row_keys(committed_rows(LOCAL, str(out)))
+    assert keys and len(keys) == len(set(keys)) and {k[0] for k in keys} == {"t0", "t1", "t2"}
+    assert not (out / LEASE).exists()
+
+
+def test_the_same_run_id_twice_at_once_keeps_the_live_run_and_its_manifest(tiny_checkpoint, tmp_path):
+    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint),
+                    "--set", "run.run_id=daily-x")
+    code, second = _overlap(args, args, lambda: (out / "_tmp" / "daily-x").exists(), clean_env(),
+                            tmp_path / "first.log")
+    log = (tmp_path / "first.log").read_text()
+    assert code == 0, log[-2000:]
+    _assert_refused(second, "daily-x")
+    assert "leftovers" not in second.stderr
+    [manifest] = committed_manifests(LOCAL, str(out))
+    assert manifest["run_id"] == "daily-x" and manifest["counts"]["succeeded"] == 3
+    keys = row_keys(committed_rows(LOCAL, str(out)))
+    assert len(keys) == len(set(keys))
+    again = cli(args)  # after the commit: the committed id is refused, its manifest kept
+    assert again.returncode == 2 and "daily-x is already committed" in again.stderr
+    assert json.loads((out / "runs" / "daily-x.json").read_text()) == manifest
+
+
+def test_a_second_run_can_wait_for_the_lease_then_skips_what_the_first_committed(tiny_checkpoint, tmp_path):
+    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
+    first = start_cli(args + ["--set", "run.run_id=first"], log=tmp_path / "first.log")
+    second_log = tmp_path / "second.log"
+    try:
+        _wait_for(lambda: (out / LEASE).exists(), first)
+        os.killpg(first.pid, signal.SIGSTOP)  # frozen while the second one starts: it must find the lease held
+        second = start_cli(args + ["--set", "run.run_id=second", "--set", "run.on_lease=wait"], log=second_log)
+        _wait_for(lambda: "waiting for the lease" in second_log.read_text(), second)
+        os.killpg(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=300) == 0
+        assert second.wait(timeout=300) == 0, second_log.read_text()[-2000:]
+    finally:
+        for proc in (first, locals().get("second")):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "held by run first (host " in second_log.read_text()
+    counts = {m["run_id"]: m["counts"] for m in committed_manifests(LOCAL, str(out))}
+    assert counts["first"]["succeeded"] == 3 and counts["second"]["skipped"] == 3
+    keys = row_keys(committed_rows(LOCAL, str(out)))
+    assert len(keys) == len(set(keys))
+
+
+def test_two_runs_on_one_s3_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
+    s3fs = pytest.importorskip("s3fs")
+    corpus = _corpus(tmp_path / "corpus")
+    with moto_s3(tmp_path) as endpoint:
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
+        fs.mkdir("corpus")
+        fs.put(f"{corpus}/", "corpus/in/", recursive=True)
+        env = clean_env(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_ENDPOINT_URL_S3=endpoint,
+                        AWS_DEFAULT_REGION="us-east-1")
+        args = run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out", str(tiny_checkpoint))
+
+        def leased() -> bool:
+            fs.invalidate_cache()
+            return fs.exists(f"corpus/out/{LEASE}")
+
+        code, second = _overlap(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
+                                leased, env, tmp_path / "first.log")
+        assert code == 0, (tmp_path / "first.log").read_text()[-2000:]
+        _assert_refused(second, "first")
+        assert [m["run_id"] for m in committed_manifests(fs, "corpus/out")] == ["first"]
+        keys = row_keys(committed_rows(fs, "corpus/out"))
+        assert keys and len(keys) == len(set(keys))
+        fs.invalidate_cache()
+        assert not fs.exists(f"corpus/out/{LEASE}")
+
+
+def test_the_lease_of_a_killed_run_is_taken_over_and_only_then_its_scratch_removed(tiny_checkpoint, tmp_path):
+    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
+    proc = start_cli(args + ["--set", "run.run_id=killed"], log=tmp_path / "killed.log")
+    assert kill_when(proc, lambda: (out / LEASE).exists() and (out / "_tmp" / "killed").exists())
+    assert json.loads((out / LEASE).read_text())["run_id"] == "killed"
+    result = cli(args + ["--set", "run.run_id=next"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "took over the lease of run killed (host " in result.stderr
+    assert not (out / "_tmp").exists() and not (out / LEASE).exists()
+    keys = row_keys(committed_rows(LOCAL, str(out)))
+    assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {"t0", "t1", "t2"}
+
+
+def _remote_lease(out: Path, heartbeat_age: float) -> None:
+    now = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "_tmp" / "remote").mkdir(parents=True)
+    (out / "_tmp" / "remote" / "part.npy").write_bytes(b"x")
+    (out / LEASE).write_text(json.dumps({"run_id": "remote", "host": "another-host", "pid": 1, "started": now - 600,
+                                         "heartbeat": now - heartbeat_age, "token": "t0k"}))
+
+
+def test_a_lease_from_another_host_holds_until_its_heartbeat_times_out(good_corpus, tiny_checkpoint, tmp_path, capsys):
+    folder, files = good_corpus
+    out = tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": 60}), str(files["c"]), str(out),
+                    str(tiny_checkpoint))
+    _remote_lease(out, heartbeat_age=0)  # a fresh heartbeat: live
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"stemforge: output.uri: {out} is leased by run remote (host another-host, pid 1, started ")
+    assert (out / "_tmp" / "remote" / "part.npy").exists() and not (out / "runs").exists()
+    record = json.loads((out / LEASE).read_text())
+    record["heartbeat"] = time.time() - 301  # older than 5 beats of 60 s: its holder died
+    (out / LEASE).write_text(json.dumps(record))
+    assert main(args) == 0
+    assert not (out / "_tmp").exists() and not (out / LEASE).exists()
+    assert not list(out.glob("_lease.json*"))
+
+
+def test_the_heartbeat_refreshes_the_lease_and_release_removes_only_its_own(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": 0.05}),
+                         [f"output.uri={tmp_path / 'out'}"])
+    lease = acquire(config, "beating")
+    path = tmp_path / "out" / LEASE
+    first = json.loads(path.read_text())
+    deadline = time.monotonic() + 60
+    while json.loads(path.read_text())["heartbeat"] == first["heartbeat"]:
+        assert time.monotonic() < deadline, "the heartbeat never refreshed the lease"
+        time.sleep(0.01)
+    assert {k: v for k, v in json.loads(path.read_text()).items() if k != "heartbeat"} == {
+        k: v for k, v in first.items() if k != "heartbeat"}
+    lease.release()
+    assert not path.exists()

@@ -345,11 +345,11 @@ class Config(_Section):
 
     def default_run_id(self) -> str:
         """UTC timestamp to the millisecond, a short hash of the config and a random part, e.g.
-        20261124T071500.123Z-3f2a9c1d-5e0b: two launches of one config never share an id."""
+        20261124T071500.123Z-3f2a9c1d-5e0b77a1: two launches of one config (practically) never share an id."""
         now = dt.datetime.now(dt.UTC)
         stamp = f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
         digest = hashlib.sha256(json.dumps(self.redacted(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{stamp}-{digest}-{secrets.token_hex(2)}"
+        return f"{stamp}-{digest}-{secrets.token_hex(4)}"
 
 
 def build_config(data: dict[str, Any], overrides: list[str] | None = None, schema: type[Any] = Config) -> Any:

@@ -77,8 +77,9 @@ def create(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
 
 def describe_holder(record: dict[str, Any], now: float) -> str:
     """The live run that holds a lease, in words (run id, host, pid, age, heartbeat)."""
+    started, beat = now - float(record.get("started", now)), now - float(record.get("heartbeat", now))
     return (f"run {record.get('run_id')} (host {record.get('host')}, pid {record.get('pid')}, started "
-            f"{now - float(record.get('started', now)):.0f} s ago, heartbeat {now - float(record.get('heartbeat', now)):.0f} s ago)")
+            f"{started:.0f} s ago, heartbeat {beat:.0f} s ago)")
 
 
 def is_dead(record: dict[str, Any], now: float, heartbeat_seconds: float) -> bool:
@@ -177,8 +178,9 @@ def acquire(config: Config, run_id: str, poll_seconds: float = 1.0) -> Lease:
         if is_dead(current, now, heartbeat) and _take_over(fs, root, path, current):
             continue
         if config.run.on_lease == "fail":
-            raise LeaseHeld(f"output.uri: {redact_uri(config.output.uri)} is leased by {describe_holder(current, now)}; "
-                            "runs on one output never overlap (wait for it, or set run.on_lease=wait)")
+            raise LeaseHeld(f"output.uri: {redact_uri(config.output.uri)} is leased by "
+                            f"{describe_holder(current, now)}; runs on one output never overlap "
+                            "(wait for it, or set run.on_lease=wait)")
         if not waiting:
             LOG.info("waiting for the lease on %s, held by %s", redact_uri(config.output.uri),
                      describe_holder(current, now))

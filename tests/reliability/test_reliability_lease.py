@@ -5,6 +5,7 @@ heartbeat gone stale on another host) is taken over, and only then is the dead r
 
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -212,3 +213,11 @@ def test_the_heartbeat_refreshes_the_lease_and_release_removes_only_its_own(tmp_
         k: v for k, v in first.items() if k != "heartbeat"}
     lease.release()
     assert not path.exists()
+
+
+def test_the_default_run_id_is_unique_per_launch_in_its_readable_shape(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml"), [f"output.uri={tmp_path / 'out'}"])
+    ids = [config.default_run_id() for _ in range(50)]  # all within far less than a second
+    assert len(set(ids)) == 50
+    digest = ids[0].split("-")[1]
+    assert all(re.fullmatch(rf"\d{{8}}T\d{{6}}\.\d{{3}}Z-{digest}-[0-9a-f]{{8}}", i) for i in ids)

@@ -221,3 +221,18 @@ def test_the_default_run_id_is_unique_per_launch_in_its_readable_shape(tmp_path)
     assert len(set(ids)) == 50
     digest = ids[0].split("-")[1]
     assert all(re.fullmatch(rf"\d{{8}}T\d{{6}}\.\d{{3}}Z-{digest}-[0-9a-f]{{8}}", i) for i in ids)
+
+
+def test_a_run_stopped_by_sigterm_releases_the_lease(tiny_checkpoint, tmp_path):
+    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
+    proc = start_cli(args + ["--set", "run.run_id=stopped"], log=tmp_path / "stopped.log")
+    try:
+        _wait_for(lambda: (out / LEASE).exists(), proc)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (out / LEASE).exists() and not (out / "runs").exists()
+    assert main(args + ["--set", "run.run_id=next"]) == 0  # no stale lease left to refuse it

@@ -236,3 +236,13 @@ def test_a_run_stopped_by_sigterm_releases_the_lease(tiny_checkpoint, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert not (out / LEASE).exists() and not (out / "runs").exists()
     assert main(args + ["--set", "run.run_id=next"]) == 0  # no stale lease left to refuse it
+
+
+def test_an_output_without_an_atomic_create_is_refused_before_any_work(good_corpus, tiny_checkpoint, tmp_path, capsys):
+    args = run_args(write_config(tmp_path / "c.yaml"), str(good_corpus[1]["c"]), "memory://lease-tests/out",
+                    str(tiny_checkpoint))
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "stemforge: output.uri: the memory:// filesystem has no atomic create, so stemforge cannot lease the output "
+        "root against overlapping runs; write to a local folder or s3://")
+    assert not fsspec.filesystem("memory").exists("lease-tests/out/runs")

@@ -3,7 +3,8 @@ run still going when the next slot fires, a rerun by hand) never commit the same
 each other's scratch and never replace each other's manifest.
 
 The launcher takes the lease (``OUT/_lease.json``) after its refusal checks and before any work, with an
-atomic create: ``O_EXCL`` through a hard link locally, a conditional PUT (``If-None-Match: *``) on S3. The
+atomic create: ``O_EXCL`` through a hard link locally, a conditional PUT on S3 (``If-None-Match: *``) and
+GCS (``ifGenerationMatch=0``), both through fsspec's ``pipe_file(mode="create")``. The
 lease names the run (id, host, pid, start) and a heartbeat time that a daemon thread refreshes every
 ``run.lease_heartbeat_seconds``. It is released when the run commits or fails, also when a signal stops it.
 A second run finds the lease held and exits 2 naming the live run, or waits for it (``run.on_lease``).
@@ -37,7 +38,9 @@ from pipeline.storage import filesystem, is_local, redact_uri
 LOG = logging.getLogger("stemforge")
 LEASE = "_lease.json"
 TIMEOUT_HEARTBEATS = 5  # a lease is dead once its heartbeat is this many beats old
-CREATE_PROTOCOLS = ("s3", "s3a")  # object stores whose conditional create stemforge uses
+# object stores whose pipe_file(mode="create") is a conditional create: s3fs (If-None-Match: *), gcsfs
+# (ifGenerationMatch=0); both raise FileExistsError when the object is there
+CREATE_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
 
 _held: list[Lease] = []
 
@@ -72,7 +75,7 @@ def create(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
             return False
         return True
     raise ConfigError(f"output.uri: the {_protocol(fs)}:// filesystem has no atomic create, so stemforge cannot "
-                      "lease the output root against overlapping runs; write to a local folder or s3://")
+                      "lease the output root against overlapping runs; write to a local folder, s3:// or gs://")
 
 
 def describe_holder(record: dict[str, Any], now: float) -> str:

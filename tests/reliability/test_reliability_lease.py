@@ -244,5 +244,5 @@ def test_an_output_without_an_atomic_create_is_refused_before_any_work(good_corp
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == (
         "stemforge: output.uri: the memory:// filesystem has no atomic create, so stemforge cannot lease the output "
-        "root against overlapping runs; write to a local folder or s3://")
+        "root against overlapping runs; write to a local folder, s3:// or gs://")
     assert not fsspec.filesystem("memory").exists("lease-tests/out/runs")

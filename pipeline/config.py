@@ -33,6 +33,7 @@ from transforms.stft import check_geometry
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 REDACTED = "***"
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # one safe path segment: runs/{id}.json, _tmp/{id}
 
 
 class _Section(BaseModel):
@@ -258,7 +259,7 @@ class MixConfig(_Section):
 
 class RunConfig(_Section):
     skip_existing: bool = True
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    run_id: str | None = Field(None, pattern=RUN_ID_PATTERN)
     chunk_seconds: float = Field(60.0, gt=0.5)
     clean_after_seconds: float = Field(86400.0, ge=0)
     lease_heartbeat_seconds: float = Field(30.0, gt=0)

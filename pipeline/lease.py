@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -30,10 +31,10 @@ from typing import Any
 
 import fsspec
 
-from pipeline.config import Config, ConfigError
+from pipeline.config import RUN_ID_PATTERN, Config, ConfigError
 from pipeline.interrupts import at_exit_now
 from pipeline.scratch import is_alive, process_start
-from pipeline.storage import filesystem, is_local, redact_uri
+from pipeline.storage import filesystem, is_local, join, redact_uri
 
 LOG = logging.getLogger("stemforge")
 LEASE = "_lease.json"
@@ -143,11 +144,16 @@ def _take_over(fs: fsspec.AbstractFileSystem, root: str, path: str, dead: dict[s
     with contextlib.suppress(FileNotFoundError, ValueError):
         if json.loads(fs.cat_file(path)).get("token") == dead.get("token"):
             fs.rm_file(path)
-    scratch = f"{root}/_tmp/{dead.get('run_id')}"
-    LOG.warning("took over the lease of %s, whose holder died; removing its scratch %s",
-                describe_holder(dead, time.time()), redact_uri(scratch))
-    if dead.get("run_id") and fs.exists(scratch):
-        fs.rm(scratch, recursive=True)
+    run_id = str(dead.get("run_id", ""))
+    if re.fullmatch(RUN_ID_PATTERN, run_id):  # a lease file is data: only a run id that names one folder
+        scratch = join(root, "_tmp", run_id)
+        LOG.warning("took over the lease of %s, whose holder died; removing its scratch %s",
+                    describe_holder(dead, time.time()), redact_uri(scratch))
+        if fs.exists(scratch):
+            fs.rm(scratch, recursive=True)
+    else:
+        LOG.warning("took over the lease of %s, whose holder died; its run id names no scratch folder, "
+                    "so nothing is removed", describe_holder(dead, time.time()))
     with contextlib.suppress(FileNotFoundError):
         fs.rm_file(f"{path}.takeover-{dead.get('token')}")
     return True

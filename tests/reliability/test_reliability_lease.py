@@ -199,6 +199,22 @@ def test_a_lease_from_another_host_holds_until_its_heartbeat_times_out(good_corp
     assert not list(out.glob("_lease.json*"))
 
 
+@pytest.mark.parametrize("run_id", ["../runs", "x/../../runs", "/etc"])
+def test_a_dead_lease_whose_run_id_climbs_out_of_tmp_removes_nothing(run_id, good_corpus, tiny_checkpoint, tmp_path):
+    folder, files = good_corpus
+    out = tmp_path / "out"
+    _remote_lease(out, heartbeat_age=3600)
+    record = json.loads((out / LEASE).read_text())
+    (out / LEASE).write_text(json.dumps({**record, "run_id": run_id}))
+    (out / "runs").mkdir()
+    (out / "runs" / "keep.txt").write_text("an earlier run's record")
+    args = run_args(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": 60}), str(files["c"]), str(out),
+                    str(tiny_checkpoint))
+    assert main(args) == 0
+    assert (out / "runs" / "keep.txt").read_text() == "an earlier run's record"
+    assert (out / "_tmp" / "remote" / "part.npy").exists()  # named by no valid run id: left to `clean_leftovers`
+
+
 def test_the_heartbeat_refreshes_the_lease_and_release_removes_only_its_own(tmp_path):
     config = load_config(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": 0.05}),
                          [f"output.uri={tmp_path / 'out'}"])

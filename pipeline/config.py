@@ -1,7 +1,11 @@
 """The one config schema of a stemforge run: validated pydantic models (read by ``pipeline.config_loader``).
 
-Unknown keys are errors. Every default a user can set lives here; model keys left unset are resolved from
-the checkpoint at launch (``pipeline.inference.resolve``).
+Unknown keys are errors. Every key a user can set, and every default that does not depend on the checkpoint,
+lives here. The model keys left ``None`` (``band_params``, ``cropsize``, ``aggression``, ``stems``,
+``postprocess_threshold``) are decided from the checkpoint at launch (``model.resolve``, through
+``pipeline.inference.resolve``); the Beam runner is not a config key (``pipeline.launch.DEFAULT_RUNNER``).
+Importing this module imports no Beam and installs no log filter: `stemforge train` reads its own schema
+with the same loader.
 """
 
 from __future__ import annotations

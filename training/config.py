@@ -1,7 +1,7 @@
 """The schema of `stemforge train` (configs/train.yaml): pydantic, unknown keys refused, every default here.
 
-It is read by the same loader as a run's config (``pipeline.config.load_config``, which imports no Beam),
-so `--set key=value` works the same way. Defaults are vocal-remover's training recipe (docs/training.md
+It is read by the same loader as a run's config (``pipeline.config_loader``: no Beam, no log filter, nothing
+of the pipeline beyond its YAML reader), so `--set key=value` works the same way. Defaults are vocal-remover's training recipe (docs/training.md
 gives each choice and its source).
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.config import build_config, load_config
+from pipeline.config_loader import build_config, load_config
 
 
 class _Section(BaseModel):

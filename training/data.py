@@ -4,10 +4,10 @@ into training and validation tracks by track key (never by row, so no track is o
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 
 import shards
+from pipeline.shard_settings import shard_settings
 from training.config import DataConfig
 from transforms import check_geometry
 
@@ -50,18 +50,16 @@ def inspect_data(config: DataConfig, n_fft: int | None = None) -> TrainingData:
         parquet, handle = shards.open_shard_url(path, config.storage_options)
         try:
             schema = parquet.schema_arrow
-            run = json.loads(schema.metadata[b"stemforge.config"])
-            mix = run.get("mix")  # a mix run's ground-truth targets, else the model's separated stems
-            stems = tuple(mix["stems"]) if mix else tuple(run["model"]["stems"])
-            found.setdefault((run["model"]["n_fft"], run["model"]["hop_length"], stems), path)
+            run = shard_settings(schema.metadata)
+            found.setdefault((run.n_fft, run.hop_length, run.stems), path)
             column = parquet.read(columns=["track_key"], use_threads=shards.threads_for(handle)).column("track_key")
             keys.update(column.to_pylist())
         finally:
             if handle is not None:
                 handle.close()
-        if run["model"].get("band_params"):
+        if run.multiband:
             raise DataError(f"{path}: multi-band (UVR) shards cannot train vocal-remover's single-band net")
-        target = config.target or stems[0]
+        target = config.target or run.stems[0]
         for column in ("mixture", target):
             if column not in schema.names or not shards.is_tensor(schema.field(column).type):
                 raise DataError(f"{path}: no tensor column '{column}' (its columns: {', '.join(schema.names)})")

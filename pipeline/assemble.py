@@ -20,15 +20,9 @@ from pipeline.sinks import model_columns
 from pipeline.storage import StorageOptions, publish_file, redact_uri
 from pipeline.track import MaskReader, PreparedTrack, TrackMeta
 from transforms import frames_for_samples, synthesise_stream
+from transforms.chain import recorded_draws
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
-
-
-def _param(params: tuple[dict[str, Any], ...], transform: str, name: str) -> float | None:
-    for entry in params:
-        if entry.get("transform") == transform and entry.get("applied"):
-            return float(entry[name])
-    return None
 
 
 def row_metadata(meta: TrackMeta, config: Config) -> dict[str, Any]:
@@ -41,9 +35,7 @@ def row_metadata(meta: TrackMeta, config: Config) -> dict[str, Any]:
         "n_fft": config.model.n_fft,
         "hop_length": config.model.hop_length,
         "seed": meta.seed,
-        "lowpass_cutoff_hz": _param(meta.params, "ZeroPhaseBiquadLowPass", "cutoff_hz"),
-        "lowpass_q": _param(meta.params, "ZeroPhaseBiquadLowPass", "q"),
-        "gain_db": _param(meta.params, "Gain", "gain_db"),
+        **recorded_draws(meta.params),
         "augment_params": json.dumps(list(meta.params), sort_keys=True),
         **({"mix_params": meta.mix.to_json(), "dropped": ",".join(meta.mix.dropped)} if meta.mix else {}),
     }

@@ -216,9 +216,6 @@ class OutputConfig(_Section):
         return self.stem_subtype or STEM_SUBTYPE_DEFAULTS[self.stem_format]
 
 
-MIX_TRANSFORMS = ("ZeroPhaseBiquadLowPass", "Gain")  # linear: applied to each stem, the stems still sum to the mix
-
-
 class MixConfig(_Section):
     """Mixtures made from a stem set (``input.uri`` names stem-set manifests or ``{track}/{stem}`` folders)."""
 
@@ -287,11 +284,13 @@ class Config(_Section):
                              f"{self.augment.variants}, or the variants' stems overwrite each other")
         if not (self.output.write_stems or self.output.write_spectrograms):
             raise ValueError("output: write_stems and write_spectrograms are both false; the run would write nothing")
-        if self.mix is not None:
-            odd = [e.get("transform") for e in self.augment.chain if e.get("transform") not in MIX_TRANSFORMS]
+        if self.mix is not None and self.augment.chain:
+            from transforms.chain import LINEAR_TRANSFORMS, is_linear  # audiomentations: only for a chain
+
+            odd = [e.get("transform") for e in self.augment.chain if not is_linear(e.get("transform", ""))]
             if odd:
                 raise ValueError(f"augment.chain: {odd[0]} is not applied to mixed stems (only "
-                                 f"{', '.join(MIX_TRANSFORMS)}, which are linear, keep the targets summing to the mix)")
+                                 f"{', '.join(LINEAR_TRANSFORMS)}, which are linear, keep the targets summing to the mix)")
         return self
 
     @property

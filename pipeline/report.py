@@ -30,7 +30,7 @@ from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
 
 MAX_TABLE_ROWS = 500  # rows of the error and shard tables; the files themselves hold the rest
-SCALARS = ["track_key", "variant", "lowpass_cutoff_hz", "lowpass_q", "gain_db"]
+SCALARS = ["track_key", "variant", *plots.PARAMETERS]
 CSS = """
 body{margin:0;background:#f4f5f7;color:#1d2330;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}

@@ -12,7 +12,6 @@ import base64
 import io
 from collections.abc import Sequence
 
-import audiomentations
 import numpy as np
 import soundfile as sf
 from audiomentations.core.transforms_interface import BaseWaveformTransform
@@ -20,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
-from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
+from transforms.linear import LinearTransform
 
 DPI = 90
 WIDTH = 10.0  # inches: about 900 pixels, the width of the page's content column
@@ -29,7 +28,8 @@ MAX_FRAMES = 1500  # spectrogram frames drawn per picture; longer tracks are ave
 ENVELOPE_POINTS = 1200  # min/max pairs drawn per waveform
 DB_RANGE = 80.0  # a colour scale spans at most this far below the loudest value
 LOWEST_HZ = 30.0  # the bottom of a spectrogram's log frequency axis
-PARAMETERS = ("low-pass cutoff (Hz)", "low-pass Q", "gain (dB)")  # the shards' recorded augmentation columns
+# the shards' recorded augmentation columns (the linear transforms' ROW_COLUMNS), in the order the report reads them
+PARAMETERS = {"lowpass_cutoff_hz": "low-pass cutoff (Hz)", "lowpass_q": "low-pass Q", "gain_db": "gain (dB)"}
 
 
 def _png(fig: Figure) -> str:
@@ -117,17 +117,15 @@ def augmentation(chain: Sequence[BaseWaveformTransform],
     """Histograms of the recorded (cutoff, Q, gain) of each track variant, each against the ranges the chain
     allows (a shaded span with dashed edges: ``value × jitter`` for the low-pass, min to max gain); and one
     caption line per parameter that counts the draws and those outside every configured range."""
-    ranges: list[list[tuple[float, float]]] = [[], [], []]
-    for transform in chain:
-        if isinstance(transform, ZeroPhaseBiquadLowPass):
-            low, high = transform.jitter
-            ranges[0].append((transform.cutoff_hz * low, transform.cutoff_hz * high))
-            ranges[1].append((transform.q * low, transform.q * high))
-        elif isinstance(transform, audiomentations.Gain):
-            ranges[2].append((transform.min_gain_db, transform.max_gain_db))
+    ranges: dict[str, list[tuple[float, float]]] = {column: [] for column in PARAMETERS}
+    linear = [t for t in chain if isinstance(t, LinearTransform)]
+    for transform in linear:
+        for column, span in transform.configured_ranges().items():
+            ranges[column].append(span)
     columns = list(zip(*recorded)) or [(), (), ()]
     shown, lines = [], []
-    for label, values, spans in zip(PARAMETERS, columns, ranges):
+    for (column, label), values in zip(PARAMETERS.items(), columns):
+        spans = ranges[column]
         drawn = [float(v) for v in values if v is not None]
         if drawn or spans:
             shown.append((label, drawn, spans))
@@ -135,7 +133,7 @@ def augmentation(chain: Sequence[BaseWaveformTransform],
             configured = "; ".join(f"{lo:.4g} to {hi:.4g}" for lo, hi in spans) or "not configured"
             lines.append(f"{label}: drawn for {len(drawn)} of {len(recorded)} track variants; configured "
                          f"{configured}; {outside} outside the configured range.")
-    others = {type(t).__name__ for t in chain} - {"ZeroPhaseBiquadLowPass", "Gain"}
+    others = {type(t).__name__ for t in chain if not isinstance(t, LinearTransform)}
     if others:
         lines.append(f"Not plotted (their draws are in the augment_params column): {', '.join(sorted(others))}.")
     fig = Figure(figsize=(WIDTH, 2.7), layout="constrained")

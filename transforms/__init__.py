@@ -62,6 +62,7 @@ _HOMES = {  # each public name and the module that defines it
     "stft": "transforms.stft",
     "stft_frames": "transforms.stft",
     "ZeroPhaseBiquadLowPass": "transforms.zero_phase_biquad_lowpass",
+    "LinearTransform": "transforms.linear",
 }
 
 __all__ = sorted(_HOMES)

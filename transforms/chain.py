@@ -10,9 +10,9 @@ transforms. The resulting :class:`AugmentPlan` is immutable as far as its
 output is concerned: the same key gives bit-identical audio in any process,
 thread or retry, and plans applied concurrently do not touch each other.
 
-* ``ZeroPhaseBiquadLowPass``: ``should_apply``, then cutoff and Q jitter, from
-  the Generator; applied lock-free.
-* ``Gain``: ``should_apply`` and ``gain_db`` from the Generator; lock-free.
+* a :class:`~transforms.linear.LinearTransform` (``ZeroPhaseBiquadLowPass``,
+  ``Gain``): ``should_apply``, then its ``draw_parameters``, from the Generator;
+  applied lock-free, and streamable.
 * any other audiomentations waveform transform: ``should_apply`` and a 63-bit
   sub-seed from the Generator. Such transforms may look at the signal to choose
   their parameters (``Normalize``, ``Shift``…), so they are randomised inside
@@ -23,38 +23,38 @@ thread or retry, and plans applied concurrently do not touch each other.
   :attr:`AugmentPlan.params` once ``apply`` has run.
 
 Provenance (:attr:`AugmentPlan.params`) is a list in chain order of plain dicts
-``{"transform": ClassName, "applied": bool, ...}``: ``cutoff_hz`` and ``q`` (the
-jittered values used) for the low-pass, ``gain_db`` for Gain, the JSON-safe
-``parameters`` of anything else.
+``{"transform": ClassName, "applied": bool, ...}``: a linear transform's draw
+(``cutoff_hz`` and ``q``, the jittered values used, for the low-pass; ``gain_db``
+for Gain), the JSON-safe ``parameters`` of anything else.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import audiomentations
 import numpy as np
 from audiomentations.core.transforms_interface import BaseWaveformTransform
-from audiomentations.core.utils import convert_decibels_to_amplitude_ratio
 
 from transforms import rng_isolation
-from transforms.lowpass import StreamingZeroPhaseLowpass
+from transforms.gain import Gain
+from transforms.linear import LinearTransform, ReadFn
 from transforms.seeding import derive_seed
 from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
 
 DEFAULT_STREAM_CHUNK_FRAMES = 1 << 18
-_OWN_TRANSFORMS: dict[str, type[BaseWaveformTransform]] = {"ZeroPhaseBiquadLowPass": ZeroPhaseBiquadLowPass}
-
-ReadFn = Callable[[int, int], np.ndarray]
+# ours, by chain name; in the order of their shard row columns
+LINEAR_TRANSFORMS: dict[str, type[LinearTransform]] = {"ZeroPhaseBiquadLowPass": ZeroPhaseBiquadLowPass,
+                                                        "Gain": Gain}
 
 
 def resolve_transform(name: str) -> type[BaseWaveformTransform]:
     """The waveform transform class called ``name`` (ours, or audiomentations')."""
-    cls = _OWN_TRANSFORMS.get(name) or getattr(audiomentations, str(name), None)
+    cls = LINEAR_TRANSFORMS.get(name) or getattr(audiomentations, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, BaseWaveformTransform)):
         message = f"unknown transform {name!r}: not ZeroPhaseBiquadLowPass nor an audiomentations waveform transform"
         raise ValueError(message)  # noqa: TRY004 - a bad config value, not a bad argument type
@@ -87,12 +87,8 @@ class _Step:
     sub_seed: int | None = None
 
     @property
-    def kind(self) -> str:
-        if isinstance(self.transform, ZeroPhaseBiquadLowPass):
-            return "lowpass"
-        if type(self.transform) is audiomentations.Gain:
-            return "gain"
-        return "generic"
+    def linear(self) -> bool:
+        return isinstance(self.transform, LinearTransform)
 
 
 class AugmentPlan:
@@ -113,8 +109,8 @@ class AugmentPlan:
 
     @property
     def is_streamable(self) -> bool:
-        """True when every applied transform is ZeroPhaseBiquadLowPass or Gain."""
-        return all(s.kind in ("lowpass", "gain") for s in self._steps if s.applied)
+        """True when every applied transform is linear (:class:`~transforms.linear.LinearTransform`)."""
+        return all(s.linear for s in self._steps if s.applied)
 
     def _check(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, dtype=np.float32)
@@ -144,10 +140,10 @@ class AugmentPlan:
         for step in self._steps:
             if not step.applied:
                 continue
-            if step.kind == "generic":
-                x = self._apply_generic(step, x)
-            else:
+            if step.linear:
                 x = np.asarray(step.transform(x, self.sample_rate), dtype=np.float32)
+            else:
+                x = self._apply_generic(step, x)
         return x
 
     def apply_stream(self, read: ReadFn, n_frames: int,
@@ -162,8 +158,8 @@ class AugmentPlan:
         Output is bit-identical to :meth:`apply`.
         """
         if not self.is_streamable:
-            raise ValueError("plan is not streamable: it applies transforms other than "
-                             "ZeroPhaseBiquadLowPass and Gain")
+            raise ValueError(f"plan is not streamable: it applies transforms other than "
+                             f"{' and '.join(LINEAR_TRANSFORMS)}")
         if chunk_frames <= 0 or n_frames < 0:
             raise ValueError("chunk_frames must be positive and n_frames >= 0")
         return self._stream(read, n_frames, chunk_frames)
@@ -178,23 +174,9 @@ class AugmentPlan:
         for step in self._steps:
             if not step.applied:
                 continue
-            if step.kind == "gain":
-                source = _gain_reader(source, step.transform.parameters["amplitude_ratio"])
-            else:
-                lowpass = step.transform
-                source = StreamingZeroPhaseLowpass(
-                    source, n_frames, self.sample_rate, lowpass.parameters["cutoff_hz"],
-                    lowpass.parameters["q"], lowpass.pad, chunk_frames,
-                ).read
+            source = step.transform.stream(source, n_frames, self.sample_rate, chunk_frames)
         for start in range(0, n_frames, chunk_frames):
             yield np.array(source(start, min(start + chunk_frames, n_frames)), dtype=np.float32)
-
-
-def _gain_reader(source: ReadFn, ratio: float) -> ReadFn:
-    """``source`` scaled as audiomentations' Gain scales (float32 array times a Python float)."""
-    def read(start: int, stop: int) -> np.ndarray:
-        return source(start, stop) * ratio
-    return read
 
 
 class AugmentChain:
@@ -249,16 +231,29 @@ class AugmentChain:
     def _freeze(step: _Step, template: BaseWaveformTransform, rng: np.random.Generator) -> _Step:
         """Draw ``step``'s parameters from ``rng`` into a frozen copy of ``template``."""
         transform = copy.deepcopy(template)
-        if isinstance(transform, ZeroPhaseBiquadLowPass):
+        if isinstance(transform, LinearTransform):
             step.params = transform.draw_parameters(rng)
-            transform.parameters = {"should_apply": True, **step.params}
-        elif type(transform) is audiomentations.Gain:
-            gain_db = float(rng.uniform(transform.min_gain_db, transform.max_gain_db))
-            step.params = {"gain_db": gain_db}
-            transform.parameters = {"should_apply": True,
-                                    "amplitude_ratio": float(convert_decibels_to_amplitude_ratio(gain_db))}
+            transform.freeze(step.params)
         else:
             step.sub_seed = int(rng.integers(0, 2**63))
-        transform.freeze_parameters()
+            transform.freeze_parameters()
         step.transform = transform
         return step
+
+
+def is_linear(name: str) -> bool:
+    """Whether the chain transform called ``name`` is linear: applied to each of a mix run's stems, the stems
+    still sum to the mixture."""
+    return name in LINEAR_TRANSFORMS
+
+
+def recorded_draws(params: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """The shard row columns of a plan's provenance (``AugmentPlan.params``): each linear transform's first
+    applied draw, None where none was applied."""
+    values: dict[str, float | None] = {c: None for cls in LINEAR_TRANSFORMS.values() for c in cls.ROW_COLUMNS}
+    for entry in params:
+        cls = LINEAR_TRANSFORMS.get(entry.get("transform", ""))
+        for column, name in (cls.ROW_COLUMNS.items() if cls and entry.get("applied") else ()):
+            if values[column] is None:
+                values[column] = float(entry[name])
+    return values

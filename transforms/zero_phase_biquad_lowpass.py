@@ -9,7 +9,8 @@ multiplies ``cutoff_hz`` and ``q`` by two independent uniform draws from
 Standalone it draws from Python's global ``random`` like every audiomentations
 transform (``random.seed`` makes a Compose reproducible in one thread); the
 thread-safe, seeded path is :class:`transforms.chain.AugmentChain`, which draws
-with :meth:`draw_parameters` from its own numpy Generator and freezes them in.
+with :meth:`draw_parameters` from its own numpy Generator and freezes them in
+(the :class:`~transforms.linear.LinearTransform` interface).
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from audiomentations.core.transforms_interface import BaseWaveformTransform
 from numpy.typing import NDArray
 
-from transforms.lowpass import DEFAULT_PAD, DEFAULT_Q, zero_phase_lowpass
+from transforms.linear import LinearTransform, ReadFn
+from transforms.lowpass import DEFAULT_PAD, DEFAULT_Q, StreamingZeroPhaseLowpass, zero_phase_lowpass
 
 EBEN_JITTER = (0.8, 1.2)
 
 
-class ZeroPhaseBiquadLowPass(BaseWaveformTransform):
+class ZeroPhaseBiquadLowPass(LinearTransform):
     """Zero-phase RBJ biquad low-pass with EBEN's multiplicative jitter of cutoff and Q."""
 
     supports_multichannel = True
+    ROW_COLUMNS = {"lowpass_cutoff_hz": "cutoff_hz", "lowpass_q": "q"}
 
     def __init__(self, cutoff_hz: float, q: float = DEFAULT_Q, jitter: Sequence[float] = EBEN_JITTER,
                  pad: int = DEFAULT_PAD, p: float = 0.5) -> None:
@@ -54,6 +56,22 @@ class ZeroPhaseBiquadLowPass(BaseWaveformTransform):
             "cutoff_hz": self.cutoff_hz * float(rng.uniform(low, high)),
             "q": self.q * float(rng.uniform(low, high)),
         }
+
+    def freeze(self, drawn: dict[str, float]) -> None:
+        """Filter with the drawn cutoff and Q."""
+        self.parameters = {"should_apply": True, **drawn}
+        self.freeze_parameters()
+
+    def stream(self, source: ReadFn, n_frames: int, sample_rate: int, chunk_frames: int) -> ReadFn:
+        """The filtered track chunk by chunk (:class:`~transforms.lowpass.StreamingZeroPhaseLowpass`)."""
+        return StreamingZeroPhaseLowpass(source, n_frames, sample_rate, self.parameters["cutoff_hz"],
+                                         self.parameters["q"], self.pad, chunk_frames).read
+
+    def configured_ranges(self) -> dict[str, tuple[float, float]]:
+        """Cutoff and Q, each times the jitter's low and high."""
+        low, high = self.jitter
+        return {"lowpass_cutoff_hz": (self.cutoff_hz * low, self.cutoff_hz * high),
+                "lowpass_q": (self.q * low, self.q * high)}
 
     def randomize_parameters(self, samples: NDArray[np.float32], sample_rate: int) -> None:
         super().randomize_parameters(samples, sample_rate)

@@ -228,3 +228,42 @@ def test_stream_refused_for_non_streamable_plan():
     plan = AugmentChain.from_config([{"transform": "AddGaussianNoise", "p": 1.0}]).draw(0, "t", 0, SR, 2)
     with pytest.raises(ValueError, match="not streamable"):
         plan.apply_stream(lambda a, b: np.zeros((2, b - a), np.float32), 100, 10)
+
+
+def test_a_new_linear_transform_streams_and_records_through_the_interface_alone(monkeypatch):
+    """The chain treats a linear transform by its interface, not its name: a transform registered under a new
+    name is drawn, applied, streamed bit for bit and recorded in its row column with no other change."""
+    from transforms import LinearTransform, chain
+
+    class Invert(LinearTransform):
+        supports_multichannel = True
+        ROW_COLUMNS = {"invert_sign": "sign"}
+
+        def draw_parameters(self, rng):
+            return {"sign": -1.0}
+
+        def freeze(self, drawn):
+            self.parameters = {"should_apply": True, **drawn}
+            self.freeze_parameters()
+
+        def apply(self, samples, sample_rate):
+            return samples * self.parameters["sign"]
+
+        def stream(self, source, n_frames, sample_rate, chunk_frames):
+            return lambda start, stop: source(start, stop) * self.parameters["sign"]
+
+        def configured_ranges(self):
+            return {"invert_sign": (-1.0, -1.0)}
+
+    monkeypatch.setitem(chain.LINEAR_TRANSFORMS, "Invert", Invert)
+    plan = AugmentChain.from_config([*CONFIG, {"transform": "Invert", "p": 1.0}]).draw(0, "k", 0, SR, 2)
+    x = _signal(frames=5000)
+    whole = plan.apply(x)
+    streamed = np.concatenate(list(plan.apply_stream(lambda a, b: x[:, a:b], x.shape[1], chunk_frames=1234)), axis=1)
+    assert plan.is_streamable and whole.tobytes() == streamed.tobytes()
+    assert chain.is_linear("Invert") and not chain.is_linear("AddGaussianNoise")
+    drawn = {p["transform"]: p for p in plan.params}
+    assert chain.recorded_draws(plan.params) == {
+        "lowpass_cutoff_hz": drawn["ZeroPhaseBiquadLowPass"].get("cutoff_hz"),
+        "lowpass_q": drawn["ZeroPhaseBiquadLowPass"].get("q"), "gain_db": drawn["Gain"].get("gain_db"),
+        "invert_sign": -1.0}

@@ -13,17 +13,18 @@ from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, wr
 from pipeline.storage import filesystem, retrying
 
 
-def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[str], shards: list[str],
+def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], shards: list[str],
            done: list[TrackDone], errors: list[ErrorRecord], timing: list[tuple[str, int, float]],
            ignored: list[tuple[str, int]] = ()) -> str:
     """Writes the error log, then the run manifest (last), then drops the run's scratch folder; returns the
     manifest's URI. ``sources``: the ``pipeline.keys.source_record`` of every source the run processed;
+    ``skipped``: counts of the sources it skipped as committed (one per decided batch);
     ``ignored``: (extension, count) of the files directory listings skipped as not audio.
 
     When nothing was listed (every input failed to list as a whole, or matched nothing) it writes nothing
     and returns "": the launcher says no input matched."""
     config = job.config
-    if not sources and not skipped and all(e.track_key == "" for e in errors):
+    if not sources and not sum(skipped) and all(e.track_key == "" for e in errors):
         remove_scratch(job)
         return ""
     fs, root = filesystem(config.output.uri, config.storage_options)
@@ -55,7 +56,7 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[str], 
         "versions": versions(),
         "counts": {
             "inputs": len(sources),
-            "skipped": len(skipped),
+            "skipped": sum(skipped),
             "succeeded": len(succeeded),
             "failed": len(failed),
             "errors": len(errors),

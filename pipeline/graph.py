@@ -1,7 +1,8 @@
 """The Beam graph: list → separate (batched across tracks in each worker process) → shards → commit.
 
-    inputs ─ ListInputs ─ one per source ─ keys (pipeline.keys: the committed history decides) ─ content
-      fingerprints ─ skip committed ─ variants ─ Reshuffle
+    inputs ─ ListInputs (batches of refs with their content fingerprints) ─ DecideKeys (a join with the
+      committed runs' key indexes, by key: one per source, keys, skip committed; pipeline.keyjoin) ─ variants
+      ─ Reshuffle
       ─ SeparateTrack (decode, resample, augment, peak; model windows through the process's batcher, whose
                        batches mix tracks; masks to a local scratch file; stems + spectrogram rows, streamed)
       ─ WriteShards
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.window import GlobalWindows
@@ -30,16 +32,8 @@ from apache_beam.transforms.window import GlobalWindows
 from pipeline.commit import commit
 from pipeline.job import Job
 from pipeline.inputs import excluded_roots
-from pipeline.keys import (
-    KeyIndex,
-    assign_keys,
-    holdings,
-    is_committed,
-    key_index,
-    one_per_source,
-    source_record,
-    with_content,
-)
+from pipeline.keyjoin import DecideKeys, pack, unpack
+from pipeline.keys import refs_table, source_record, table_refs, with_content
 from pipeline.listing import TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
 from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
@@ -50,14 +44,18 @@ LOG = logging.getLogger(__name__)
 IGNORED = "ignored"  # (extension, count) of files a directory listing skipped
 DASK_RUNNER_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
 SKIPPED = "skipped"
+LISTED = "listed"
+BATCH = 20_000  # refs per listed batch: keeps a batch a few MB while the join sees few elements
 
 
 class ListInputs(JobFn):
-    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher."""
+    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher; yields the refs in
+    batches of at most ``BATCH`` (packed ``pipeline.keys.REFS`` tables), each with its content fingerprint."""
 
     def process(self, uri: str) -> Iterator[Any]:
         config = self._job.config
         ignored: Counter[str] = Counter()
+        batch: list[TrackRef] = []
         try:
             if config.mix is not None:
                 refs = expand_stemset(uri, config.mix.sources, config.storage_options)
@@ -68,41 +66,43 @@ class ListInputs(JobFn):
                 if isinstance(ref, tuple):
                     yield self.reject(ref[0], "list", ref[1])
                     continue
-                Metrics.counter(NAMESPACE, "inputs").inc()
-                self.progress.add("listed")
-                yield ref
+                batch.append(with_content(ref, config.storage_options))
+                if len(batch) == BATCH:
+                    yield self._batch(batch)
+                    batch = []
         except Exception as exc:  # noqa: BLE001 - a listing failure is dead-lettered, the run goes on
             yield self.reject(TrackRef(uri, ""), "list", exc)
+        if batch:
+            yield self._batch(batch)
         if ignored:  # files whose extension is not audio: counted for the progress line and the manifest
             self.progress.add("ignored", sum(ignored.values()))
             yield from (beam.pvalue.TaggedOutput(IGNORED, item) for item in ignored.items())
         self.progress.add("inputs_done")
 
 
-class ReadCommitted(JobFn):
-    """The keys that committed runs hold, for whichever source and content (``pipeline.keys``)."""
-
-    def process(self, output_uri: str) -> Iterator[Any]:
-        options = self._job.config.storage_options
-        fs, path = filesystem(join(output_uri, "runs"), options)
-        fs.invalidate_cache()
-        for manifest_path in retrying(lambda: fs.glob(f"{path}/*.json"), f"list {output_uri}/runs", options):
-            data = retrying(lambda p=manifest_path: fs.cat_file(p), f"read {manifest_path}", options)
-            manifest = json.loads(data)
-            if manifest.get("status") == "committed":
-                yield from holdings(manifest, self._job.fingerprint)
+    def _batch(self, refs: list[TrackRef]) -> bytes:
+        Metrics.counter(NAMESPACE, "inputs").inc(len(refs))
+        self.progress.add("listed", len(refs))
+        return pack(refs_table(refs))
 
 
-class SkipCommitted(JobFn):
-    """Passes on the refs to process; the ones a run with this fingerprint committed go to ``skipped``
-    (their keys), counted for the progress display."""
+class Decided(JobFn):
+    """A batch of decided refs (``pipeline.keyjoin.DecideKeys``) as one element per ref to process; the
+    count of those a run with this fingerprint committed goes to ``skipped`` (when the run skips them), and
+    a mix run's every ref to ``listed`` (its remix partners)."""
 
-    def process(self, ref: TrackRef, index: KeyIndex) -> Iterator[Any]:
-        if is_committed(ref, index):
-            self.progress.add("skipped")
-            yield beam.pvalue.TaggedOutput(SKIPPED, ref.track_key)
-        else:
-            yield ref
+    def process(self, packed: bytes) -> Iterator[Any]:
+        decided = unpack(packed)
+        if self._job.config.mix is not None:
+            yield from (beam.pvalue.TaggedOutput(LISTED, ref) for ref in table_refs(decided))
+        if self._job.config.run.skip_existing:
+            committed = decided["committed"]
+            skipped = pc.sum(committed).as_py() or 0
+            if skipped:
+                self.progress.add("skipped", skipped)
+                yield beam.pvalue.TaggedOutput(SKIPPED, skipped)
+            decided = decided.filter(pc.invert(committed))
+        yield from table_refs(decided)
 
 
 class WriteShards(JobFn):
@@ -125,25 +125,9 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     config = job.config
     listed = (p | "Input" >> beam.Create(list(config.input.uris))
               | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, IGNORED, main="refs"))
-    index = beam.pvalue.AsSingleton(
-        p | "OutputRoot" >> beam.Create([config.output.uri])
-        | "ReadCommitted" >> beam.ParDo(ReadCommitted(job))
-        | "Holdings" >> beam.combiners.ToList()
-        | "KeyIndex" >> beam.Map(key_index))
-    refs = (listed.refs
-            | "BySource" >> beam.Map(lambda r: (r.source, r))
-            | "GroupBySource" >> beam.GroupByKey()
-            | "OnePerSource" >> beam.Map(lambda kv, ix: one_per_source(kv[1], ix), index)
-            | "KeyByTrack" >> beam.Map(lambda r: (r.track_key, r))
-            | "GroupByKey" >> beam.GroupByKey()
-            | "AssignKeys" >> beam.FlatMap(lambda kv, ix: assign_keys(kv[1], ix), index)
-            | "Content" >> beam.Map(with_content, config.storage_options))
-    all_refs = refs
-    if config.run.skip_existing:
-        split = refs | "SkipCommitted" >> beam.ParDo(SkipCommitted(job), index).with_outputs(SKIPPED, main="refs")
-        refs, skipped = split.refs, split[SKIPPED]
-    else:
-        skipped = p | "NothingSkipped" >> beam.Create([])
+    decided = (listed.refs | "DecideKeys" >> DecideKeys(job)
+               | "Decided" >> beam.ParDo(Decided(job)).with_outputs(SKIPPED, LISTED, main="refs"))
+    refs, skipped, all_refs = decided.refs, decided[SKIPPED], decided[LISTED]
     if config.mix is None:
         variants = refs | "Variants" >> beam.FlatMap(lambda r: [(r, v) for v in range(config.augment.variants)])
     else:  # every listed track is a remix partner, also in a rerun that skips the committed ones

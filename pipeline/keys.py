@@ -1,8 +1,8 @@
 """Which source holds which track key, and which listed sources an earlier run already committed.
 
 The listing gives each source a base key (``pipeline.listing.sanitize_key``). Keys are stable: a source's key
-never changes because another source appeared, and the committed history decides. Every committed run
-manifest records which source holds which key (``sources``: key, source, size, version), so:
+never changes because another source appeared, and the committed history decides. Every committed run records
+which source holds which key (its key index: key, source, size, version), so:
 
 * a source listed twice (the same file through two inputs) is processed once, under a key it already
   holds, else under its smallest base key;
@@ -13,54 +13,32 @@ manifest records which source holds which key (``sources``: key, source, size, v
 A listed source is skipped (``run.skip_existing``) when a committed run with the same fingerprint records its
 key for the same source with the same content (size and version, where both sides know them). Manifests of
 earlier versions, which record only ``tracks`` (keys), skip by key alone and name no holder.
+
+The decisions work on batches (Arrow tables), in three steps that ``pipeline.keyjoin`` runs as a Beam join
+spread by key: ``annotate`` (the refs of some base keys against the committed records of those keys),
+``one_per_source`` (the refs of some sources), ``assign_keys`` (the refs of some base keys).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.listing import MixRef, TrackRef, content_of
 from pipeline.storage import StorageOptions, filesystem, redact_uri
 
-
-@dataclass(frozen=True)
-class Holding:
-    """One key a committed run holds: for which source and content (None: a manifest that recorded only the
-    key), and whether that run's fingerprint is this run's (its outputs are reusable)."""
-
-    track_key: str
-    source: str | None
-    size: int | None
-    version: str | None
-    reusable: bool
-    run: tuple[str, str]  # (started_at, run_id): the earliest run's record decides the holder
-
-
-KeyIndex = dict[str, tuple[Holding, ...]]
-
-
-def holdings(manifest: dict[str, Any], fingerprint: str) -> Iterator[Holding]:
-    """The keys a committed run manifest holds."""
-    reusable = manifest.get("fingerprint") == fingerprint
-    run = (str(manifest.get("started_at", "")), str(manifest.get("run_id", "")))
-    records = manifest.get("sources")
-    if records is None:
-        for key in manifest.get("tracks", []):
-            yield Holding(key, None, None, None, reusable, run)
-        return
-    for record in records:
-        yield Holding(record["track_key"], record["source"], record.get("size"), record.get("version"), reusable, run)
-
-
-def key_index(found: Iterable[Holding]) -> KeyIndex:
-    """Every committed key with its holdings, earliest run first."""
-    index: dict[str, list[Holding]] = {}
-    for holding in sorted(found, key=lambda h: (h.run, h.track_key, h.source or "")):
-        index.setdefault(holding.track_key, []).append(holding)
-    return {key: tuple(found) for key, found in index.items()}
+REFS = pa.schema([("source", pa.string()), ("track_key", pa.string()), ("size", pa.int64()),
+                  ("version", pa.string()), ("stems", pa.string())])
+HELD = pa.schema([("track_key", pa.string()), ("source", pa.string()), ("size", pa.int64()),
+                  ("version", pa.string())])
+RunMeta = tuple[str, str, bool]  # (started_at, run_id, reusable: its fingerprint is this run's)
 
 
 def shown_source(ref: TrackRef) -> str:
@@ -68,40 +46,142 @@ def shown_source(ref: TrackRef) -> str:
     return redact_uri(ref.source)
 
 
-def holder(index: KeyIndex, key: str) -> str | None:
-    """The source that holds a key (the earliest committed run's record), or None when none is recorded."""
-    return next((h.source for h in index.get(key, ()) if h.source is not None), None)
-
-
 def suffixed(key: str, source: str) -> str:
     """The key a source gets when another source holds its base key."""
     return f"{key}~{hashlib.sha256(source.encode()).hexdigest()[:8]}"
 
 
-def one_per_source(refs: Iterable[TrackRef], index: KeyIndex) -> TrackRef:
-    """One ref for a source that was listed more than once: the one whose key it holds, else the smallest key."""
-    ordered = sorted(refs, key=lambda r: r.track_key)
-    shown = shown_source(ordered[0])
-    for ref in ordered:
-        if shown in (holder(index, ref.track_key), holder(index, suffixed(ref.track_key, ref.source))):
-            return ref
-    return ordered[0]
+def refs_table(refs: Sequence[TrackRef]) -> pa.Table:
+    """A batch of refs as a table (a mix run's stems as JSON)."""
+    return pa.table({
+        "source": [r.source for r in refs], "track_key": [r.track_key for r in refs],
+        "size": [r.size for r in refs], "version": [r.version for r in refs],
+        "stems": [json.dumps(r.stems) if isinstance(r, MixRef) else None for r in refs]}, schema=REFS)
 
 
-def assign_keys(refs: Iterable[TrackRef], index: KeyIndex) -> list[TrackRef]:
-    """Distinct keys for the sources of one base key: its recorded holder keeps it (else the first source,
-    sorted), every other source gets the suffixed key."""
-    ordered = sorted(refs, key=lambda r: r.source)
-    key = ordered[0].track_key
-    owner = holder(index, key) or shown_source(ordered[0])
-    out, granted = [], False
-    for ref in ordered:
-        if not granted and shown_source(ref) == owner:
-            out.append(ref)
-            granted = True
+def table_refs(table: pa.Table) -> list[TrackRef]:
+    """The refs of a table made by ``refs_table`` (or decided by ``assign_keys``)."""
+    out: list[TrackRef] = []
+    for source, key, size, version, stems in zip(*(table[name].to_pylist() for name in REFS.names)):
+        if stems is None:
+            out.append(TrackRef(source, key, size, version))
         else:
-            out.append(replace(ref, track_key=suffixed(key, ref.source)))
+            out.append(MixRef(source, key, size, version, stems=tuple(tuple(s) for s in json.loads(stems))))
     return out
+
+
+def held_table(manifest: dict[str, Any]) -> pa.Table:
+    """The keys an old-layout run manifest holds: its ``sources`` records, or (earlier still) only its
+    ``tracks``, which name no source."""
+    records = manifest.get("sources")
+    if records is None:
+        keys = [str(k) for k in manifest.get("tracks", [])]
+        return pa.table({"track_key": keys, "source": [None] * len(keys), "size": [None] * len(keys),
+                         "version": [None] * len(keys)}, schema=HELD)
+    return pa.table({"track_key": [r["track_key"] for r in records], "source": [r["source"] for r in records],
+                     "size": [r.get("size") for r in records], "version": [r.get("version") for r in records]},
+                    schema=HELD)
+
+
+def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Equal, or unknown on either side."""
+    return pc.or_kleene(pc.or_kleene(pc.is_null(a), pc.is_null(b)), pc.fill_null(pc.equal(a, b), False))
+
+
+def _first_of_groups(*columns: np.ndarray) -> np.ndarray:
+    """Where a new group starts in rows sorted by the given columns."""
+    if not len(columns[0]):
+        return np.zeros(0, bool)
+    change = np.zeros(len(columns[0]), bool)
+    change[0] = True
+    for column in columns:
+        change[1:] |= column[1:] != column[:-1]
+    return change
+
+
+def _committed_rows(lookups: pa.Table, held: list[tuple[RunMeta, pa.Table]]) -> pa.Table:
+    """The committed records of the looked-up keys, with the lookup they answer and their run's rank (earliest
+    run first, by (started_at, run_id))."""
+    wanted = lookups["track_key"].combine_chunks()
+    ranks = {run: rank for rank, run in enumerate(sorted({meta[:2] for meta, _ in held}))}
+    parts = []
+    for (started_at, run_id, reusable), table in held:
+        rank = ranks[started_at, run_id]
+        table = table.filter(pc.is_in(table["track_key"], value_set=wanted))
+        if table.num_rows:
+            parts.append(table.rename_columns(["track_key", "h_source", "h_size", "h_version"])
+                         .append_column("rank", pa.array(np.full(table.num_rows, rank, np.int32)))
+                         .append_column("reusable", pa.array(np.full(table.num_rows, reusable))))
+    if not parts:
+        return pa.table({"row": pa.array([], pa.int64())})
+    return lookups.join(pa.concat_tables(parts), "track_key", join_type="inner", use_threads=False)
+
+
+def annotate(refs: pa.Table, held: list[tuple[RunMeta, pa.Table]]) -> pa.Table:
+    """The refs of some base keys, each with what the committed records of those keys say: ``holder_k`` (the
+    source holding its base key), ``holds`` (its source holds its base or suffixed key), ``skip_k`` and
+    ``skip_sfx`` (a reusable run committed it under its base or its suffixed key). ``held``: the committed
+    records (``HELD``) of at least these keys, per run."""
+    n = refs.num_rows
+    sources, keys = refs["source"].to_pylist(), refs["track_key"].to_pylist()
+    shown = [redact_uri(s) for s in sources]
+    sfx = [suffixed(k, s) for k, s in zip(keys, sources)]
+    rows = np.arange(n)
+    lookups = pa.table({"row": np.concatenate([rows, rows]), "kind": np.repeat(np.array([0, 1], np.int8), n),
+                        "track_key": pa.array(keys + sfx, pa.string()), "shown": pa.array(shown * 2, pa.string()),
+                        "size": pa.concat_arrays([refs["size"].combine_chunks()] * 2),
+                        "version": pa.concat_arrays([refs["version"].combine_chunks()] * 2)})
+    joined = _committed_rows(lookups, held)
+    skip = np.zeros((2, n), bool)
+    holder_k: list[str | None] = [None] * n
+    holds = np.zeros(n, bool)
+    if "h_source" in joined.column_names:
+        mine = pc.fill_null(pc.equal(joined["h_source"], joined["shown"]), False)
+        committed = pc.and_(joined["reusable"], pc.or_(
+            pc.is_null(joined["h_source"]),
+            pc.and_(mine, pc.and_(_same(joined["h_size"], joined["size"]),
+                                  _same(joined["h_version"], joined["version"])))))
+        hit = joined.filter(committed)
+        skip[hit["kind"].to_numpy(), hit["row"].to_numpy()] = True
+        named = joined.filter(pc.is_valid(joined["h_source"])).sort_by(
+            [("row", "ascending"), ("kind", "ascending"), ("rank", "ascending"), ("h_source", "ascending")])
+        first = _first_of_groups(named["row"].to_numpy(), named["kind"].to_numpy())
+        holders = named.filter(pa.array(first))
+        holds[holders.filter(pc.equal(holders["h_source"], holders["shown"]))["row"].to_numpy()] = True
+        base = holders.filter(pc.equal(holders["kind"], 0))
+        for row, source in zip(base["row"].to_pylist(), base["h_source"].to_pylist()):
+            holder_k[row] = source
+    columns = {name: refs[name] for name in REFS.names}
+    columns.update(shown=pa.array(shown, pa.string()), suffixed=pa.array(sfx, pa.string()),
+                   holder_k=pa.array(holder_k, pa.string()), holds=holds, skip_k=skip[0], skip_sfx=skip[1])
+    return pa.table(columns)
+
+
+def one_per_source(annotated: pa.Table) -> pa.Table:
+    """One ref per source (annotated): the one whose key it holds, else the one with the smallest key."""
+    ordered = annotated.append_column("free", pc.invert(annotated["holds"])).sort_by(
+        [("source", "ascending"), ("free", "ascending"), ("track_key", "ascending")])
+    first = _first_of_groups(ordered["source"].to_numpy(zero_copy_only=False))
+    return ordered.filter(pa.array(first)).drop_columns(["free"])
+
+
+def assign_keys(annotated: pa.Table) -> pa.Table:
+    """Distinct keys for the sources of some base keys (one ref per source): the base key's recorded holder
+    keeps it (else its first source, sorted), every other source gets its suffixed key. Returns the refs
+    (``REFS``) under their keys, with ``committed``: whether a reusable run committed this source so."""
+    ordered = annotated.sort_by([("track_key", "ascending"), ("source", "ascending")])
+    keys = ordered["track_key"].to_numpy(zero_copy_only=False)
+    start = _first_of_groups(keys)
+    group = np.cumsum(start) - 1
+    shown = ordered["shown"]
+    owner = pc.if_else(pc.is_null(ordered["holder_k"]), shown.take(np.flatnonzero(start)[group]), ordered["holder_k"])
+    rows = np.flatnonzero(pc.equal(shown, owner).to_numpy())
+    keeps = np.zeros(len(keys), bool)
+    keeps[rows[np.unique(group[rows], return_index=True)[1]]] = True
+    final = np.where(keeps, keys, ordered["suffixed"].to_numpy(zero_copy_only=False))
+    committed = np.where(keeps, ordered["skip_k"].to_numpy(), ordered["skip_sfx"].to_numpy())
+    return ordered.select(REFS.names).set_column(1, "track_key", pa.array(final, pa.string())).append_column(
+        "committed", pa.array(committed))
 
 
 def with_content(ref: TrackRef, storage_options: StorageOptions) -> TrackRef:
@@ -115,19 +195,6 @@ def with_content(ref: TrackRef, storage_options: StorageOptions) -> TrackRef:
     except Exception:  # noqa: BLE001 - any failure leaves the fingerprint unknown; reading the source reports it
         return ref
     return replace(ref, **content_of(info))
-
-
-def _same_content(holding: Holding, ref: TrackRef) -> bool:
-    return all(old is None or new is None or old == new
-               for old, new in ((holding.size, ref.size), (holding.version, ref.version)))
-
-
-def is_committed(ref: TrackRef, index: KeyIndex) -> bool:
-    """Whether a run with this fingerprint committed this source, with this content, under this key (or, for a
-    manifest that recorded only keys, this key)."""
-    shown = shown_source(ref)
-    return any(h.reusable and (h.source is None or (h.source == shown and _same_content(h, ref)))
-               for h in index.get(ref.track_key, ()))
 
 
 def source_record(ref: TrackRef) -> dict[str, Any]:

@@ -1,0 +1,155 @@
+"""Key assignment and skip-existing as a Beam join, spread by key (the rules: ``pipeline.keys``).
+
+The listed refs come in batches (Arrow tables); the committed history is read one run's key index at a time.
+Both are cut into ``BUCKETS`` buckets by a stable hash of the base key, and each bucket decides on its own:
+
+    ref batches ─ by base key ─┐
+                               ├─ CoGroupByKey ─ annotate ─ by source ─ GroupByKey ─ one_per_source
+    runs/*.json ─ key index ───┘      ─ by base key ─ GroupByKey ─ assign_keys ─ decided batches
+
+No step holds the whole history or all the inputs: a bucket holds its own refs and the committed records of
+its keys, so a cluster spreads the work, and the launcher reads nothing. A suffixed committed key
+(``key~1234abcd``) also goes to the bucket of its base key, where the sources of that base key look it up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.job import Job
+from pipeline.keys import HELD, RunMeta, annotate, assign_keys, held_table, one_per_source
+from pipeline.storage import filesystem, join, retrying
+
+BUCKETS = 64
+SUFFIX = re.compile(r"~[0-9a-f]{8}$")
+IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def pack(table: pa.Table) -> bytes:
+    """A batch as compressed Arrow IPC bytes: cheap to shuffle, whatever the runner's coder."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=IPC) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def unpack(data: bytes) -> pa.Table:
+    """The batch ``pack`` made."""
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def buckets_of(values: Iterable[str]) -> np.ndarray:
+    """Each value's bucket: crc32 of its UTF-8, stable across processes and machines."""
+    return np.fromiter((zlib.crc32(v.encode()) % BUCKETS for v in values), np.int64)
+
+
+def split(table: pa.Table, buckets: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+    """The rows of a table grouped by their bucket, one (bucket, rows) per bucket that has any."""
+    order = np.argsort(buckets, kind="stable")
+    ordered, sorted_buckets = table.take(order), buckets[order]
+    starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]]) if len(order) else []
+    bounds = [*starts, len(order)]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        yield int(sorted_buckets[begin]), ordered.slice(begin, end - begin)
+
+
+def _concat(batches: Iterable[bytes]) -> pa.Table | None:
+    tables = [unpack(b) for b in batches]
+    return pa.concat_tables(tables) if tables else None
+
+
+def ref_buckets(packed: bytes, column: str) -> Iterator[tuple[int, bytes]]:
+    """A batch of refs cut by the bucket of one column (``track_key``: base key; ``source``)."""
+    table = unpack(packed)
+    for bucket, rows in split(table, buckets_of(table[column].to_pylist())):
+        yield bucket, pack(rows)
+
+
+def held_buckets(meta: RunMeta, held: pa.Table) -> Iterator[tuple[int, tuple[RunMeta, bytes]]]:
+    """One run's committed records cut by bucket; a suffixed key also goes to its base key's bucket."""
+    keys = held["track_key"].to_pylist()
+    yield from ((b, (meta, pack(rows))) for b, rows in split(held, buckets_of(keys)))
+    marked = [i for i, key in enumerate(keys) if SUFFIX.search(key)]
+    if marked:
+        bases = buckets_of(SUFFIX.sub("", keys[i]) for i in marked)
+        moved = bases != buckets_of(keys[i] for i in marked)
+        rows = held.take(np.asarray(marked)[moved])
+        yield from ((b, (meta, pack(part))) for b, part in split(rows, bases[moved]))
+
+
+class ReadHeld(beam.DoFn):
+    """The committed records of one run manifest (``runs/{run_id}.json``), by bucket: its key index, or,
+    for a manifest of the old layout, what it records (``pipeline.keys.held_table``)."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def process(self, manifest_path: str) -> Iterator[tuple[int, tuple[RunMeta, bytes]]]:
+        options = self._job.config.storage_options
+        fs, _ = filesystem(join(self._job.config.output.uri, "runs"), options)
+        manifest = json.loads(retrying(lambda: fs.cat_file(manifest_path), f"read {manifest_path}", options))
+        if manifest.get("status") != "committed":
+            return
+        meta = (str(manifest.get("started_at", "")), str(manifest.get("run_id", "")),
+                manifest.get("fingerprint") == self._job.fingerprint)
+        if manifest.get("keys"):
+            index = f"{manifest_path.rsplit('/', 1)[0]}/{manifest['keys']}"
+            with fs.open(index, "rb") as handle:
+                held = pq.read_table(handle, columns=HELD.names).cast(HELD)
+        else:
+            held = held_table(manifest)
+        yield from held_buckets(meta, held)
+
+
+def committed_manifests(output_uri: str, job: Job) -> list[str]:
+    """The run manifests under an output root (read one by one on the workers)."""
+    options = job.config.storage_options
+    fs, path = filesystem(join(output_uri, "runs"), options)
+    fs.invalidate_cache()
+    return sorted(retrying(lambda: fs.glob(f"{path}/*.json"), f"list {output_uri}/runs", options))
+
+
+def _annotated(item: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, bytes]]:
+    _, grouped = item
+    refs = _concat(grouped["refs"])
+    if refs is None:
+        return
+    annotated = annotate(refs, [(meta, unpack(data)) for meta, data in grouped["held"]])
+    yield from ((b, pack(rows)) for b, rows in split(annotated, buckets_of(annotated["source"].to_pylist())))
+
+
+def _one_per_source(item: tuple[int, Iterable[bytes]]) -> Iterator[tuple[int, bytes]]:
+    kept = one_per_source(_concat(item[1]))
+    yield from ((b, pack(rows)) for b, rows in split(kept, buckets_of(kept["track_key"].to_pylist())))
+
+
+class DecideKeys(beam.PTransform):
+    """Batches of listed refs (packed ``pipeline.keys.REFS`` tables) → batches of decided refs: each source
+    once, under its key, with ``committed`` (``pipeline.keys.assign_keys``)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self._job = job
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        job = self._job
+        held = (batches.pipeline | "OutputRoot" >> beam.Create([job.config.output.uri])
+                | "RunManifests" >> beam.FlatMap(committed_manifests, job)
+                | "SpreadRuns" >> beam.Reshuffle()
+                | "ReadHeld" >> beam.ParDo(ReadHeld(job)))
+        refs = batches | "ByBaseKey" >> beam.FlatMap(ref_buckets, "track_key")
+        return ({"refs": refs, "held": held} | "JoinHistory" >> beam.CoGroupByKey()
+                | "Annotate" >> beam.FlatMap(_annotated)
+                | "GroupBySource" >> beam.GroupByKey()
+                | "OnePerSource" >> beam.FlatMap(_one_per_source)
+                | "GroupByKey" >> beam.GroupByKey()
+                | "AssignKeys" >> beam.Map(lambda item: pack(assign_keys(_concat(item[1])))))

@@ -16,7 +16,7 @@ import pickle
 import re
 import struct
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ from model.detect import NetSpec, detect_net
 from model.devices import resolve_device
 from model.errors import CheckpointError
 from model.nets import CascadedNet
+from transforms.errors import is_transient
+from transforms.redaction import redact_uri, scrub
 
 _CHUNK = 1 << 20
 _WRAPPER_KEYS = ("state_dict", "model")
@@ -38,56 +40,13 @@ _WRAPPER_KEYS = ("state_dict", "model")
 Uri = str | os.PathLike[str]
 
 
-def _display(uri: Uri) -> str:
-    """The URI for messages: user:password, query string and fragment removed."""
-    text = os.fspath(uri)
-    parts = urllib.parse.urlsplit(text)
-    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
-        return text
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _secrets(options: Any) -> Iterator[str]:
-    """Every string inside storage_options, so messages can redact them."""
-    if isinstance(options, Mapping):
-        for value in options.values():
-            yield from _secrets(value)
-    elif isinstance(options, (list, tuple)):
-        for value in options:
-            yield from _secrets(value)
-    elif isinstance(options, str) and len(options) >= 4:
-        yield options
-
-
-def _url_secrets(uri: Uri) -> list[str]:
-    """The parts of a URL that may carry credentials: ``user:password@``, ``?query``, ``#fragment``."""
-    parts = urllib.parse.urlsplit(os.fspath(uri))
-    secrets = []
-    if "@" in parts.netloc:
-        secrets.append(parts.netloc.rsplit("@", 1)[0] + "@")
-    if parts.query:
-        secrets.append("?" + parts.query)
-    if parts.fragment:
-        secrets.append("#" + parts.fragment)
-    return secrets
-
-
-def _error(
-    message: str,
-    exc: BaseException,
-    uri: Uri,
-    storage_options: Mapping | None = None,
-) -> CheckpointError:
-    """A one-line CheckpointError; the cause's text is squashed to one line with secrets redacted."""
-    detail = " ".join(str(exc).split())
-    detail = detail.replace(os.fspath(uri), _display(uri))
-    for secret in _url_secrets(uri):
-        detail = detail.replace(secret, "")
-    for secret in _secrets(storage_options or {}):
-        detail = detail.replace(secret, "***")
-    detail = detail[:300]
-    return CheckpointError(f"{message} ({type(exc).__name__}{': ' + detail if detail else ''})")
+def checkpoint_error(message: str, exc: BaseException, uri: Uri, storage_options: Mapping | None = None,
+                  io: bool = False) -> CheckpointError:
+    """A one-line CheckpointError; the cause's text is squashed to one line and scrubbed
+    (``transforms.redaction``). ``io``: the bytes could not be moved, so the error is as transient as ``exc``."""
+    detail = scrub(" ".join(str(exc).split()), storage_options, uris=(uri,))[:300]
+    return CheckpointError(f"{message} ({type(exc).__name__}{': ' + detail if detail else ''})",
+                           transient=io and is_transient(exc))
 
 
 def _open(uri: Uri, mode: str, storage_options: Mapping | None) -> Any:
@@ -102,7 +61,7 @@ def file_sha256(uri: Uri, storage_options: Mapping | None = None) -> str:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
     except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
-        raise _error(f"cannot read {_display(uri)}", exc, uri, storage_options) from None
+        raise checkpoint_error(f"cannot read {redact_uri(uri)}", exc, uri, storage_options, io=True) from None
     return digest.hexdigest()
 
 
@@ -111,7 +70,8 @@ def _read_bytes(uri: Uri, storage_options: Mapping | None) -> bytes:
         with _open(uri, "rb", storage_options) as f:
             return f.read()
     except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
-        raise _error(f"cannot read checkpoint {_display(uri)}", exc, uri, storage_options) from None
+        raise checkpoint_error(f"cannot read checkpoint {redact_uri(uri)}", exc, uri, storage_options,
+                               io=True) from None
 
 
 def _has_safetensors_suffix(path: str) -> bool:
@@ -133,7 +93,7 @@ def _deserialise(data: bytes, path: str) -> Any:
         try:
             return safetensors.torch.load(data)
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged file
-            raise _error(f"{path} is not a readable safetensors file", exc, path) from None
+            raise checkpoint_error(f"{path} is not a readable safetensors file", exc, path) from None
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -148,7 +108,7 @@ def _deserialise(data: bytes, path: str) -> Any:
             f"{path} is not a readable checkpoint ({reason.group(1) if reason else 'UnpicklingError'})"
         ) from None
     except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types; all mean 'not a checkpoint'
-        raise _error(f"{path} is truncated or not a checkpoint", exc, path) from None
+        raise checkpoint_error(f"{path} is truncated or not a checkpoint", exc, path) from None
 
 
 def _state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
@@ -214,7 +174,7 @@ def _verified_bytes(uri: Uri, sha256: str | None, storage_options: Mapping | Non
     data = _read_bytes(uri, storage_options)
     digest = hashlib.sha256(data).hexdigest()
     if sha256 is not None and digest != sha256.strip().lower():
-        raise CheckpointError(f"sha256 mismatch for {_display(uri)}: expected {sha256.strip().lower()}, got {digest}")
+        raise CheckpointError(f"sha256 mismatch for {redact_uri(uri)}: expected {sha256.strip().lower()}, got {digest}")
     return data, digest
 
 
@@ -250,7 +210,7 @@ class CheckpointState:
 def read_checkpoint(uri: Uri, sha256: str | None = None, storage_options: Mapping | None = None) -> CheckpointState:
     """Read a checkpoint once: bytes (verified against ``sha256`` before anything is deserialised), tensors
     (``weights_only``), and the network family detected from them. One-line CheckpointError on failure."""
-    path = _display(uri)
+    path = redact_uri(uri)
     data, digest = _verified_bytes(uri, sha256, storage_options)
     state = _state_dict(_deserialise(data, path), path)
     _check_finite(state, path)
@@ -305,4 +265,5 @@ def save_checkpoint(net: nn.Module, uri: Uri, storage_options: Mapping | None = 
         with fs.open(fs_path, "wb") as f:
             f.write(payload)
     except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
-        raise _error(f"cannot write checkpoint {_display(uri)}", exc, uri, storage_options) from None
+        raise checkpoint_error(f"cannot write checkpoint {redact_uri(uri)}", exc, uri, storage_options,
+                               io=True) from None

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import fsspec
 
-from model.checkpoint import _display, _error
+from model.checkpoint import checkpoint_error
+from transforms.redaction import redact_uri
 
 HASH_TAIL_BYTES = 10_000 * 1024
 """UVR hashes only the file's last 10,240,000 bytes (the whole file when it is smaller)."""
@@ -90,7 +91,8 @@ def uvr_hash(path_or_url: str | os.PathLike[str], storage_options: Mapping | Non
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
     except Exception as exc:  # noqa: BLE001 - any storage failure becomes one scrubbed CheckpointError naming the file
-        raise _error(f"cannot read checkpoint {_display(path_or_url)}", exc, path_or_url, storage_options) from None
+        raise checkpoint_error(f"cannot read checkpoint {redact_uri(path_or_url)}", exc, path_or_url, storage_options,
+                            io=True) from None
     return digest.hexdigest()
 
 

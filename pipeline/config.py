@@ -4,8 +4,8 @@ Unknown keys are errors. Every key a user can set, and every default that does n
 lives here. The model keys left ``None`` (``band_params``, ``cropsize``, ``aggression``, ``stems``,
 ``postprocess_threshold``) are decided from the checkpoint at launch (``model.resolve``, through
 ``pipeline.inference.resolve``); the Beam runner is not a config key (``pipeline.launch.DEFAULT_RUNNER``).
-Importing this module imports no Beam and installs no log filter: `stemforge train` reads its own schema
-with the same loader.
+The ``mix`` section (mix runs) is in ``pipeline.mix_config``. Importing this module imports no Beam and installs
+no log filter: `stemforge train` reads its own schema with the same loader.
 """
 
 from __future__ import annotations
@@ -17,34 +17,23 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.storage import redact_uri
-from pipeline.validation import check_stem_format
 from pipeline import config_loader
-from pipeline.config_loader import ConfigError
+from pipeline.config_loader import ConfigError, Section
+from pipeline.mix_config import MixConfig
+from pipeline.validation import check_stem_format
 from shards.paths import inside, join
 from transforms.audio_io import AUDIO_EXTENSIONS
+from transforms.redaction import MASK, redact_uri
 from transforms.stft import check_geometry
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
-REDACTED = "***"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # one safe path segment: runs/{id}.json, _tmp/{id}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputConfig(_Section):
+class InputConfig(Section):
     uri: str | tuple[str, ...] | None = None
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 
@@ -66,12 +55,12 @@ class InputConfig(_Section):
         return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in value)
 
 
-class AudioConfig(_Section):
+class AudioConfig(Section):
     sample_rate: int = Field(44100, ge=1000, le=384000)
     multichannel: Literal["downmix", "reject"] = "downmix"
 
 
-class AugmentConfig(_Section):
+class AugmentConfig(Section):
     variants: int = Field(1, ge=1, le=1000)
     seed: int = 0
     keep_clean: bool = False
@@ -87,7 +76,7 @@ class AugmentConfig(_Section):
         return value
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     checkpoint: str | None = None
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     allow_random_init: bool = False
@@ -138,7 +127,7 @@ class ModelConfig(_Section):
         return self.band_params is not None
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     uri: str | None = None
     write_stems: bool = True
     write_spectrograms: bool = True
@@ -216,49 +205,7 @@ class OutputConfig(_Section):
         return self.stem_subtype or STEM_SUBTYPE_DEFAULTS[self.stem_format]
 
 
-class MixConfig(_Section):
-    """Mixtures made from a stem set (``input.uri`` names stem-set manifests or ``{track}/{stem}`` folders)."""
-
-    stems: tuple[str, ...] | dict[str, tuple[str, ...]]
-    gain_db: tuple[float, float] = (0.0, 0.0)
-    remix_p: float = Field(0.0, ge=0, le=1)
-    drop_p: float = Field(0.0, ge=0, lt=1)
-    max_length_difference_seconds: float = Field(0.1, ge=0)
-
-    @field_validator("stems")
-    @classmethod
-    def _names(cls, value: tuple[str, ...] | dict[str, tuple[str, ...]]) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
-        names = list(value)
-        if not names or len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
-            raise ValueError("name one or more distinct identifier-like target columns")
-        reserved = [n for n in names if n in ("mixture", "clean") or n.startswith("teacher_")]
-        if reserved:
-            raise ValueError(f"'{reserved[0]}' is a reserved column name (mixture, clean, teacher_*)")
-        if isinstance(value, dict) and not all(value.values()):
-            raise ValueError("every target must list at least one stem-set stem")
-        return value
-
-    @field_validator("gain_db")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if value[0] > value[1]:
-            raise ValueError("gain_db is [low, high] with low <= high")
-        return value
-
-    @property
-    def targets(self) -> dict[str, tuple[str, ...]]:
-        """Each target column and the stem-set stems summed into it (a list of names maps each to itself)."""
-        if isinstance(self.stems, dict):
-            return {k: tuple(v) for k, v in self.stems.items()}
-        return {name: (name,) for name in self.stems}
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        """Every stem-set stem a track needs."""
-        return tuple(dict.fromkeys(s for group in self.targets.values() for s in group))
-
-
-class RunConfig(_Section):
+class RunConfig(Section):
     skip_existing: bool = True
     run_id: str | None = Field(None, pattern=RUN_ID_PATTERN)
     chunk_seconds: float = Field(60.0, gt=0.5)
@@ -267,7 +214,7 @@ class RunConfig(_Section):
     on_lease: Literal["fail", "wait"] = "fail"
 
 
-class Config(_Section):
+class Config(Section):
     input: InputConfig = InputConfig()
     storage_options: dict[str, dict[str, Any]] = {}
     audio: AudioConfig = AudioConfig()
@@ -290,7 +237,8 @@ class Config(_Section):
             odd = [e.get("transform") for e in self.augment.chain if not is_linear(e.get("transform", ""))]
             if odd:
                 raise ValueError(f"augment.chain: {odd[0]} is not applied to mixed stems (only "
-                                 f"{', '.join(LINEAR_TRANSFORMS)}, which are linear, keep the targets summing to the mix)")
+                                 f"{', '.join(LINEAR_TRANSFORMS)}, which are linear, keep the targets summing to "
+                                 "the mix)")
         return self
 
     @property
@@ -315,7 +263,7 @@ class Config(_Section):
         URLs without credentials (``user:password@``, query strings)."""
         data = self.model_dump(mode="json")
         data["storage_options"] = {
-            proto: {key: REDACTED for key in opts} for proto, opts in self.storage_options.items()
+            proto: {key: MASK for key in opts} for proto, opts in self.storage_options.items()
         }
         for section, key in (("input", "uri"), ("output", "uri"), ("output", "stems_uri"), ("model", "checkpoint")):
             value = data[section][key]

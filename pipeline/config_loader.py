@@ -8,13 +8,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.yamlfile import YamlError, parse_yaml
 
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key path and what is allowed."""
+
+
+class Section(BaseModel):
+    """The base of every config section and schema read here: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

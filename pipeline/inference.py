@@ -4,7 +4,6 @@ from its checkpoint once, and each worker process loads the network (``pipeline.
 from __future__ import annotations
 
 import logging
-import re
 
 import torch
 from torch import nn
@@ -19,7 +18,7 @@ from model import (
     resolve_model,
 )
 from pipeline.config import Config, ConfigError, ModelConfig
-from pipeline.storage import PERMANENT_ERRORS, StorageOptions, options_for, redact_uri, retry
+from pipeline.storage import StorageOptions, is_transient, options_for, redact_uri, retry
 from transforms import BandParamsError
 
 LOG = logging.getLogger(__name__)
@@ -34,12 +33,6 @@ def random_init_net(config: ModelConfig) -> CascadedNet:
         return CascadedNet(config.n_fft, config.random_init_nout, config.random_init_nout_lstm).eval()
     finally:
         torch.random.set_rng_state(generator_state)
-
-
-def _transient_checkpoint_read(exc: BaseException) -> bool:
-    """A CheckpointError from reading the bytes (not from their content) whose cause may go away."""
-    found = re.match(r"cannot read checkpoint .* \((\w+)", str(exc))
-    return isinstance(exc, CheckpointError) and found is not None and found.group(1) not in PERMANENT_ERRORS
 
 
 def resolve(config: Config) -> tuple[Config, nn.Module]:
@@ -67,7 +60,7 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
                                                 stems=model.stems, cropsize=model.cropsize,
                                                 aggression=model.aggression, device="cpu", sha256=model.sha256,
                                                 storage_options=options),
-                          f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read,
+                          f"read checkpoint {redact_uri(checkpoint)}", is_transient,
                           config.storage_options)
         except ShippedGeometry as exc:  # the shipped model as a plain checkpoint: its own geometry, unless set
             if {"n_fft", "hop_length"} & model.model_fields_set:
@@ -108,7 +101,7 @@ def load_net(config: ModelConfig, storage_options: StorageOptions, device: str =
         checkpoint = config.checkpoint
         return retry(lambda: load_checkpoint(checkpoint, n_fft=config.n_fft, device=device, sha256=config.sha256,
                                              storage_options=options_for(checkpoint, storage_options)),
-                     f"read checkpoint {redact_uri(checkpoint)}", _transient_checkpoint_read, storage_options)
+                     f"read checkpoint {redact_uri(checkpoint)}", is_transient, storage_options)
     LOG.warning("RANDOM WEIGHTS: no checkpoint configured; outputs are NOT a real separation")
     return random_init_net(config)
 

@@ -1,11 +1,12 @@
 """fsspec plumbing for every read and write of a run: per-protocol options, atomic publishing,
-retries of whole-object operations, and scrubbing of secrets from messages.
+retries of whole-object operations, and scrubbed messages (the rule: ``transforms.redaction``).
 
 On a local filesystem a file is written under a temporary name (in the run's staging folder when
 one is given, else beside the target) and renamed into place; on an object store it is uploaded as
 one complete object, which readers never see half-written. Whole-object operations are retried
-with exponential backoff when the failure looks transient (connection, timeout, 5xx, throttling);
-a permanent failure (missing object, permission denied, bad request) is raised at once.
+with exponential backoff when the failure is transient (``transforms.errors.is_transient`` asks the
+error's class, errno or service code: connection, timeout, 5xx, throttling); a permanent failure
+(missing object, permission denied, bad request) is raised at once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shutil
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -26,7 +25,8 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
 from shards.paths import PathEscape as PathEscape, join as join  # re-exported: the one join of every write
-from transforms.errors import secret_strings
+from transforms.errors import is_transient as is_transient  # re-exported: the one classification of failures
+from transforms.redaction import redact_uri as redact_uri, scrub as scrub  # re-exported: the one scrubber
 
 LOG = logging.getLogger(__name__)
 StorageOptions = dict[str, dict[str, Any]]
@@ -34,21 +34,6 @@ T = TypeVar("T")
 
 RETRY_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 0.5
-MASK = "***"
-# Environment variables whose values are credentials: scrubbed from every message we emit.
-SECRET_ENV_VARS = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_CLIENT_SECRET", "GOOGLE_OAUTH_ACCESS_TOKEN", "HF_TOKEN",
-)
-_PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError,
-              ValueError, TypeError, KeyError, NotImplementedError, ImportError, AttributeError)
-_TRANSIENT_NAMES = re.compile(r"Timeout|Connection|Throttl|SlowDown|ServiceUnavailable|InternalError|"
-                              r"TooManyRequests|RequestLimitExceeded|IncompleteRead|ClientPayload|ServerDisconnected")
-_CLIENT_MODULES = {"botocore", "aiobotocore", "aiohttp", "urllib3", "requests", "s3fs", "gcsfs", "adlfs", "fsspec",
-                   "google", "azure"}
-_TRANSIENT_ERRNOS = {errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
-                     errno.ECONNABORTED, errno.EPIPE, errno.EREMOTEIO, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 class StorageError(OSError):
@@ -82,41 +67,7 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-# ---------------------------------------------------------------- secrets
-
-def secrets(storage_options: Mapping[str, Any] | None = None) -> list[str]:
-    """Every value of storage_options and of the credential environment variables (longest first).
-
-    All storage option values count as secrets (endpoint URLs included): redacting too much in a
-    message costs little, leaking a key costs a lot. Values shorter than 4 characters are skipped.
-    """
-    found = set(secret_strings(storage_options or {}))
-    found.update(value for name in SECRET_ENV_VARS if len(value := os.environ.get(name, "")) >= 4)
-    return sorted(found, key=len, reverse=True)
-
-
-def redact_uri(uri: str) -> str:
-    """A URL without ``user:password@``, query string or fragment (they may carry credentials)."""
-    if "://" not in uri:
-        return uri
-    parts = urllib.parse.urlsplit(uri)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if "@" in parts.netloc:
-        netloc = f"{MASK}@{netloc}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "",
-                                    MASK if parts.fragment else ""))
-
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def scrub(text: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """``text`` with URL credentials, storage option values and credential env values masked."""
-    text = _URL.sub(lambda m: redact_uri(m.group(0)), str(text))
-    for secret in secrets(storage_options):
-        text = text.replace(secret, MASK)
-    return text
-
+# ---------------------------------------------------------------- secrets (the rule: transforms.redaction)
 
 class ScrubFilter(logging.Filter):
     """A logging filter that scrubs secrets from every record that passes a handler."""
@@ -138,41 +89,12 @@ class ScrubFilter(logging.Filter):
 
 # ---------------------------------------------------------------- retries
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a storage failure may go away when the operation is repeated."""
-    if isinstance(exc, StorageError):
-        return exc.transient
-    if isinstance(exc, _PERMANENT):
-        return False
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-        return True
-    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e is not None]
-    if _TRANSIENT_NAMES.search(" ".join(type(e).__name__ for e in chain)):
-        return True
-    # an HTTP 5xx in the message counts only for storage clients' own errors
-    client = any(isinstance(e, OSError) or type(e).__module__.split(".")[0] in _CLIENT_MODULES for e in chain)
-    return client and bool(re.search(r"\b(500|502|503|504)\b|SlowDown", str(exc)))
-
-
-PERMANENT_ERRORS = {cls.__name__ for cls in _PERMANENT} | {"NoCredentialsError", "PartialCredentialsError",
-                                                            "ParamValidationError", "AudioError"}
-
-
 def is_transient_read(exc: BaseException) -> bool:
-    """Whether reading an input failed for a reason worth another try: a storage failure
-    (AudioError ``io_error``, possibly wrapped with a stage) whose cause is not permanent
-    (missing, permission denied, bad request). Bad audio is never retried."""
+    """Whether reading an input failed for a reason worth another try: a failure of the read stage (a
+    TrackError's ``stage``, when wrapped) whose error says it is transient. Bad audio never is."""
     if getattr(exc, "stage", "read") != "read":
         return False
-    cause = getattr(exc, "cause", exc)
-    if getattr(cause, "reason", None) == "io_error":
-        found = re.search(r"\((\w+): ", str(getattr(cause, "detail", "")))
-        return found is None or found.group(1) not in PERMANENT_ERRORS
-    if getattr(cause, "reason", None) is not None:
-        return False
-    return is_transient(cause)
+    return is_transient(getattr(exc, "cause", exc))
 
 
 def retry(operation: Callable[[], T], what: str, transient: Callable[[BaseException], bool] = is_transient,

@@ -1,8 +1,8 @@
 """The schema of `stemforge train` (configs/train.yaml): pydantic, unknown keys refused, every default here.
 
 It is read by the same loader as a run's config (``pipeline.config_loader``: no Beam, no log filter, nothing
-of the pipeline beyond its YAML reader), so `--set key=value` works the same way. Defaults are vocal-remover's training recipe (docs/training.md
-gives each choice and its source).
+of the pipeline beyond its YAML reader), so `--set key=value` works the same way. Defaults are vocal-remover's
+training recipe (docs/training.md gives each choice and its source).
 """
 
 from __future__ import annotations
@@ -10,16 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from pipeline.config_loader import build_config, load_config
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from pipeline.config_loader import Section, build_config, load_config
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     roots: tuple[str, ...] = ()  # output roots whose committed shards are the data (--data)
     target: str | None = None  # the stem the mask is trained for; None: the shards' first stem (mask·X)
     val_rate: float = Field(0.2, ge=0.0, lt=1.0)  # share of track keys held out for validation
@@ -29,12 +25,12 @@ class DataConfig(_Section):
     buffer_size: int = Field(64, ge=1)  # shuffle buffer (samples per worker)
 
 
-class NetConfig(_Section):
+class NetConfig(Section):
     nout: int = Field(32, ge=4)  # CascadedNet width (vocal-remover's baseline: 32 / 128)
     nout_lstm: int = Field(128, ge=2)
 
 
-class OptimConfig(_Section):
+class OptimConfig(Section):
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(4, ge=1)
     cropsize: int = Field(256, ge=32)
@@ -51,14 +47,14 @@ class OptimConfig(_Section):
     seed: int = 2019
 
 
-class ValidationConfig(_Section):
+class ValidationConfig(Section):
     cropsize: int = Field(256, ge=32)
     batch_size: int = Field(6, ge=1)
     stemset: str | None = None  # held-out stems scored through Separator (SDR, SI-SDR) after each epoch
     stemset_every: int = Field(1, ge=1)
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     data: DataConfig = DataConfig()
     net: NetConfig = NetConfig()
     optim: OptimConfig = OptimConfig()

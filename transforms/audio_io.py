@@ -44,7 +44,8 @@ import soundfile as sf
 from transforms import ffmpeg_io
 from transforms.audio_reader import DEFAULT_BLOCK_FRAMES, AudioInfo, AudioReader
 from transforms.audio_sniff import FFMPEG_KINDS, caf_truncation, sniff
-from transforms.errors import AudioError, scrub
+from transforms.errors import AudioError, is_transient
+from transforms.redaction import scrub
 
 # what folders are searched for: every extension here is read by one of the two decoders (tested)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".mp4", ".aac",
@@ -86,9 +87,7 @@ def _unreachable(exc: BaseException) -> BaseException | None:
     or timed-out connection as a missing file, with the real error as its cause."""
     seen = exc.__cause__ or exc.__context__
     while seen is not None:
-        if isinstance(seen, ConnectionError | TimeoutError) or (
-                isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError)
-                and re.search(r"Connect|Timeout", type(seen).__name__)):
+        if is_transient(seen):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -100,7 +99,7 @@ def _missing(name: str, exc: FileNotFoundError, storage_options: Mapping[str, An
     if cause is None:
         return AudioError(name, "not_found", "no such file or object")
     detail = scrub(f"{type(cause).__name__}: {cause}", storage_options)
-    return AudioError(name, "io_error", f"cannot reach storage ({detail})")
+    return AudioError(name, "io_error", f"cannot reach storage ({detail})", transient=True)
 
 
 def _resolve(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
@@ -115,7 +114,7 @@ def _resolve(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, 
         raise AudioError(name, "is_directory", "is a directory, not an audio file") from None
     except Exception as exc:  # noqa: BLE001 - any storage backend failure becomes an AudioError
         detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
-        raise AudioError(name, "io_error", f"cannot access storage ({detail})") from None
+        raise AudioError(name, "io_error", f"cannot access storage ({detail})", is_transient(exc)) from None
     if details.get("type") == "directory":
         raise AudioError(name, "is_directory", "is a directory, not an audio file")
     return fs, path
@@ -198,7 +197,7 @@ def _open_raw(name: str, fs: Any, path: str, local: bool,
         raise _missing(name, exc, storage_options) from None
     except Exception as exc:  # noqa: BLE001
         detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
-        raise AudioError(name, "io_error", f"cannot open ({detail})") from None
+        raise AudioError(name, "io_error", f"cannot open ({detail})", is_transient(exc)) from None
 
 
 @contextmanager
@@ -242,7 +241,7 @@ def _open(name: str, storage_options: Mapping[str, Any] | None, verify: bool, sc
             raw.seek(0)
         except Exception as exc:  # noqa: BLE001
             detail = scrub(f"{type(exc).__name__}: {exc}", storage_options)
-            raise AudioError(name, "io_error", f"cannot read ({detail})") from None
+            raise AudioError(name, "io_error", f"cannot read ({detail})", is_transient(exc)) from None
         truncation = caf_truncation(raw) if kind == "caf" else None
         if truncation:
             raise AudioError(name, "truncated", truncation)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -25,11 +24,10 @@ from typing import Any
 
 import fsspec
 
-from transforms.errors import scrub
+from transforms.redaction import scrub
 
 CONVERSIONS = frozenset({"mid_side", "stereo_n", "mid_side_c"})
 _FLAGS = ("mid_side", "mid_side_b", "mid_side_b2", "stereo_w", "stereo_n", "reverse")
-_USERINFO = re.compile(r"(?<=://)([^/@\s]+)@")
 
 
 class BandParamsError(ValueError):
@@ -125,10 +123,7 @@ def load_band_params(source: str | os.PathLike[str] | BandParams,
         with fsspec.open(text, "r", **dict(storage_options or {})) as f:
             raw = f.read()
     except Exception as exc:  # noqa: BLE001 - any storage failure becomes one error naming the source
-        detail = " ".join(str(exc).split())
-        for userinfo in _USERINFO.findall(text):
-            detail = detail.replace(userinfo, "***")
-        detail = scrub(detail, storage_options)[:200]
+        detail = scrub(" ".join(str(exc).split()), storage_options, uris=(text,))[:200]
         raise BandParamsError(f"band table {shown!r}: cannot read ({type(exc).__name__}: {detail})") from None
     return parse_band_params(_json(raw, shown), shown)
 

@@ -22,16 +22,25 @@ Reason codes (``AudioError.reason``), stable and machine-readable:
 ``too_many_channels``
     more than two channels where the channel policy is ``"reject"``.
 
-Messages name the file (with any ``user:password@`` part of the URI removed)
-and the reason; they never contain ``storage_options`` values, which may hold
-secrets.
+Messages name the file (its URI redacted by :mod:`transforms.redaction`: no
+``user:password@``, query string or fragment) and the reason; they never contain
+``storage_options`` values, which may hold secrets.
+
+Every error says whether it may go away when the operation is repeated: an
+attribute ``transient`` (``AudioError``, ``CheckpointError``, ``StorageError``)
+set where it is raised, from :func:`is_transient` of the storage failure behind
+it. Retries ask that, never the message text.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import errno
+import socket
+import sys
+from collections.abc import Iterator
 from typing import Any
+
+from transforms.redaction import redact_uri
 
 REASONS = frozenset(
     {
@@ -46,51 +55,88 @@ REASONS = frozenset(
     }
 )
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# failures that repeating cannot fix: absent, denied, a bad request or a bug
+PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError,
+             ValueError, TypeError, KeyError, NotImplementedError, ImportError, AttributeError)
+TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET,
+                              errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.EREMOTEIO,
+                              errno.EHOSTUNREACH, errno.ENETUNREACH})
+# S3's (and botocore's) error codes for a server that is busy, throttling or failed inside
+TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+                             "RequestThrottled", "RequestLimitExceeded", "TooManyRequestsException",
+                             "RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable",
+                             "BandwidthLimitExceeded", "ProvisionedThroughputExceededException"})
+# storage clients' connection and protocol failures that do not subclass ConnectionError or TimeoutError;
+# looked up only in modules already imported (an exception of a module never imported cannot occur)
+TRANSIENT_CLASSES = (("botocore.exceptions", "HTTPClientError"), ("botocore.exceptions", "ConnectionError"),
+                     ("aiohttp", "ClientConnectionError"),
+                     ("aiohttp", "ClientPayloadError"), ("http.client", "IncompleteRead"),
+                     ("urllib3.exceptions", "ProtocolError"), ("urllib3.exceptions", "TimeoutError"),
+                     ("requests.exceptions", "ConnectionError"), ("requests.exceptions", "Timeout"),
+                     ("google.auth.exceptions", "TransportError"))
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without credentials embedded as ``scheme://user:password@host``."""
-    return _USERINFO.sub("***@", str(uri))
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and the ones behind it (``__cause__``, else ``__context__``), outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
-def secret_strings(value: Any) -> Iterable[str]:
-    """Every string (and stringified scalar) of 4+ characters nested in a storage_options value."""
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from secret_strings(item)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            yield from secret_strings(item)
-    elif isinstance(value, (str, bytes)):
-        text = value.decode(errors="replace") if isinstance(value, bytes) else value
-        if len(text) >= 4:
-            yield text
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= 4:
-            yield text
+def _http_status(exc: BaseException) -> int | str | None:
+    """A service's answer carried by the error: botocore's error code (else its HTTP status), or the
+    HTTP status of aiohttp's and gcsfs's response errors."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+        code = response["Error"].get("Code")
+        return code if code in TRANSIENT_CODES else response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    for name in ("status", "code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    return None
 
 
-def scrub(text: str, storage_options: Mapping[str, Any] | None) -> str:
-    """``text`` with every storage_options value (and URI credentials) masked."""
-    text = redact_uri(text)
-    if storage_options:
-        for secret in sorted(set(secret_strings(storage_options)), key=len, reverse=True):
-            text = text.replace(secret, "***")
-    return text
+def _client_classes() -> tuple[type[BaseException], ...]:
+    found = (getattr(sys.modules.get(module), name, None) for module, name in TRANSIENT_CLASSES)
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure may go away when the operation is repeated, decided by what the error is: its own
+    ``transient`` attribute; else a permanent class (absent, denied, bad request); else, along its causes, a
+    service's answer (S3 throttling or internal error codes, HTTP 429 and 5xx), a connection or timeout class,
+    or a transient errno (EIO, EBUSY, ECONNRESET…). Anything else is permanent."""
+    known = getattr(exc, "transient", None)
+    if isinstance(known, bool):
+        return known
+    if isinstance(exc, PERMANENT):
+        return False
+    chain = list(_chain(exc))
+    for cause in chain:
+        status = _http_status(cause)
+        if status is not None:
+            return status in TRANSIENT_CODES or status == 429 or (isinstance(status, int) and status >= 500)
+    transient_classes = (ConnectionError, TimeoutError, socket.timeout, *_client_classes())
+    return any(isinstance(cause, transient_classes)
+               or (isinstance(cause, OSError) and cause.errno in TRANSIENT_ERRNOS) for cause in chain)
 
 
 class AudioError(ValueError):
-    """Bad audio input: ``uri`` names the file, ``reason`` is one of :data:`REASONS`."""
+    """Bad audio input: ``uri`` names the file, ``reason`` is one of :data:`REASONS`; ``transient`` is true only
+    for an ``io_error`` whose storage failure may go away (bad audio is never worth another try)."""
 
-    def __init__(self, uri: str, reason: str, detail: str) -> None:
+    def __init__(self, uri: str, reason: str, detail: str, transient: bool = False) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown AudioError reason {reason!r}")
         self.uri = redact_uri(uri)
         self.reason = reason
         self.detail = detail
+        self.transient = transient and reason == "io_error"
         super().__init__(f"{self.uri}: {reason}: {detail}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.uri, self.reason, self.detail))
+        return (type(self), (self.uri, self.reason, self.detail, self.transient))

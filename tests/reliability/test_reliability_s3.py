@@ -3,6 +3,7 @@ every output; configured through storage_options.s3 and, separately, the AWS env
 Results equal a local run's. http(s):// inputs and checkpoints work (a local http.server). Transient
 storage errors are retried with backoff; a permanent one dead-letters only the affected input."""
 
+import io
 import json
 from pathlib import Path
 
@@ -130,38 +131,51 @@ def test_transient_storage_errors_are_retried_and_a_permanent_one_dead_letters_o
         assert sum(p == "/corpus/in/sub/b.flac" for _, p, _, _ in proxy.log) <= 2
 
 
-def test_transient_and_permanent_failures_are_told_apart(monkeypatch):
-    import errno
-
+def test_real_failures_a_stopped_server_is_retried_a_missing_or_denied_object_is_not(tmp_path, monkeypatch):
+    """Real storage failures, classified by what the errors are (transforms.errors.is_transient): a moto server
+    stopped mid-run is retried until the attempts run out; a missing object and a denied one (S3's 403 through
+    a proxy) are tried once. Reading audio says the same through AudioError.transient."""
     from pipeline import storage
-    from pipeline.storage import StorageError, is_transient, is_transient_read, retrying
+    from pipeline.storage import RETRY_ATTEMPTS, StorageError, filesystem, is_transient_read, retrying
     from pipeline.track import TrackError
-    from transforms import AudioError
+    from transforms import AudioError, load_audio
 
-    assert is_transient(ConnectionResetError()) and is_transient(TimeoutError())
-    assert is_transient(OSError(errno.EBUSY, "Service Unavailable")) and is_transient(OSError(errno.EIO, "x"))
-    assert not any(is_transient(e) for e in (FileNotFoundError("x"), PermissionError("x"), ValueError("x")))
-    unavailable = AudioError("s3://b/k.wav", "io_error", "cannot access storage (OSError: [Errno 16] SlowDown)")
-    denied = AudioError("/x/locked.wav", "io_error", "cannot open (PermissionError: [Errno 13] Permission denied)")
-    assert is_transient_read(TrackError("read", unavailable)) and is_transient_read(unavailable)
-    assert not is_transient_read(TrackError("read", denied))
-    assert not is_transient_read(TrackError("read", AudioError("/x.wav", "truncated", "stream ends early")))
-    assert not is_transient_read(TrackError("augment", unavailable))
     monkeypatch.setattr(storage, "RETRY_BASE_SECONDS", 0.01)
-    calls = []
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((4410, 2), dtype="float32"), 44100, format="WAV")
+    rules = [{"method": "GET|HEAD", "path": r"^/bucket/denied\.wav$", "status": 403, "times": None}]
+    with moto_s3(tmp_path) as endpoint, FaultProxy(endpoint, rules) as proxy:
+        upload = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
+        upload.mkdir("bucket")
+        for key in ("a.wav", "denied.wav"):
+            upload.pipe_file(f"bucket/{key}", buffer.getvalue())
+        options = {"s3": {"endpoint_url": proxy.url, "key": KEY, "secret": SECRET, "skip_instance_cache": True,
+                          "config_kwargs": {"retries": {"total_max_attempts": 1}}}}
+        fs, _ = filesystem("s3://bucket", options)
+        attempts = []
 
-    def flaky():
-        calls.append(1)
-        raise ConnectionResetError("reset by peer with secret hunter2-token")
+        def read(key: str) -> bytes:
+            attempts.append(key)
+            return fs.cat_file(f"bucket/{key}")
 
-    with pytest.raises(StorageError) as failure:
-        retrying(flaky, "upload s3://b/k", {"s3": {"token": "hunter2-token"}})
-    assert len(calls) == 5 and failure.value.transient
-    assert "hunter2" not in str(failure.value) and "gave up after 5 attempts" in str(failure.value)
-    calls.clear()
-    with pytest.raises(FileNotFoundError):
-        retrying(lambda: calls.append(1) or Path("/nonexistent/x").read_bytes(), "read /nonexistent/x")
-    assert len(calls) == 1
+        assert retrying(lambda: read("a.wav"), "read s3://bucket/a.wav", options) == buffer.getvalue()
+        with pytest.raises(FileNotFoundError):
+            retrying(lambda: read("missing.wav"), "read s3://bucket/missing.wav", options)
+        with pytest.raises(StorageError) as denied:
+            retrying(lambda: read("denied.wav"), "read s3://bucket/denied.wav", options)
+        assert attempts == ["a.wav", "missing.wav", "denied.wav"] and not denied.value.transient
+        with pytest.raises(AudioError) as caught:
+            load_audio("s3://bucket/denied.wav", options["s3"])
+        assert caught.value.reason == "io_error" and not is_transient_read(TrackError("read", caught.value))
+    attempts.clear()  # the server is gone: every request is refused
+    with pytest.raises(StorageError) as stopped:
+        retrying(lambda: read("a.wav"), "read s3://bucket/a.wav", options)
+    assert attempts == ["a.wav"] * RETRY_ATTEMPTS and stopped.value.transient
+    assert str(stopped.value).endswith(f"(gave up after {RETRY_ATTEMPTS} attempts)") and SECRET not in str(stopped.value)
+    with pytest.raises(AudioError) as caught:
+        load_audio("s3://bucket/a.wav", options["s3"])
+    assert caught.value.reason == "io_error" and caught.value.transient
+    assert is_transient_read(TrackError("read", caught.value)) and not is_transient_read(TrackError("mask", caught.value))
 
 
 def test_an_output_that_is_an_object_is_refused_before_any_work(good_corpus, tiny_checkpoint, tmp_path, capsys):

@@ -1,11 +1,20 @@
-"""AudioError and the scrubbing of secrets from messages."""
+"""AudioError, the one scrubber (transforms.redaction) on real credential-bearing URLs, and the one decision of
+what is transient (transforms.errors.is_transient), by class, errno and service code."""
 
 from __future__ import annotations
+
+import errno
+import http.client
 
 import pytest
 
 from transforms import REASONS, AudioError
-from transforms.errors import redact_uri, scrub
+from transforms.errors import is_transient
+from transforms.redaction import redact_uri, scrub
+
+SIGNED = ("https://bucket.s3.amazonaws.com/in/a.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+          "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261205%2Fus-east-1%2Fs3%2Faws4_request"
+          "&X-Amz-Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7")
 
 
 def test_reason_codes_are_validated_and_message_names_file_and_reason():
@@ -18,13 +27,56 @@ def test_reason_codes_are_validated_and_message_names_file_and_reason():
         AudioError("x", "bad_reason", "")
 
 
-def test_uri_credentials_are_redacted():
+def test_one_rule_for_urls_userinfo_query_and_fragment_are_masked_host_and_path_kept():
     assert redact_uri("https://alice:s3cret@host/a.wav") == "https://***@host/a.wav"
+    assert redact_uri(SIGNED) == "https://bucket.s3.amazonaws.com/in/a.wav?***"
+    assert redact_uri("az://container/x.wav#sig=abcd") == "az://container/x.wav#***"
+    assert redact_uri("/local/what?.wav") == "/local/what?.wav"  # a plain path is not a URL
+    assert str(AudioError(SIGNED, "not_found", "gone")) == "https://bucket.s3.amazonaws.com/in/a.wav?***: not_found: gone"
     assert "s3cret" not in str(AudioError("https://alice:s3cret@host/a.wav", "not_found", "gone"))
 
 
-def test_scrub_masks_nested_storage_option_values():
-    options = {"key": "AKIAEXAMPLEKEY", "client_kwargs": {"headers": ["Bearer tok-123456"]}, "port": 123456}
-    text = "failed with AKIAEXAMPLEKEY and Bearer tok-123456 on port 123456"
-    cleaned = scrub(text, options)
-    assert "AKIAEXAMPLEKEY" not in cleaned and "tok-123456" not in cleaned and "123456" not in cleaned
+def test_scrub_masks_urls_storage_options_environment_and_echoed_uri_parts(monkeypatch):
+    options = {"s3": {"key": "AKIAEXAMPLEKEY", "secret": "wJalrXUtnFEMI/K7MDENG", "port": 123456,
+                      "client_kwargs": {"headers": ["Bearer tok-123456"]}}}
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLE")
+    text = (f"GET {SIGNED} failed; ftp://bob:hunter22@files.example/x.wav refused; key AKIAEXAMPLEKEY secret "
+            "wJalrXUtnFEMI/K7MDENG, Bearer tok-123456, port 123456, session FwoGZXIvYXdzEXAMPLE; "
+            "echoed as bucket/in/a.wav?X-Amz-Signature=deadbeefcafe and bob:hunter22@files.example")
+    uris = ("s3://bucket/in/a.wav?X-Amz-Signature=deadbeefcafe", "ftp://bob:hunter22@files.example/x.wav")
+    assert scrub(text, options, uris) == (
+        "GET https://bucket.s3.amazonaws.com/in/a.wav?*** failed; ftp://***@files.example/x.wav refused; key *** "
+        "secret ***, ***, port ***, session ***; echoed as bucket/in/a.wav?*** and ***@files.example")
+
+
+@pytest.mark.parametrize("error, transient", [
+    (ConnectionResetError(errno.ECONNRESET, "reset"), True),
+    (TimeoutError("timed out"), True),
+    (OSError(errno.EBUSY, "SlowDown"), True),  # s3fs's translation of S3's SlowDown
+    (http.client.IncompleteRead(b"partial"), True),
+    (FileNotFoundError(errno.ENOENT, "no such key"), False),
+    (PermissionError(errno.EACCES, "denied"), False),
+    (OSError(errno.EINVAL, "bad request"), False),
+    (RuntimeError("Connection timed out"), False),  # the words in a message decide nothing
+    (AudioError("s3://b/k.wav", "io_error", "cannot open (RuntimeError: Timeout)"), False),
+    (AudioError("s3://b/k.wav", "io_error", "cannot open", transient=True), True),
+    (AudioError("s3://b/k.wav", "truncated", "stream ends early", transient=True), False),  # bad audio never is
+])
+def test_transient_is_decided_by_class_errno_and_attribute_never_by_message(error, transient):
+    assert is_transient(error) is transient
+
+
+def test_a_cause_behind_a_wrapper_decides_and_botocore_codes_are_read():
+    botocore = pytest.importorskip("botocore.exceptions")
+
+    def client_error(code: str, status: int) -> Exception:
+        return botocore.ClientError({"Error": {"Code": code, "Message": "m"},
+                                     "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    assert is_transient(client_error("SlowDown", 503)) and is_transient(client_error("Weird", 500))
+    assert not is_transient(client_error("InvalidAccessKeyId", 403))
+    wrapped = OSError(errno.EIO, "translated by s3fs")  # s3fs's fallback for codes it does not know
+    wrapped.__cause__ = client_error("InvalidObjectState", 403)
+    assert not is_transient(wrapped)
+    assert is_transient(botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert not is_transient(botocore.NoCredentialsError())

@@ -1,4 +1,4 @@
-"""InferenceModel (BN folding, channels_last, autocast, threads) and device resolution."""
+"""InferenceModel (BN folding, channels_last, autocast), threads sharing a Separator, and device resolution."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from stemforge_testing import randomise_batchnorm
 from torch import nn
 
-from model import CascadedNet, InferenceModel, fold_batchnorm, resolve_device
+from model import CascadedNet, InferenceModel, Separator, fold_batchnorm, resolve_device
 
 
 def _windows(batch: int, width: int = 256, seed: int = 0) -> np.ndarray:
@@ -71,20 +71,37 @@ def test_rejects_complex_input(small_net):
         InferenceModel(small_net, device="cpu")(np.zeros((1, 2, 129, 256), dtype=np.complex64))
 
 
-def test_concurrent_calls_from_threads_give_the_same_results(small_net):
-    model = InferenceModel(small_net, device="cpu")
-    batches = [_windows(2, seed=s) for s in range(4)]
-    expected = [model(b) for b in batches]
+def test_threads_sharing_one_separator_interleave_and_each_gets_its_own_result(small_net):
+    """One Separator (and its InferenceModel) shared by eight threads. The model's lock serialises only the network
+    calls; everything around them (normalisation, window grids, stitching, TTA, aggression, merge_artifacts)
+    runs concurrently, and with one window per network call the threads take turns between windows. Any state a
+    call kept on the shared objects would mix tracks; each thread's result must equal that track run alone."""
+    sep = Separator(small_net, batch_size=1, tta=True, postprocess=True, device="cpu")
+    rng = np.random.default_rng(7)
+    tracks = [(rng.standard_normal((2, 129, frames)) + 1j * rng.standard_normal((2, 129, frames))).astype(np.complex64)
+              * scale for frames, scale in ((300, 1.0), (517, 0.01), (129, 50.0), (400, 3.0))]
+    expected = [sep.predict_mask(track) for track in tracks]
+    start = threading.Barrier(8)
+    order: list[int] = []
     results: dict[int, np.ndarray] = {}
+    model_call = sep.model.predict
+
+    def noted(windows: torch.Tensor) -> torch.Tensor:
+        order.append(threading.get_ident())
+        return model_call(windows)
 
     def work(i: int) -> None:
-        results[i] = model(batches[i % 4])
+        start.wait()
+        results[i] = sep.predict_mask(tracks[i % 4])
 
+    sep.model.predict = noted
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    switches = sum(a != b for a, b in zip(order, order[1:]))
+    assert switches > len(threads)  # the calls did interleave: more turns than one per thread
     for i in range(8):
         np.testing.assert_array_equal(results[i], expected[i % 4])
 

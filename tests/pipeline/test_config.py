@@ -118,10 +118,15 @@ def test_augmentation_chain_is_checked_when_the_config_loads(chain, message):
 @pytest.mark.parametrize("output", [{"stem_format": "flac"}, {"stem_format": "wav"}, {"stem_format": "ogg"},
                                     {"stem_format": "wav", "stem_subtype": "PCM_16"}])
 def test_clip_none_needs_a_float_subtype(output):
-    with pytest.raises(ConfigError, match=r"^output\.clip: 'none' writes stem samples beyond"):
+    subtype = output.get("stem_subtype") or {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}[output["stem_format"]]
+    with pytest.raises(ConfigError) as refused:
         build_config({"output": dict(output, clip="none")})
-    for subtype in ("FLOAT", "DOUBLE"):
-        assert build_config({"output": {"stem_format": "wav", "stem_subtype": subtype, "clip": "none"}})
+    assert str(refused.value) == (f"output.clip: 'none' writes stem samples beyond ±1.0 as they are, which the "
+                                  f"{subtype} subtype cannot hold: use stem_format wav with stem_subtype FLOAT or "
+                                  "DOUBLE, or clip rescale/clamp")
+    for float_subtype in ("FLOAT", "DOUBLE"):
+        built = build_config({"output": {"stem_format": "wav", "stem_subtype": float_subtype, "clip": "none"}})
+        assert (built.output.clip, built.output.resolved_subtype) == ("none", float_subtype)
 
 
 def test_where_and_what_a_run_writes_are_part_of_its_fingerprint():

@@ -2,35 +2,30 @@
 be mailed or archived) of one committed run or of every run of an output root: per run its summary and
 redacted config, rejected inputs, spectrograms, stem waveforms and audio clips (:mod:`pipeline.report_audio`)
 of a few tracks, the augmentation draws against their configured ranges, its shards, and audio length against
-processing time. Shards are read by column and row group: spectrogram columns only of the groups that hold a
-sampled track. Every text shown is scrubbed of secrets (:func:`pipeline.storage.scrub`) and HTML-escaped."""
+processing time. This module renders; what it shows is read by :mod:`pipeline.report_reading`. Every text shown
+is scrubbed of secrets (:func:`transforms.redaction.scrub`) and HTML-escaped."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import html
-import json
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import soundfile as sf
 import yaml
 
 from pipeline import report_audio, report_plots as plots
-from pipeline.config import Config, ConfigError, build_config
-from pipeline.sinks import audio_stems, tensor_columns
-from pipeline.storage import PathEscape, StorageOptions, filesystem, join, publish_bytes, redact_uri, scrub
+from pipeline.config import Config
+from pipeline.report_reading import ReportError, RunReader, ShardIndex
+from pipeline.sinks import tensor_columns
+from pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
 from pipeline.text import count
-from shards import reading, tensor_to_numpy
 from transforms import AugmentChain
 
+__all__ = ["ReportError", "build_report", "write_report"]
+
 MAX_TABLE_ROWS = 500  # rows of the error and shard tables; the files themselves hold the rest
-SCALARS = ["track_key", "variant", *plots.PARAMETERS]
 CSS = """
 body{margin:0;background:#f4f5f7;color:#1d2330;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
@@ -48,22 +43,8 @@ figure img{max-width:100%;height:auto;display:block}figcaption{color:#5b6472;fon
 """
 
 
-class ReportError(ValueError):
-    """An output root, run or argument the report cannot describe, with the reason in one line."""
-
-
 class _Html(str):
     """Markup that goes into the page as it is (every other value is scrubbed and escaped)."""
-
-
-@dataclass
-class _Shards:
-    """A run's shards from their scalar columns: per shard (path, rows, row groups, bytes, problem); per
-    track variant its recorded (cutoff, Q, gain) and the row groups, by shard, that hold its rows."""
-
-    files: list[tuple[str, int | None, int | None, int | None, str]] = field(default_factory=list)
-    params: dict[tuple[str, int], tuple[float | None, ...]] = field(default_factory=dict)
-    places: dict[tuple[str, int], dict[str, list[int]]] = field(default_factory=dict)
 
 
 def _wall(manifest: dict[str, Any]) -> float | None:
@@ -84,17 +65,16 @@ def _speed(audio: float, seconds: float | None) -> str:
     return f"{audio / seconds:,.1f}× real time" if seconds else "n/a"
 
 
-class _Report:
-    """One page being written: the output root's filesystem, the secrets to scrub, the sample size."""
+class _Page:
+    """One page being written from what ``read`` (the output root's reader) finds; every text scrubbed of the
+    storage option values that reach the root, and escaped."""
 
     def __init__(self, output_uri: str, storage_options: StorageOptions | None, samples: int) -> None:
-        self.uri, self.options, self.samples = output_uri, storage_options or {}, samples
-        self.fs, root = filesystem(output_uri, self.options)
-        self.root, self.shown = root.rstrip("/"), redact_uri(output_uri).rstrip("/")
+        self.read, self.samples = RunReader(output_uri, storage_options), samples
 
     def esc(self, value: Any) -> str:
         """A value as page text: scrubbed of secrets and HTML-escaped (markup passes as it is)."""
-        return value if isinstance(value, _Html) else html.escape(scrub(str(value), self.options))
+        return value if isinstance(value, _Html) else html.escape(scrub(str(value), self.read.options))
 
     def table(self, head: list[str] | None, rows: list[list[Any]]) -> str:
         """A table (numbers right-aligned); without a head, a key/value table whose first column is the keys."""
@@ -118,29 +98,6 @@ class _Report:
     def note(self, text: str) -> str:
         return f'<p class="note">{self.esc(text)}</p>'
 
-    def manifests(self) -> list[dict[str, Any]]:
-        """The committed run manifests, newest first."""
-        paths = sorted(self.fs.glob(f"{self.root}/runs/*.json"))
-        if not paths:
-            raise ReportError(f"{self.shown}: not a stemforge output root (no runs/*.json)")
-        runs = []
-        for path in paths:
-            with contextlib.suppress(ValueError):  # not JSON: not a manifest
-                runs.append(json.loads(self.fs.cat_file(path)))
-        runs = [m for m in runs if isinstance(m, dict) and m.get("status") == "committed" and "run_id" in m]
-        if not runs:
-            raise ReportError(f"{self.shown}: no committed run in runs/ ({count(len(paths), 'manifest')}, none committed)")
-        return sorted(runs, key=lambda m: (str(m.get("started_at", "")), m["run_id"]), reverse=True)
-
-    def config(self, manifest: dict[str, Any]) -> Config | str:
-        """The run's config, with its output at this root (where the report finds it); or why not."""
-        data = json.loads(json.dumps(manifest.get("config") or {}))
-        data.setdefault("output", {})["uri"] = self.uri
-        try:
-            return build_config(data)
-        except ConfigError as exc:
-            return f"this run's config cannot be read by this stemforge version ({exc})"
-
     def overview(self, runs: list[dict[str, Any]]) -> str:
         rows = []
         for m in runs:
@@ -154,7 +111,7 @@ class _Report:
         return f"<section><h2>Runs</h2>{self.table(head, rows)}</section>"
 
     def run(self, manifest: dict[str, Any]) -> str:
-        run_id, config, shards = manifest["run_id"], self.config(manifest), self.shards(manifest)
+        run_id, config, shards = manifest["run_id"], self.read.config(manifest), self.read.shards(manifest)
         parts = {"Summary": self.summary(manifest), "Errors": self.errors(run_id),
                  "Spectrograms and stems": self.pictures(manifest, config, shards),
                  "Augmentation": self.augmentation(config, shards), "Shards": self.shard_table(shards),
@@ -181,11 +138,9 @@ class _Report:
                 f"<details><summary>config (storage option values redacted)</summary><pre>{config}</pre></details>")
 
     def errors(self, run_id: str) -> str:
-        try:
-            text = self.fs.cat_file(f"{self.root}/errors/{run_id}.jsonl").decode("utf-8", "replace")
-        except FileNotFoundError:
+        records = self.read.error_records(run_id)
+        if records is None:
             return self.note("No input was rejected.")
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
         by_reason = Counter((r.get("stage", ""), r.get("error", "")) for r in records)
         summary = self.table(["stage", "reason", "records"], [[*k, n] for k, n in by_reason.most_common()])
         rows = [[r.get(k, "") for k in ("source", "track_key", "stage", "error", "message")] for r in records]
@@ -196,30 +151,7 @@ class _Report:
                    f"{count(sources, 'rejected input', grouped=True)}")
         return f"<p>{counted}{self.esc(shown)}.</p>{summary}{full}"
 
-    def shards(self, manifest: dict[str, Any]) -> _Shards:
-        out = _Shards()
-        for relative in manifest.get("shards", []):
-            try:
-                path = join(self.root, relative)
-                with reading(self.fs, path) as (parquet, threads):
-                    for group in range(parquet.metadata.num_row_groups):
-                        table = parquet.read_row_group(group, columns=SCALARS, use_threads=threads)
-                        unique = table.group_by(SCALARS[:2]).aggregate([(c, "min") for c in SCALARS[2:]])
-                        columns = [unique.column(c).to_pylist() for c in SCALARS[:2]]
-                        columns += [unique.column(f"{c}_min").to_pylist() for c in SCALARS[2:]]
-                        for key, variant, *values in zip(*columns):
-                            out.params[(key, variant)] = tuple(values)
-                            out.places.setdefault((key, variant), {}).setdefault(relative, []).append(group)
-                    meta = parquet.metadata
-                out.files.append((relative, meta.num_rows, meta.num_row_groups, self.fs.size(path), ""))
-            except PathEscape as exc:  # an edited manifest: never read outside the output folder
-                out.files.append((relative, None, None, None, f"not read: {exc}"))
-            except (OSError, pa.ArrowInvalid) as exc:  # FileNotFoundError included
-                problem = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {str(exc).splitlines()[0]}"
-                out.files.append((relative, None, None, None, problem))
-        return out
-
-    def pictures(self, manifest: dict[str, Any], config: Config | str, shards: _Shards) -> str:
+    def pictures(self, manifest: dict[str, Any], config: Config | str, shards: ShardIndex) -> str:
         if isinstance(config, str):
             return self.note(config)
         tracks = sorted(manifest.get("tracks", []))
@@ -232,26 +164,13 @@ class _Report:
                       self.waveform(config, key, 0)]
         return "".join(parts)
 
-    def spectrogram(self, config: Config, shards: _Shards, key: str, variant: int) -> str:
+    def spectrogram(self, config: Config, shards: ShardIndex, key: str, variant: int) -> str:
         """Mixture and stems of one track variant from its rows, channel mean, on one dB scale."""
         places = shards.places.get((key, variant))
         if not places:
             why = "" if config.output.write_spectrograms else " (output.write_spectrograms is false)"
             return self.note(f"No spectrogram rows for this track in the run's shards{why}.")
-        names, segments = tensor_columns(config), []
-        for relative, groups in places.items():
-            with reading(self.fs, f"{self.root}/{relative}") as (parquet, threads):
-                for group in groups:
-                    table = parquet.read_row_group(group, columns=[*SCALARS[:2], "segment", "num_frames", *names],
-                                                   use_threads=threads)
-                    table = table.filter(pc.and_(pc.equal(table["track_key"], key),
-                                                 pc.equal(table["variant"], variant)))
-                    arrays = {n: tensor_to_numpy(table[n]) for n in names}
-                    for i, (segment, end) in enumerate(zip(table["segment"].to_pylist(),
-                                                           table["num_frames"].to_pylist())):
-                        segments.append((segment, {n: a[i, ..., :end].mean(axis=0, dtype=np.float32)
-                                                   for n, a in arrays.items()}))
-        segments.sort(key=lambda s: s[0])
+        names, segments = tensor_columns(config), self.read.spectrogram_segments(config, shards, key, variant)
         pooled = {n: plots.pool_frames(np.concatenate([s[1][n] for s in segments], axis=1)) for n in names}
         step, linear = pooled[names[0]][1], config.model.band_params is None  # multi-band rows: bins not linear
         picture, vmin, vmax = plots.spectrograms({n: m for n, (m, _) in pooled.items()},
@@ -263,24 +182,16 @@ class _Report:
                            f"{vmin:.1f} to {vmax:.1f} dB.")
 
     def waveform(self, config: Config, key: str, variant: int) -> str:
-        envelopes, steps, missing, waves = {}, {}, [], {}
-        for stem in audio_stems(config):
-            uri = config.output.stem_uri(key, variant, stem)
-            fs, path = filesystem(uri, self.options)
-            try:
-                with fs.open(path, "rb") as handle, sf.SoundFile(handle) as sound:
-                    envelopes[stem], steps[stem] = plots.envelope(sound)
-                    waves[stem] = report_audio.read_clip(sound)
-            except FileNotFoundError:
-                missing.append(redact_uri(uri))
-        if missing:
+        stems = self.read.stem_audio(config, key, variant)
+        if stems.missing:
             why = " (output.write_stems is false)" if not config.output.write_stems else ""
-            return self.note(f"Stem files not found{why}: {', '.join(missing)}")
-        figure = self.figure(plots.waveforms(envelopes, steps), f"Waveforms of the stems of {key}, variant {variant}",
-                             f"Stem files ({', '.join(envelopes)}): minimum and maximum of both channels.")
-        return figure + report_audio.clips(waves)
+            return self.note(f"Stem files not found{why}: {', '.join(stems.missing)}")
+        figure = self.figure(plots.waveforms(stems.envelopes, stems.steps),
+                             f"Waveforms of the stems of {key}, variant {variant}",
+                             f"Stem files ({', '.join(stems.envelopes)}): minimum and maximum of both channels.")
+        return figure + report_audio.clips(stems.clips)
 
-    def augmentation(self, config: Config | str, shards: _Shards) -> str:
+    def augmentation(self, config: Config | str, shards: ShardIndex) -> str:
         if isinstance(config, str):
             return self.note(config)
         chain = AugmentChain.from_config(list(config.augment.chain)).transforms
@@ -291,7 +202,7 @@ class _Report:
         picture, lines = plots.augmentation(chain, list(shards.params.values()))
         return self.figure(picture, "Histograms of the drawn augmentation parameters", *lines)
 
-    def shard_table(self, shards: _Shards) -> str:
+    def shard_table(self, shards: ShardIndex) -> str:
         if not shards.files:
             return self.note("This run wrote no shards.")
         rows = [f[1] for f in shards.files if f[1] is not None]
@@ -325,17 +236,17 @@ def build_report(output_uri: str, run_id: str | None = None, samples: int = 3,
     """The HTML page of one committed run (``run_id``) or of every run under ``output_uri``, newest first."""
     if samples < 0:
         raise ReportError(f"samples: must be 0 or more, got {samples}")
-    report = _Report(output_uri, storage_options, samples)
-    runs = report.manifests()
+    report = _Page(output_uri, storage_options, samples)
+    runs = report.read.manifests()
     if run_id is not None:
         ids = [m["run_id"] for m in runs]
         runs = [m for m in runs if m["run_id"] == run_id]
         if not runs:
-            raise ReportError(f"{report.shown}: no committed run {run_id!r}; committed runs: {', '.join(ids)}")
+            raise ReportError(f"{report.read.shown}: no committed run {run_id!r}; committed runs: {', '.join(ids)}")
     body = ([] if run_id else [report.overview(runs)]) + [report.run(m) for m in runs]
     title = f"stemforge report: {run_id}" if run_id else "stemforge report"
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = f"{report.shown} · {count(len(runs), 'committed run', grouped=True)} · generated {generated}"
+    subtitle = f"{report.read.shown} · {count(len(runs), 'committed run', grouped=True)} · generated {generated}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{report.esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
             f"<body><header><h1>{report.esc(title)}</h1><p>{report.esc(subtitle)}</p></header>"

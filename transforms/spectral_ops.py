@@ -6,7 +6,7 @@ and inverse STFT of a block of both stems, and a Parquet row's magnitude columns
 bit-exact with librosa (``transforms.stft``): the default on a CPU. ``DeviceSpectra`` runs the same procedure
 in torch where the network runs (``transforms.device_stft``), so a GPU worker's CPUs only read, copy and
 encode; its results differ from the host's by float32 FFT rounding (bounded in
-tests/transforms/test_spectral_ops.py, figures in docs/performance.md). Both take and return host arrays,
+tests/transforms/test_transforms_spectral_ops.py, figures in docs/performance.md). Both take and return host arrays,
 except a model window, which stays on the device for the network.
 """
 

@@ -34,7 +34,8 @@ from pipeline.job import Job
 from pipeline.inputs import excluded_roots
 from pipeline.keyjoin import DecideKeys, pack, unpack
 from pipeline.keys import refs_table, source_record, table_refs, with_content
-from pipeline.listing import TrackRef, expand_input, expand_stemset
+from pipeline.entries import Part, manifest_parts
+from pipeline.listing import MANIFEST_SUFFIXES, TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
 from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
 from pipeline.storage import filesystem, join, read_bytes, retrying
@@ -48,11 +49,30 @@ LISTED = "listed"
 BATCH = 20_000  # refs per listed batch: keeps a batch a few MB while the join sees few elements
 
 
-class ListInputs(JobFn):
-    """Expands the input URI on a worker, so a huge corpus is never listed in the launcher; yields the refs in
-    batches of at most ``BATCH`` (packed ``pipeline.keys.REFS`` tables), each with its content fingerprint."""
+class PlanListing(JobFn):
+    """An input URI as the parts it is listed in: a large manifest's row groups or byte ranges
+    (``pipeline.entries``), else the whole input. Each part counts as a fraction of its input done."""
 
-    def process(self, uri: str) -> Iterator[Any]:
+    def process(self, uri: str) -> Iterator[tuple[str, Part]]:
+        config = self._job.config
+        parts: list[Part] = [None]
+        if config.mix is None and uri.lower().endswith(MANIFEST_SUFFIXES):
+            try:
+                parts = manifest_parts(uri, config.storage_options)
+            except Exception:  # noqa: BLE001 - listed whole, so that its listing names the problem
+                parts = [None]
+        if len(parts) > 1:  # the parts add 1 each: the input is done when all of them are
+            self.progress.add("inputs_done", 1 - len(parts))
+        yield from ((uri, part) for part in parts)
+
+
+class ListInputs(JobFn):
+    """Expands an input URI (or one part of a manifest) on a worker, so a huge corpus is never listed in the
+    launcher; yields the refs in batches of at most ``BATCH`` (packed ``pipeline.keys.REFS`` tables), each with
+    its content fingerprint."""
+
+    def process(self, task: tuple[str, Part]) -> Iterator[Any]:
+        uri, part = task
         config = self._job.config
         ignored: Counter[str] = Counter()
         batch: list[TrackRef] = []
@@ -61,7 +81,7 @@ class ListInputs(JobFn):
                 refs = expand_stemset(uri, config.mix.sources, config.storage_options)
             else:
                 refs = expand_input(uri, config.input.extensions, config.storage_options, excluded_roots(config),
-                                    ignored)
+                                    ignored, part=part)
             for ref in refs:
                 if isinstance(ref, tuple):
                     yield self.reject(ref[0], "list", ref[1])
@@ -78,7 +98,6 @@ class ListInputs(JobFn):
             self.progress.add("ignored", sum(ignored.values()))
             yield from (beam.pvalue.TaggedOutput(IGNORED, item) for item in ignored.items())
         self.progress.add("inputs_done")
-
 
     def _batch(self, refs: list[TrackRef]) -> bytes:
         Metrics.counter(NAMESPACE, "inputs").inc(len(refs))
@@ -124,6 +143,8 @@ def build(p: beam.Pipeline, job: Job) -> beam.PCollection:
     """Adds the whole run to a pipeline; the result holds the manifest's URI once committed."""
     config = job.config
     listed = (p | "Input" >> beam.Create(list(config.input.uris))
+              | "PlanListing" >> beam.ParDo(PlanListing(job))
+              | "SpreadListing" >> beam.Reshuffle()
               | "ListInputs" >> beam.ParDo(ListInputs(job)).with_outputs(ERRORS, IGNORED, main="refs"))
     decided = (listed.refs | "DecideKeys" >> DecideKeys(job)
                | "Decided" >> beam.ParDo(Decided(job)).with_outputs(SKIPPED, LISTED, main="refs"))

@@ -3,21 +3,19 @@ listing gives it, each source's content fingerprint (size and version)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 import posixpath
 import unicodedata
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 
+from pipeline.entries import Part, manifest_entries
 from pipeline.storage import StorageOptions, filesystem, is_local, modified_time, options_for, protocol_of
 from transforms.mixing import MixPlan
 from transforms.stemsets import read_stemset
@@ -107,34 +105,6 @@ def sanitize_key(relative: str) -> str:
     return "/".join(parts) or "_"
 
 
-def _manifest_entries(uri: str, storage_options: StorageOptions) -> Iterator[str]:
-    fs, path = filesystem(uri, storage_options)
-    suffix = posixpath.splitext(path)[1].lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        with fs.open(path, "rb") as handle:
-            table = pq.read_table(handle, columns=["path"], use_threads=False, pre_buffer=False)
-        yield from (str(p) for p in table.column("path").to_pylist() if p)
-        return
-    with fs.open(path, "rb") as handle:
-        text = io.TextIOWrapper(handle, encoding="utf-8")
-        if suffix == ".csv":
-            reader = csv.DictReader(text)
-            if "path" not in (reader.fieldnames or []):
-                raise ValueError(f"{uri}: CSV manifest has no 'path' column")
-            yield from (row["path"] for row in reader if row.get("path"))
-        elif suffix == ".jsonl":
-            for number, line in enumerate(text, 1):
-                if line.strip():
-                    entry = json.loads(line)
-                    if not isinstance(entry, dict) or "path" not in entry:
-                        raise ValueError(f"{uri}: line {number} has no 'path'")
-                    yield str(entry["path"])
-        else:
-            yield from (line.rstrip("\r\n") for line in text if line.strip() and not line.startswith("#"))
-
-
 def _without_credentials(entry: str) -> str:
     """An absolute entry as a key's relative path: a URL's host and path, never its user:password@ or query."""
     if "://" not in entry:
@@ -208,26 +178,25 @@ def _walk_local(root: str, excluded: list[str]) -> Iterator[tuple[str, dict[str,
 
 
 def _search(fs: fsspec.AbstractFileSystem, root: str, excluded: list[str],
-            lazy: bool) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every file under a folder with its listing info, leaving out the excluded folders."""
+            found: dict[str, dict[str, Any]] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every file under a folder with its listing info, leaving out the excluded folders. ``found``: an object
+    store's whole listing of it; None: list it folder by folder (the first file comes at once)."""
     if is_local(fs):
         yield from _walk_local(root, excluded)
         return
-    if lazy:  # folder by folder: the first file comes at once, the whole listing takes longer
-        found: Iterator[tuple[str, dict[str, Any]]] = (
-            (info["name"], info) for _, _, files in fs.walk(root, detail=True) for info in files.values())
-    else:
-        found = iter(fs.find(root, detail=True).items())
-    yield from ((path, info) for path, info in found if not any(_inside(path, e) for e in excluded))
+    listed: Iterable[tuple[str, dict[str, Any]]] = found.items() if found is not None else (
+        (info["name"], info) for _, _, files in fs.walk(root, detail=True) for info in files.values())
+    yield from ((path, info) for path, info in listed if not any(_inside(path, e) for e in excluded))
 
 
 def expand_input(uri: str, extensions: tuple[str, ...], storage_options: StorageOptions,
                  exclude: tuple[str, ...] = (), ignored: Counter[str] | None = None,
-                 lazy: bool = False) -> Iterator[TrackRef]:
+                 lazy: bool = False, part: Part = None) -> Iterator[TrackRef]:
     """Yield every source the input URI names, keyed relative to the input root, with the content fingerprint
     the listing gives.
 
-    A manifest's entries resolve against its folder; a glob's root is its non-magic prefix;
+    A manifest's entries resolve against its folder (``part``: only that part of it, ``pipeline.entries``);
+    a glob's root is its non-magic prefix;
     a directory is searched recursively for the configured extensions, and the files it skips
     are counted per extension in ``ignored`` (never dropped without a word). A searched folder (directory
     or glob) leaves out every ``exclude`` folder inside it (the run's outputs). ``lazy``: list an object
@@ -237,7 +206,7 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
     lowered = path.lower()
     if lowered.endswith(MANIFEST_SUFFIXES) and not _has_magic(path):
         root = posixpath.dirname(path)
-        for entry in _manifest_entries(uri, storage_options):
+        for entry in manifest_entries(uri, storage_options, part):
             if _is_absolute(entry):
                 source = entry
                 relative = _without_credentials(entry)
@@ -257,9 +226,14 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
             (m, info) for m, info in sorted(fs.glob(path, detail=True).items())
             if info.get("type") != "directory" and not (is_local(fs) and os.path.isdir(m))
             and not any(_inside(m, e) for e in excluded))
-    elif fs.isdir(path):
+    # an object store lists a folder once, recursively, which also tells a folder from a file (asking isdir
+    # first would list the folder a second time); lazy: folder by folder instead
+    elif (found := None if is_local(fs) or lazy else fs.find(path, detail=True)) and list(found) == [path]:
+        root = posixpath.dirname(path)
+        matches = iter(found.items())
+    elif found or fs.isdir(path):
         root = path
-        matches = _search(fs, path, _excluded_under(root, uri, exclude, storage_options), lazy)
+        matches = _search(fs, path, _excluded_under(root, uri, exclude, storage_options), found)
     elif fs.exists(path):
         root = posixpath.dirname(path)
         matches = iter([(path, fs.info(path))])

@@ -80,3 +80,31 @@ def test_a_cause_behind_a_wrapper_decides_and_botocore_codes_are_read():
     assert not is_transient(wrapped)
     assert is_transient(botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert not is_transient(botocore.NoCredentialsError())
+
+
+def test_real_failures_on_signed_and_credentialed_urls_name_the_file_without_its_credentials():
+    """Audio, a band table and a checkpoint, each read from a signed URL and a user:password URL on a port where
+    nothing listens, with a key and secret in storage_options: every message names the host and path and holds
+    none of the credentials (userinfo, X-Amz-Signature, the storage option values)."""
+    import socket
+
+    from model import CheckpointError, load_checkpoint
+    from transforms import BandParamsError, load_audio, load_band_params
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = {"client_kwargs": {"headers": {"Authorization": "Bearer tok-SECRET-123"}}}
+    credentials = ("X-Amz-Signature", "5d672d79c15b", "AKIAIOSFODNN7EXAMPLE", "alice", "hunter22", "tok-SECRET-123")
+    for base in (f"http://127.0.0.1:{port}", f"http://alice:hunter22@127.0.0.1:{port}"):
+        signed = f"{base}/in/a.wav?{SIGNED.split('?')[1]}"
+        messages = []
+        for read, error in ((lambda: load_audio(signed, options), AudioError),
+                            (lambda: load_band_params(signed.replace("a.wav", "t.json"), options), BandParamsError),
+                            (lambda: load_checkpoint(signed.replace("a.wav", "m.pth"), n_fft=256, device="cpu",
+                                                     storage_options=options), CheckpointError)):
+            with pytest.raises(error) as caught:
+                read()
+            messages.append(str(caught.value))
+        assert all(f"127.0.0.1:{port}/in/" in m for m in messages), messages
+        assert not [c for m in messages for c in credentials if c in m], messages

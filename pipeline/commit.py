@@ -1,6 +1,6 @@
-"""The last step of a run: the error log, then the run manifest (written last: the commit), then the run's
-scratch folder removed. A manifest never lists a shard that is not there, and a run that listed nothing
-(no input matched) writes nothing."""
+"""The last step of a run: the error log and the key index (runs/{run_id}.keys.parquet), then the run manifest
+(written last: the commit), then the run's scratch folder removed. A manifest never lists a shard that is not
+there, and a run that listed nothing (no input matched) writes nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 from pipeline.job import Job
 from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, write_errors, write_manifest
-from pipeline.storage import filesystem, retrying
+from pipeline.storage import filesystem, join, publish_bytes, retrying
+from shards.key_index import key_index_bytes, key_index_name
 
 
 def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], shards: list[str],
@@ -69,9 +70,12 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
         "clipping": clipping_record(config.output.clip, done),
         "tracks": succeeded,
         "sources": sorted((s for s in sources if s["track_key"] in committed), key=lambda s: s["track_key"]),
+        "keys": key_index_name(job.run_id),  # written before this manifest (shards.key_index)
         "shards": sorted(shards),
         "timing": track_timing(done, timing),
     }
+    keys = key_index_bytes(manifest["sources"], job.run_id, job.started_at, job.fingerprint)
+    publish_bytes(keys, join(config.output.uri, "runs", manifest["keys"]), config.storage_options, job.staging)
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
     remove_scratch(job)
     return uri

@@ -14,6 +14,7 @@ its keys, so a cluster spreads the work, and the launcher reads nothing. A suffi
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zlib
@@ -23,11 +24,11 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.job import Job
-from pipeline.keys import HELD, RunMeta, annotate, assign_keys, held_table, one_per_source
+from pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
 from pipeline.storage import filesystem, join, retrying
+from shards.key_index import key_index_name, manifest_key_index, read_key_index
 
 BUCKETS = 64
 SUFFIX = re.compile(r"~[0-9a-f]{8}$")
@@ -87,35 +88,41 @@ def held_buckets(meta: RunMeta, held: pa.Table) -> Iterator[tuple[int, tuple[Run
 
 
 class ReadHeld(beam.DoFn):
-    """The committed records of one run manifest (``runs/{run_id}.json``), by bucket: its key index, or,
-    for a manifest of the old layout, what it records (``pipeline.keys.held_table``)."""
+    """The committed records of one run, by bucket: its key index (``shards.key_index``), and only for a run
+    committed before key indexes existed, what its manifest records."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
 
-    def process(self, manifest_path: str) -> Iterator[tuple[int, tuple[RunMeta, bytes]]]:
+    def process(self, run: tuple[str, str | None]) -> Iterator[tuple[int, tuple[RunMeta, bytes]]]:
+        manifest_path, index_path = run
         options = self._job.config.storage_options
         fs, _ = filesystem(join(self._job.config.output.uri, "runs"), options)
-        manifest = json.loads(retrying(lambda: fs.cat_file(manifest_path), f"read {manifest_path}", options))
-        if manifest.get("status") != "committed":
-            return
-        meta = (str(manifest.get("started_at", "")), str(manifest.get("run_id", "")),
-                manifest.get("fingerprint") == self._job.fingerprint)
-        if manifest.get("keys"):
-            index = f"{manifest_path.rsplit('/', 1)[0]}/{manifest['keys']}"
-            with fs.open(index, "rb") as handle:
-                held = pq.read_table(handle, columns=HELD.names).cast(HELD)
+        if index_path is not None:
+            meta, held = retrying(lambda: read_key_index(io.BytesIO(fs.cat_file(index_path))), f"read {index_path}",
+                                  options)
         else:
-            held = held_table(manifest)
-        yield from held_buckets(meta, held)
+            manifest = json.loads(retrying(lambda: fs.cat_file(manifest_path), f"read {manifest_path}", options))
+            if manifest.get("status") != "committed":
+                return
+            meta, held = manifest_key_index(manifest)
+        yield from held_buckets((meta["started_at"], meta["run_id"], meta["fingerprint"] == self._job.fingerprint),
+                                held)
 
 
-def committed_manifests(output_uri: str, job: Job) -> list[str]:
-    """The run manifests under an output root (read one by one on the workers)."""
+def committed_runs(output_uri: str, job: Job) -> list[tuple[str, str | None]]:
+    """The committed runs under an output root, from one listing of ``runs/``: each manifest with its key
+    index, when it has one (written before the manifest, so a key index without one is no commit)."""
     options = job.config.storage_options
     fs, path = filesystem(join(output_uri, "runs"), options)
     fs.invalidate_cache()
-    return sorted(retrying(lambda: fs.glob(f"{path}/*.json"), f"list {output_uri}/runs", options))
+    names = set(retrying(lambda: fs.glob(f"{path}/*"), f"list {output_uri}/runs", options))
+    runs = []
+    for name in sorted(n for n in names if n.endswith(".json")):
+        folder, file = name.rsplit("/", 1)
+        index = f"{folder}/{key_index_name(file.removesuffix('.json'))}"
+        runs.append((name, index if index in names else None))
+    return runs
 
 
 def _annotated(item: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, bytes]]:
@@ -143,7 +150,7 @@ class DecideKeys(beam.PTransform):
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         job = self._job
         held = (batches.pipeline | "OutputRoot" >> beam.Create([job.config.output.uri])
-                | "RunManifests" >> beam.FlatMap(committed_manifests, job)
+                | "CommittedRuns" >> beam.FlatMap(committed_runs, job)
                 | "SpreadRuns" >> beam.Reshuffle()
                 | "ReadHeld" >> beam.ParDo(ReadHeld(job)))
         refs = batches | "ByBaseKey" >> beam.FlatMap(ref_buckets, "track_key")

@@ -36,8 +36,6 @@ from pipeline.storage import StorageOptions, filesystem, redact_uri
 
 REFS = pa.schema([("source", pa.string()), ("track_key", pa.string()), ("size", pa.int64()),
                   ("version", pa.string()), ("stems", pa.string())])
-HELD = pa.schema([("track_key", pa.string()), ("source", pa.string()), ("size", pa.int64()),
-                  ("version", pa.string())])
 RunMeta = tuple[str, str, bool]  # (started_at, run_id, reusable: its fingerprint is this run's)
 
 
@@ -68,19 +66,6 @@ def table_refs(table: pa.Table) -> list[TrackRef]:
         else:
             out.append(MixRef(source, key, size, version, stems=tuple(tuple(s) for s in json.loads(stems))))
     return out
-
-
-def held_table(manifest: dict[str, Any]) -> pa.Table:
-    """The keys an old-layout run manifest holds: its ``sources`` records, or (earlier still) only its
-    ``tracks``, which name no source."""
-    records = manifest.get("sources")
-    if records is None:
-        keys = [str(k) for k in manifest.get("tracks", [])]
-        return pa.table({"track_key": keys, "source": [None] * len(keys), "size": [None] * len(keys),
-                         "version": [None] * len(keys)}, schema=HELD)
-    return pa.table({"track_key": [r["track_key"] for r in records], "source": [r["source"] for r in records],
-                     "size": [r.get("size") for r in records], "version": [r.get("version") for r in records]},
-                    schema=HELD)
 
 
 def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -121,7 +106,7 @@ def annotate(refs: pa.Table, held: list[tuple[RunMeta, pa.Table]]) -> pa.Table:
     """The refs of some base keys, each with what the committed records of those keys say: ``holder_k`` (the
     source holding its base key), ``holds`` (its source holds its base or suffixed key), ``skip_k`` and
     ``skip_sfx`` (a reusable run committed it under its base or its suffixed key). ``held``: the committed
-    records (``HELD``) of at least these keys, per run."""
+    records (``shards.key_index.KEY_INDEX``) of at least these keys, per run."""
     n = refs.num_rows
     sources, keys = refs["source"].to_pylist(), refs["track_key"].to_pylist()
     shown = [redact_uri(s) for s in sources]

@@ -33,6 +33,7 @@ from pipeline.storage import (
     scrub,
 )
 from shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
+from shards.key_index import key_index_name
 from transforms import load_band_params
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -300,7 +301,8 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
     """Removes what runs that died (SIGKILL, lost launcher) left behind; returns what it removed.
 
     A run is dead when ``runs/{id}.json`` does not exist and nothing under ``_tmp/{id}/`` or
-    ``spectrograms/{id}/`` was written for ``run.clean_after_seconds``; its two folders go. The
+    ``spectrograms/{id}/`` was written for ``run.clean_after_seconds``; its two folders go, and its key index
+    if it died at commit. The
     current run's own id (a re-run of a dead run under the same id) is always cleaned. Of a committed
     run, ``_tmp/{id}/`` and any shard its manifest does not list (a failed bundle attempt) go too.
     A live run elsewhere keeps writing, so it is never older than the threshold.
@@ -332,6 +334,9 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
             newest = [_newest(fs, folder) for folder in folders]
             stale = all(t is not None and now - t >= threshold for t in newest)
             doomed = folders if name == run_id or stale else []
+            index = f"{root}/runs/{key_index_name(name)}"  # written just before the manifest it never got
+            if doomed and fs.exists(index):
+                doomed.append(index)
         for path in doomed:
             fs.rm(path, recursive=True)
             removed.append(path)

@@ -7,14 +7,14 @@ import random
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import build_config
 from pipeline.job import Job
 from pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
-from pipeline.keys import annotate, assign_keys, held_table, one_per_source, refs_table
+from pipeline.keys import annotate, assign_keys, one_per_source, refs_table
 from pipeline.listing import TrackRef
+from shards.key_index import key_index_bytes, manifest_key_index
 
 FINGERPRINT = "f" * 16
 
@@ -33,7 +33,8 @@ def _manifest(run_id: str, sources: list[dict] | None, fingerprint: str = FINGER
 
 def _decide(refs: list[TrackRef], *manifests: dict, fingerprint: str = FINGERPRINT) -> list[tuple]:
     """(source, key, size, version, committed) of every source, sorted: the three steps on one batch."""
-    held = [((m["started_at"], m["run_id"], m["fingerprint"] == fingerprint), held_table(m)) for m in manifests]
+    held = [((m["started_at"], m["run_id"], m["fingerprint"] == fingerprint), manifest_key_index(m)[1])
+            for m in manifests]
     decided = assign_keys(one_per_source(annotate(refs_table(refs), held)))
     return sorted(zip(*(decided[c].to_pylist() for c in ("source", "track_key", "size", "version", "committed"))))
 
@@ -164,17 +165,20 @@ def test_the_batched_decision_equals_the_rules_one_source_at_a_time():
 
 def _write_runs(output, manifests: list[dict]) -> None:
     """The runs under an output root: the first with a key index (``runs/<id>.keys.parquet``), the others in
-    the old layouts, and one that never committed."""
+    the old layouts, and two that never committed (a failed manifest; a key index without its manifest)."""
     runs = output / "runs"
     runs.mkdir(parents=True)
     for number, manifest in enumerate(manifests):
-        if number == 0 and "sources" in manifest:
-            pq.write_table(held_table(manifest), runs / f"{manifest['run_id']}.keys.parquet")
-            manifest = {k: v for k, v in manifest.items() if k not in ("sources", "tracks")}
+        if number == 0 and "sources" in manifest:  # what the key index holds is not read from the manifest
+            (runs / f"{manifest['run_id']}.keys.parquet").write_bytes(key_index_bytes(
+                manifest["sources"], manifest["run_id"], manifest["started_at"], manifest["fingerprint"]))
+            manifest = {k: v for k, v in manifest.items() if k not in ("sources", "tracks", "fingerprint")}
             manifest["keys"] = f"{manifest['run_id']}.keys.parquet"
         (runs / f"{manifest['run_id']}.json").write_text(json.dumps(manifest))
     dead = _manifest("run9", [{"track_key": "a", "source": "/d/a.wav", "size": None, "version": None}])
     (runs / "run9.json").write_text(json.dumps({**dead, "status": "failed"}))
+    dead = _manifest("run8", [{"track_key": "a", "source": "/d/a.wav", "size": None, "version": None}])
+    (runs / "run8.keys.parquet").write_bytes(key_index_bytes(dead["sources"], "run8", "2026-12-01", FINGERPRINT))
 
 
 def test_the_beam_join_over_buckets_decides_as_the_rules(tmp_path):

@@ -1,6 +1,7 @@
 """The last step of a run: the error log and the key index (runs/{run_id}.keys.parquet), then the run manifest
 (written last: the commit), then the run's scratch folder removed. A manifest never lists a shard that is not
-there, and a run that listed nothing (no input matched) writes nothing."""
+there, a run that listed nothing (no input matched) writes nothing, and a run that lost its lease
+(``pipeline.lease``) writes nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline.job import Job
+from pipeline.lease import check_held
 from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, write_errors, write_manifest
 from pipeline.storage import filesystem, join, publish_bytes, retrying
 from shards.key_index import key_index_bytes, key_index_name
@@ -34,6 +36,7 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
                if not retrying(lambda s=s: fs.exists(f"{root}/{s}"), f"check {s}", config.storage_options)]
     if missing:  # never commit a manifest that lists a shard that is not there
         raise RuntimeError(f"run {job.run_id} not committed: {len(missing)} shards are missing, e.g. {missing[0]}")
+    fence(job)
     write_errors(errors, config, job.run_id, config.storage_options, staging=job.staging)
     variants = config.augment.variants
     per_track: dict[str, int] = {}
@@ -76,9 +79,17 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
     }
     keys = key_index_bytes(manifest["sources"], job.run_id, job.started_at, job.fingerprint)
     publish_bytes(keys, join(config.output.uri, "runs", manifest["keys"]), config.storage_options, job.staging)
+    fence(job)
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
     remove_scratch(job)
     return uri
+
+
+def fence(job: Job) -> None:
+    """LeaseLost when the run no longer holds its leases (it stalled and another run took them over): asked
+    immediately before each write of the commit, so such a run writes neither an error log nor a manifest."""
+    if job.lease_token is not None:
+        check_held(job.config, job.run_id, job.lease_token)
 
 
 def remove_scratch(job: Job) -> None:

@@ -24,6 +24,7 @@ class Job:
     offset: int
     is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
     progress: bool = True  # workers publish live progress counters (pipeline.progress)
+    lease_token: str | None = None  # the token of the run's leases (pipeline.lease), checked at commit; None: unleased
 
     @property
     def fingerprint(self) -> str:

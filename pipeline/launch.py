@@ -5,6 +5,7 @@ The only part of the command line that imports Beam (`stemforge train`, `evaluat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -127,9 +128,10 @@ def run_job(config: Config, beam_args: list[str], progress: str = "off", progres
             raise ConfigError(f"model.device: {exc}") from None
     progress = progress_for_runner(progress, options)
     job = make_job(config, progress=progress != "off")
-    with lease.hold(config, job.run_id):
+    with lease.hold(config, job.run_id) as token:
         refuse_committed(config, job.run_id)
-        return _run_leased(job, options, progress, progress_interval, before_work)
+        return _run_leased(dataclasses.replace(job, lease_token=token), options, progress, progress_interval,
+                           before_work)
 
 
 def _run_leased(job: Job, options: PipelineOptions, progress: str, progress_interval: float | None,

@@ -372,6 +372,23 @@ def kill_when(proc: subprocess.Popen, condition, timeout: float = 120.0) -> bool
     raise TimeoutError("the condition never held")
 
 
+def wait_while_running(condition, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Waits until ``condition()`` holds while ``proc`` runs; fails the test if it ends or times out first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the run ended before the condition held"
+        assert time.monotonic() < deadline, "the condition never held while the run ran"
+        time.sleep(0.02)
+
+
+def sine_corpus(folder: Path, count: int = 3) -> Path:
+    """``count`` short stereo 44.1 kHz float WAVs t0.wav, t1.wav, ... (each a different length)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        sf.write(folder / f"t{i}.wav", sine(0.8 + 0.25 * i, seed=50 + i), 44100, subtype="FLOAT")
+    return folder
+
+
 def group_gone(pgid: int, timeout: float = 10.0) -> None:
     """Waits until no process of the group is left (a killed run leaks no worker)."""
     deadline = time.monotonic() + timeout

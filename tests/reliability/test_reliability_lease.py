@@ -13,7 +13,6 @@ from pathlib import Path
 
 import fsspec
 import pytest
-import soundfile as sf
 from reliability_support import (
     clean_env,
     cli,
@@ -23,8 +22,9 @@ from reliability_support import (
     moto_s3,
     row_keys,
     run_args,
-    sine,
+    sine_corpus,
     start_cli,
+    wait_while_running,
 )
 from stemforge_testing import write_config
 
@@ -36,27 +36,12 @@ LOCAL = fsspec.filesystem("file")
 KEY, SECRET = "testing-key-id", "testing-secret-key"
 
 
-def _corpus(folder: Path, count: int = 3) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        sf.write(folder / f"t{i}.wav", sine(0.8 + 0.25 * i, seed=50 + i), 44100, subtype="FLOAT")
-    return folder
-
-
-def _wait_for(condition, proc, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, "the first run ended before it was seen holding the lease"
-        assert time.monotonic() < deadline, "the first run never took the lease"
-        time.sleep(0.02)
-
-
 def _overlap(first: list[str], second: list[str], leased, env: dict[str, str], log: Path):
     """Start ``first``, freeze it (SIGSTOP) once it holds the lease, run ``second`` to its end while it is
     frozen, then let the first finish. Returns (first's exit code, second's CompletedProcess)."""
     proc = start_cli(first, env=env, log=log)
     try:
-        _wait_for(leased, proc)
+        wait_while_running(leased, proc)
         os.killpg(proc.pid, signal.SIGSTOP)
         try:
             second_result = cli(second, env=env)
@@ -77,7 +62,7 @@ def _assert_refused(result, run_id: str) -> None:
 
 
 def test_two_runs_on_one_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
-    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
     code, second = _overlap(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
                             lambda: (out / LEASE).exists(), clean_env(), tmp_path / "first.log")
@@ -90,7 +75,7 @@ def test_two_runs_on_one_output_never_commit_a_key_twice(tiny_checkpoint, tmp_pa
 
 
 def test_the_same_run_id_twice_at_once_keeps_the_live_run_and_its_manifest(tiny_checkpoint, tmp_path):
-    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint),
                     "--set", "run.run_id=daily-x")
     code, second = _overlap(args, args, lambda: (out / "_tmp" / "daily-x").exists(), clean_env(),
@@ -109,15 +94,15 @@ def test_the_same_run_id_twice_at_once_keeps_the_live_run_and_its_manifest(tiny_
 
 
 def test_a_second_run_can_wait_for_the_lease_then_skips_what_the_first_committed(tiny_checkpoint, tmp_path):
-    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
     first = start_cli(args + ["--set", "run.run_id=first"], log=tmp_path / "first.log")
     second_log = tmp_path / "second.log"
     try:
-        _wait_for(lambda: (out / LEASE).exists(), first)
+        wait_while_running(lambda: (out / LEASE).exists(), first)
         os.killpg(first.pid, signal.SIGSTOP)  # frozen while the second one starts: it must find the lease held
         second = start_cli(args + ["--set", "run.run_id=second", "--set", "run.on_lease=wait"], log=second_log)
-        _wait_for(lambda: "waiting for the lease" in second_log.read_text(), second)
+        wait_while_running(lambda: "waiting for the lease" in second_log.read_text(), second)
         os.killpg(first.pid, signal.SIGCONT)
         assert first.wait(timeout=300) == 0
         assert second.wait(timeout=300) == 0, second_log.read_text()[-2000:]
@@ -134,7 +119,7 @@ def test_a_second_run_can_wait_for_the_lease_then_skips_what_the_first_committed
 
 def test_two_runs_on_one_s3_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
     s3fs = pytest.importorskip("s3fs")
-    corpus = _corpus(tmp_path / "corpus")
+    corpus = sine_corpus(tmp_path / "corpus")
     with moto_s3(tmp_path) as endpoint:
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
         fs.mkdir("corpus")
@@ -159,7 +144,7 @@ def test_two_runs_on_one_s3_output_never_commit_a_key_twice(tiny_checkpoint, tmp
 
 
 def test_the_lease_of_a_killed_run_is_taken_over_and_only_then_its_scratch_removed(tiny_checkpoint, tmp_path):
-    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
     proc = start_cli(args + ["--set", "run.run_id=killed"], log=tmp_path / "killed.log")
     assert kill_when(proc, lambda: (out / LEASE).exists() and (out / "_tmp" / "killed").exists())
@@ -240,11 +225,11 @@ def test_the_default_run_id_is_unique_per_launch_in_its_readable_shape(tmp_path)
 
 
 def test_a_run_stopped_by_sigterm_releases_the_lease(tiny_checkpoint, tmp_path):
-    corpus, out = _corpus(tmp_path / "corpus"), tmp_path / "out"
+    corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
     proc = start_cli(args + ["--set", "run.run_id=stopped"], log=tmp_path / "stopped.log")
     try:
-        _wait_for(lambda: (out / LEASE).exists(), proc)
+        wait_while_running(lambda: (out / LEASE).exists(), proc)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=120) == 143
     finally:

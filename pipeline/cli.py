@@ -1,5 +1,5 @@
 """`stemforge` command line: run a job, separate a few files, validate a config, inspect or report on what a
-run wrote, or run the demo.
+run wrote, list the runs under an output and remove what none of them committed, or run the demo.
 
 `run`'s own arguments are ours; everything else on its command line goes to Beam's PipelineOptions
 (--runner, --direct_num_workers, --job_endpoint, --setup_file, Dataflow's options, ...). Every other
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from model.errors import CheckpointError
+from pipeline import housekeeping
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.inspect import InspectError, inspect_path, render
 from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
@@ -47,6 +48,8 @@ EXAMPLES = """examples:
   stemforge run --config configs/mix.yaml --input stems/stemset.csv --output mixes/
   stemforge inspect out/ --json
   stemforge report out/ --output report.html
+  stemforge runs out/
+  stemforge gc out/ --dry-run
   stemforge train --config configs/train.yaml --data out/ --output models/run1/
   stemforge evaluate --checkpoint baseline.pth --data stems/ --output scores.csv
   stemforge demo
@@ -101,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     report_p.add_argument("--output", help="where to write it (default OUT/report.html)")
     report_p.add_argument("--samples", type=int, default=3, help="tracks whose spectrograms are shown (default 3)")
     add_separate_parser(commands)
+    housekeeping.add_parsers(commands)
     train_p = commands.add_parser(
         "train", help="train CascadedNet on the shards of stemforge runs (vocal-remover's recipe)",
         description="Train vocal-remover's CascadedNet on the committed shards of one or more output folders. A "
@@ -213,6 +217,8 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         report = inspect_path(args.path)
         print(json.dumps(report, indent=2, sort_keys=True) if args.json else render(report))
         return 0, None
+    if args.command in ("runs", "gc"):
+        return housekeeping.run_command(args), None
     if args.command == "evaluate":
         return _evaluate(args), None
     if args.command == "train":

@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.report_reading import ReportError, RunReader, ShardIndex
 from pipeline.sinks import tensor_columns
 from pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
-from pipeline.text import count
+from pipeline.text import count, duration, wall_seconds
 from transforms import AugmentChain
 
 __all__ = ["ReportError", "build_report", "write_report"]
@@ -47,18 +47,6 @@ class _Html(str):
     """Markup that goes into the page as it is (every other value is scrubbed and escaped)."""
 
 
-def _wall(manifest: dict[str, Any]) -> float | None:
-    try:
-        return (dt.datetime.fromisoformat(manifest["finished_at"])
-                - dt.datetime.fromisoformat(manifest["started_at"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _duration(seconds: float | None) -> str:
-    whole = round(seconds or 0)
-    return ("unknown" if seconds is None else f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
-            if whole < 3600 else f"{whole // 3600} h {whole % 3600 // 60:02d} min")
 
 
 def _speed(audio: float, seconds: float | None) -> str:
@@ -101,11 +89,11 @@ class _Page:
     def overview(self, runs: list[dict[str, Any]]) -> str:
         rows = []
         for m in runs:
-            counts, wall = m.get("counts", {}), _wall(m)
+            counts, wall = m.get("counts", {}), wall_seconds(m)
             audio = counts.get("audio_seconds", 0)
             link = _Html(f'<a href="#run-{self.esc(m["run_id"])}">{self.esc(m["run_id"])}</a>')
             rows.append([link, m.get("started_at", ""), counts.get("succeeded", 0), counts.get("failed", 0),
-                         counts.get("rows", 0), round(audio / 3600, 3), _duration(wall), _speed(audio, wall),
+                         counts.get("rows", 0), round(audio / 3600, 3), duration(wall), _speed(audio, wall),
                          len(m.get("shards", []))])
         head = ["run", "started (UTC)", "tracks", "failed", "rows", "audio (h)", "wall time", "speed", "shards"]
         return f"<section><h2>Runs</h2>{self.table(head, rows)}</section>"
@@ -120,14 +108,14 @@ class _Page:
         return f'<section id="run-{self.esc(run_id)}"><h2>Run {self.esc(run_id)}</h2>{body}</section>'
 
     def summary(self, m: dict[str, Any]) -> str:
-        counts, wall, checkpoint = m.get("counts", {}), _wall(m), m.get("checkpoint") or {}
+        counts, wall, checkpoint = m.get("counts", {}), wall_seconds(m), m.get("checkpoint") or {}
         audio, clipping, versions = counts.get("audio_seconds", 0), m.get("clipping") or {}, m.get("versions") or {}
         keys = ["inputs", "succeeded", "failed", "skipped", "variants", "rows"]
         numbers = self.table([*keys[:4], "track variants", "rows"], [[counts.get(k, 0) for k in keys]])
         clip = (f"{clipping.get('mode')}: {len(clipping.get('rescaled', []))} track variants rescaled, "
                 f"{len(clipping.get('clamped', []))} clamped")
         facts = [("status", m.get("status")), ("started", m.get("started_at")), ("finished", m.get("finished_at")),
-                 ("wall time", _duration(wall)), ("audio", f"{audio / 3600:.4f} h ({audio:,.1f} s)"),
+                 ("wall time", duration(wall)), ("audio", f"{audio / 3600:.4f} h ({audio:,.1f} s)"),
                  ("speed", _speed(audio, wall)), ("fingerprint", m.get("fingerprint")),
                  ("checkpoint", checkpoint.get("uri")), ("checkpoint sha256", checkpoint.get("sha256")),
                  ("clipping", clip), ("versions", " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))]

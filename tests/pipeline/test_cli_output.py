@@ -57,8 +57,8 @@ def test_commands_other_than_run_refuse_unknown_options(tmp_path):
         assert done.stderr.strip() == f"stemforge: {args[0]}: unrecognised arguments: --no-such-option"
 
 
-COMMANDS = ("run", "validate-config", "inspect", "report", "separate", "train", "evaluate", "synth", "synth-real",
-            "demo")
+COMMANDS = ("run", "validate-config", "inspect", "report", "runs", "gc", "separate", "train", "evaluate", "synth",
+            "synth-real", "demo")
 
 
 def _help(capsys, *args: str) -> str:
@@ -71,7 +71,8 @@ def _help(capsys, *args: str) -> str:
 
 def test_the_top_level_description_is_a_whole_sentence(capsys):
     assert ("command line: run a job, separate a few files, validate a config, inspect or report on what a run "
-            "wrote, or run the demo. positional arguments:") in _help(capsys)
+            "wrote, list the runs under an output and remove what none of them committed, or run the demo. "
+            "positional arguments:") in _help(capsys)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -107,8 +107,8 @@ def _collect(root: str, dry_run: bool, options: dict[str, Any], now: float | Non
     for run in found.runs:
         if run.status == "running":
             if run.leftovers:
-                lines.append(f"kept {count(len(run.leftovers), 'file')} of {describe_holder(run.lease or {}, time.time())}"
-                             ": it is running")
+                holder = describe_holder(run.lease or {}, time.time())
+                lines.append(f"kept {count(len(run.leftovers), 'file')} of {holder}: it is running")
             continue
         targets: dict[str, list[int]] = defaultdict(list)
         for item in run.leftovers:

@@ -239,7 +239,8 @@ def acquire(config: Config, run_id: str, poll_seconds: float = 1.0, token: str |
         except (FileNotFoundError, ValueError):  # released (or being written) in between: try again
             time.sleep(poll_seconds / 10)
             continue
-        if is_dead(current, now, heartbeat) and _take_over(fs, root, path, current, remove_scratch and key == "output.uri"):
+        scratch = remove_scratch and key == "output.uri"
+        if is_dead(current, now, heartbeat) and _take_over(fs, root, path, current, scratch):
             continue
         if config.run.on_lease == "fail":
             raise LeaseHeld(f"{key}: {redact_uri(uri)} is leased by {describe_holder(current, now)}; runs on one "

@@ -25,14 +25,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import RUN_ID_PATTERN
+from pipeline.config import RUN_ID_PATTERN, RunConfig
 from pipeline.lease import LEASE, is_dead
 from pipeline.storage import filesystem, modified_time, redact_uri, retrying
 from pipeline.text import count, duration, size, wall_seconds
 from shards import committed_manifests
 from shards.paths import PathEscape, inside
 
-DEFAULT_HEARTBEAT = 30.0  # the default run.lease_heartbeat_seconds, for a lease that does not record its own
+# the default run.lease_heartbeat_seconds judges a lease that does not record its holder's own
+DEFAULT_HEARTBEAT = RunConfig.model_fields["lease_heartbeat_seconds"].default
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,14 @@ class RunState:
 
     def to_json(self, now: float) -> dict[str, Any]:
         """The run as plain data (what `stemforge runs --json` prints)."""
-        counts = (self.manifest or {}).get("counts", {})
+        manifest = self.manifest or {}
+        counts = manifest.get("counts", {})
         out: dict[str, Any] = {
             "run_id": self.run_id, "status": self.status, "started_at": self.started_at,
-            "finished_at": (self.manifest or {}).get("finished_at"), "wall_seconds": wall_seconds(self.manifest) if self.manifest else None,
+            "finished_at": manifest.get("finished_at"), "wall_seconds": wall_seconds(manifest) if manifest else None,
             "counts": {k: counts.get(k) for k in ("inputs", "succeeded", "failed", "skipped", "rows")},
             "audio_hours": round(counts["audio_seconds"] / 3600, 6) if "audio_seconds" in counts else None,
-            "shards": len((self.manifest or {}).get("shards", [])) if self.manifest else None,
+            "shards": len(manifest.get("shards", [])) if manifest else None,
             "leftover": {"files": len(self.leftovers), "bytes": sum(f.size for f in self.leftovers),
                          "last_write_at": _iso(self.last_write) if self.last_write is not None else None},
             "lease": None,

@@ -99,6 +99,20 @@ def moto_s3(workdir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+MOTO_KEY, MOTO_SECRET = "testing-key-id", "testing-secret-key"
+
+
+@contextlib.contextmanager
+def moto_bucket(workdir: Path, bucket: str) -> Iterator[tuple[Any, dict[str, str]]]:
+    """moto's S3 with one bucket; yields an s3fs filesystem on it and the environment a CLI run on it needs."""
+    s3fs = pytest.importorskip("s3fs")
+    with moto_s3(workdir) as endpoint:
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=MOTO_KEY, secret=MOTO_SECRET, skip_instance_cache=True)
+        fs.mkdir(bucket)
+        yield fs, clean_env(AWS_ACCESS_KEY_ID=MOTO_KEY, AWS_SECRET_ACCESS_KEY=MOTO_SECRET,
+                            AWS_ENDPOINT_URL_S3=endpoint, AWS_DEFAULT_REGION="us-east-1")
+
+
 @contextlib.contextmanager
 def static_http(directory: Path, workdir: Path) -> Iterator[str]:
     """`python -m http.server` serving a directory; yields its base URL."""
@@ -387,6 +401,32 @@ def sine_corpus(folder: Path, count: int = 3) -> Path:
     for i in range(count):
         sf.write(folder / f"t{i}.wav", sine(0.8 + 0.25 * i, seed=50 + i), 44100, subtype="FLOAT")
     return folder
+
+
+def overlap_runs(first: list[str], second: list[str], leased, env: dict[str, str], log: Path):
+    """Start ``first``, freeze it (SIGSTOP) once it holds the lease, run ``second`` to its end while it is
+    frozen, then let the first finish. Returns (first's exit code, second's CompletedProcess)."""
+    proc = start_cli(first, env=env, log=log)
+    try:
+        wait_while_running(leased, proc)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            second_result = cli(second, env=env)
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
+        return proc.wait(timeout=300), second_result
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def assert_lease_refused(result: subprocess.CompletedProcess, run_id: str) -> None:
+    """``result`` is the one-line refusal (exit 2) of a run whose output ``run_id`` holds the lease of."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("stemforge: output.uri: ")
+    assert f"is leased by run {run_id} (host {socket.gethostname()}, pid " in line
+    assert "set run.on_lease=wait" in line
 
 
 def group_gone(pgid: int, timeout: float = 10.0) -> None:

@@ -58,8 +58,8 @@ def test_a_run_whose_lease_was_taken_over_while_it_stalled_does_not_commit(tiny_
     text = log.read_text()
     assert code == 1, text[-3000:]
     assert ("stemforge: run failed, nothing committed: LeaseLost: run stalled not committed: it lost its lease on "
-            f"{out} to another run (it stalled longer than 5 heartbeats and was taken over; nobody holds it now); the next run "
-            "redoes its work") in text
+            f"{out} to another run (it stalled longer than 5 heartbeats and was taken over; nobody holds it now); the "
+            "next run redoes its work") in text
     assert not (out / "runs" / "stalled.json").exists() and not (out / "errors" / "stalled.jsonl").exists()
     assert [m["run_id"] for m in committed_manifests(LOCAL, str(out))] == ["taker"]
     keys = row_keys(committed_rows(LOCAL, str(out)))

@@ -14,12 +14,11 @@ import fsspec
 import pytest
 import soundfile as sf
 from reliability_support import (
-    clean_env,
     cli,
     committed_manifests,
     committed_rows,
     kill_when,
-    moto_s3,
+    moto_bucket,
     row_keys,
     run_args,
     sine_corpus,
@@ -33,7 +32,6 @@ from pipeline.lease import LEASE
 from pipeline.text import size
 
 LOCAL = fsspec.filesystem("file")
-KEY, SECRET = "testing-key-id", "testing-secret-key"
 ORPHANS = {"errors/orphan.jsonl": b'{"source": "x"}\n', "runs/orphan.keys.parquet": b"PAR1 not read",
            "runs/notes.txt": b"an operator's file: never stemforge's to remove"}
 
@@ -74,7 +72,8 @@ def test_runs_lists_committed_dead_and_failed_runs_with_counts_and_leftovers(sch
     runs = {r["run_id"]: r for r in _runs_json(out)["runs"]}
     assert {k: r["status"] for k, r in runs.items()} == {"good": "committed", "killed": "dead", "orphan": "failed"}
     good = runs["good"]
-    assert good["counts"] == {"inputs": 4, "succeeded": 3, "failed": 1, "skipped": 0, "rows": manifest["counts"]["rows"]}
+    rows = manifest["counts"]["rows"]
+    assert good["counts"] == {"inputs": 4, "succeeded": 3, "failed": 1, "skipped": 0, "rows": rows}
     seconds = sum(sf.info(p).duration for p in sorted((schedule_root[0].parent / "corpus").glob("t*.wav")))
     assert good["audio_hours"] == pytest.approx(seconds / 3600, abs=1e-6)
     assert good["wall_seconds"] >= 0 and good["shards"] == 1
@@ -149,8 +148,8 @@ def test_gc_never_touches_a_live_runs_files(schedule_root, tiny_checkpoint, tmp_
             os.killpg(live.pid, signal.SIGKILL)
     assert runs["live"]["status"] == "running" and runs["live"]["lease"]["pid"] == live.pid
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr.strip().startswith(f"stemforge: gc: {out} is leased by run live (host {socket.gethostname()}, "
-                                             f"pid {live.pid}, started ")
+    assert refused.stderr.strip().startswith(
+        f"stemforge: gc: {out} is leased by run live (host {socket.gethostname()}, pid {live.pid}, started ")
     assert refused.stderr.strip().endswith("gc never touches a live run's files: run it once that run has ended")
     assert "would remove spectrograms/orphan/ (1 file, " in dry.stdout
     assert re.search(r"^kept \d+ files? of run live \(host .*\): it is running$", dry.stdout, re.M)
@@ -159,13 +158,8 @@ def test_gc_never_touches_a_live_runs_files(schedule_root, tiny_checkpoint, tmp_
 
 
 def test_gc_on_s3_removes_a_killed_runs_leftovers_and_keeps_the_committed_run(tiny_checkpoint, tmp_path):
-    s3fs = pytest.importorskip("s3fs")
     corpus = sine_corpus(tmp_path / "corpus")
-    with moto_s3(tmp_path) as endpoint:
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
-        fs.mkdir("bucket")
-        env = clean_env(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_ENDPOINT_URL_S3=endpoint,
-                        AWS_DEFAULT_REGION="us-east-1")
+    with moto_bucket(tmp_path, "bucket") as (fs, env):
         args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), "s3://bucket/out", str(tiny_checkpoint))
         assert cli(args + ["--set", "run.run_id=good"], env=env).returncode == 0
         [shard] = json.loads(fs.cat_file("bucket/out/runs/good.json"))["shards"]

@@ -7,19 +7,19 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 from pathlib import Path
 
 import fsspec
 import pytest
 from reliability_support import (
+    assert_lease_refused,
     clean_env,
     cli,
     committed_manifests,
     committed_rows,
     kill_when,
-    moto_s3,
+    overlap_runs,
     row_keys,
     run_args,
     sine_corpus,
@@ -33,41 +33,15 @@ from pipeline.config import load_config
 from pipeline.lease import LEASE, acquire
 
 LOCAL = fsspec.filesystem("file")
-KEY, SECRET = "testing-key-id", "testing-secret-key"
-
-
-def _overlap(first: list[str], second: list[str], leased, env: dict[str, str], log: Path):
-    """Start ``first``, freeze it (SIGSTOP) once it holds the lease, run ``second`` to its end while it is
-    frozen, then let the first finish. Returns (first's exit code, second's CompletedProcess)."""
-    proc = start_cli(first, env=env, log=log)
-    try:
-        wait_while_running(leased, proc)
-        os.killpg(proc.pid, signal.SIGSTOP)
-        try:
-            second_result = cli(second, env=env)
-        finally:
-            os.killpg(proc.pid, signal.SIGCONT)
-        return proc.wait(timeout=300), second_result
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _assert_refused(result, run_id: str) -> None:
-    assert result.returncode == 2, result.stderr[-2000:]
-    line = result.stderr.strip()
-    assert line.count("\n") == 0 and line.startswith("stemforge: output.uri: ")
-    assert f"is leased by run {run_id} (host {socket.gethostname()}, pid " in line
-    assert "set run.on_lease=wait" in line
 
 
 def test_two_runs_on_one_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
     corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint))
-    code, second = _overlap(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
+    code, second = overlap_runs(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
                             lambda: (out / LEASE).exists(), clean_env(), tmp_path / "first.log")
     assert code == 0, (tmp_path / "first.log").read_text()[-2000:]
-    _assert_refused(second, "first")
+    assert_lease_refused(second, "first")
     assert [m["run_id"] for m in committed_manifests(LOCAL, str(out))] == ["first"]
     keys = row_keys(committed_rows(LOCAL, str(out)))
     assert keys and len(keys) == len(set(keys)) and {k[0] for k in keys} == {"t0", "t1", "t2"}
@@ -78,11 +52,11 @@ def test_the_same_run_id_twice_at_once_keeps_the_live_run_and_its_manifest(tiny_
     corpus, out = sine_corpus(tmp_path / "corpus"), tmp_path / "out"
     args = run_args(write_config(tmp_path / "c.yaml"), str(corpus), str(out), str(tiny_checkpoint),
                     "--set", "run.run_id=daily-x")
-    code, second = _overlap(args, args, lambda: (out / "_tmp" / "daily-x").exists(), clean_env(),
+    code, second = overlap_runs(args, args, lambda: (out / "_tmp" / "daily-x").exists(), clean_env(),
                             tmp_path / "first.log")
     log = (tmp_path / "first.log").read_text()
     assert code == 0, log[-2000:]
-    _assert_refused(second, "daily-x")
+    assert_lease_refused(second, "daily-x")
     assert "leftovers" not in second.stderr
     [manifest] = committed_manifests(LOCAL, str(out))
     assert manifest["run_id"] == "daily-x" and manifest["counts"]["succeeded"] == 3
@@ -115,32 +89,6 @@ def test_a_second_run_can_wait_for_the_lease_then_skips_what_the_first_committed
     assert counts["first"]["succeeded"] == 3 and counts["second"]["skipped"] == 3
     keys = row_keys(committed_rows(LOCAL, str(out)))
     assert len(keys) == len(set(keys))
-
-
-def test_two_runs_on_one_s3_output_never_commit_a_key_twice(tiny_checkpoint, tmp_path):
-    s3fs = pytest.importorskip("s3fs")
-    corpus = sine_corpus(tmp_path / "corpus")
-    with moto_s3(tmp_path) as endpoint:
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key=KEY, secret=SECRET, skip_instance_cache=True)
-        fs.mkdir("corpus")
-        fs.put(f"{corpus}/", "corpus/in/", recursive=True)
-        env = clean_env(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_ENDPOINT_URL_S3=endpoint,
-                        AWS_DEFAULT_REGION="us-east-1")
-        args = run_args(write_config(tmp_path / "c.yaml"), "s3://corpus/in", "s3://corpus/out", str(tiny_checkpoint))
-
-        def leased() -> bool:
-            fs.invalidate_cache()
-            return fs.exists(f"corpus/out/{LEASE}")
-
-        code, second = _overlap(args + ["--set", "run.run_id=first"], args + ["--set", "run.run_id=second"],
-                                leased, env, tmp_path / "first.log")
-        assert code == 0, (tmp_path / "first.log").read_text()[-2000:]
-        _assert_refused(second, "first")
-        assert [m["run_id"] for m in committed_manifests(fs, "corpus/out")] == ["first"]
-        keys = row_keys(committed_rows(fs, "corpus/out"))
-        assert keys and len(keys) == len(set(keys))
-        fs.invalidate_cache()
-        assert not fs.exists(f"corpus/out/{LEASE}")
 
 
 def test_the_lease_of_a_killed_run_is_taken_over_and_only_then_its_scratch_removed(tiny_checkpoint, tmp_path):

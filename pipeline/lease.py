@@ -90,9 +90,10 @@ def _partial(path: str, data: bytes) -> str:
     return partial
 
 
-def create(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
+def create(fs: fsspec.AbstractFileSystem, path: str, data: bytes, key: str = "output.uri") -> bool:
     """Write ``data`` at ``path`` only if nothing is there, atomically; False if something was. Locally the
-    file is written whole under another name, then hard-linked (which fails if the name exists)."""
+    file is written whole under another name, then hard-linked (which fails if the name exists). A filesystem
+    without an atomic create is a ConfigError naming config ``key``, the folder being leased."""
     if is_local(fs):
         partial = _partial(path, data)
         try:
@@ -108,7 +109,7 @@ def create(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
         except FileExistsError:
             return False
         return True
-    raise ConfigError(f"output.uri: the {_protocol(fs)}:// filesystem has no atomic create, so stemforge cannot "
+    raise ConfigError(f"{key}: the {_protocol(fs)}:// filesystem has no atomic create, so stemforge cannot "
                       "lease the output root against overlapping runs; write to a local folder, s3:// or gs://")
 
 
@@ -228,7 +229,7 @@ def acquire(config: Config, run_id: str, poll_seconds: float = 1.0, token: str |
         record = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                   "process_start": process_start(os.getpid()), "started": now, "heartbeat": now,
                   "heartbeat_seconds": heartbeat, "token": token}
-        if create(fs, path, json.dumps(record).encode()):
+        if create(fs, path, json.dumps(record).encode(), key):
             lease = Lease(fs, path, record, heartbeat)
             _held.append(lease)
             lease._thread.start()

@@ -102,3 +102,15 @@ def test_a_lease_is_judged_by_its_holders_heartbeat_not_the_newcomers(good_corpu
     assert re.match(rf"stemforge: output.uri: {out} is leased by run slow-beat \(host another-host, pid 1, started "
                     r"6\d\d s ago, heartbeat \d\d s ago\); ", capsys.readouterr().err)
     assert json.loads((out / LEASE).read_text())["token"] == "t0k"
+
+
+def test_a_stems_folder_without_an_atomic_create_is_refused_before_any_work(good_corpus, tiny_checkpoint, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", output={"stems_uri": "memory://fencing-tests/stems"})
+    assert main(run_args(config, str(good_corpus[1]["c"]), str(out), str(tiny_checkpoint))) == 2
+    assert capsys.readouterr().err.strip() == (
+        "stemforge: output.stems_uri: the memory:// filesystem has no atomic create, so stemforge cannot lease the "
+        "output root against overlapping runs; write to a local folder, s3:// or gs://")
+    assert not (out / LEASE).exists() and not (out / "runs").exists()
+    assert not fsspec.filesystem("memory").exists("fencing-tests/stems")

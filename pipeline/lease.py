@@ -20,7 +20,8 @@ committing.
 A lease whose holder died is taken over, and the takeover logged: on the same host as soon as its process
 is gone, from another host once its heartbeat is ``TIMEOUT_HEARTBEATS`` beats old. Only then is the dead
 run's scratch (``OUT/_tmp/<its run id>``) removed. Contenders for one dead lease race for a marker file
-named after it (an atomic create again), so only one of them replaces it.
+named after it (an atomic create again), so only one of them replaces it; a marker older than the lease's
+timeout is a contender's that died mid-takeover, and is removed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import fsspec
 from pipeline.config import RUN_ID_PATTERN, Config, ConfigError
 from pipeline.interrupts import at_exit_now
 from pipeline.scratch import is_alive, process_start
-from pipeline.storage import filesystem, is_local, join, redact_uri, retrying
+from pipeline.storage import filesystem, is_local, join, modified_time, redact_uri, retrying
 
 LOG = logging.getLogger("stemforge")
 LEASE = "_lease.json"
@@ -137,9 +138,13 @@ def is_dead(record: dict[str, Any], now: float, heartbeat_seconds: float) -> boo
         start = record.get("process_start")
         if not is_alive(record["pid"], start if isinstance(start, int) else None):
             return True
+    return now - float(record.get("heartbeat", 0)) > _timeout(record, heartbeat_seconds)
+
+
+def _timeout(record: dict[str, Any], heartbeat_seconds: float) -> float:
+    """How long a lease's heartbeat may be silent: TIMEOUT_HEARTBEATS of its holder's beats."""
     beat = record.get("heartbeat_seconds")
-    beat = float(beat) if isinstance(beat, int | float) and beat > 0 else heartbeat_seconds
-    return now - float(record.get("heartbeat", 0)) > TIMEOUT_HEARTBEATS * beat
+    return TIMEOUT_HEARTBEATS * (float(beat) if isinstance(beat, int | float) and beat > 0 else heartbeat_seconds)
 
 
 class Lease:
@@ -184,11 +189,27 @@ def release_held() -> None:
         lease.release()
 
 
-def _take_over(fs: fsspec.AbstractFileSystem, root: str, path: str, dead: dict[str, Any],
-               remove_scratch: bool) -> bool:
+def _claim(fs: fsspec.AbstractFileSystem, marker: str, stale_after: float) -> bool:
+    """Create the takeover marker of a dead lease; False while another contender's is there. A marker older
+    than ``stale_after`` is a contender's that died mid-takeover: it is removed and the claim tried again (two
+    claims that both get through are harmless, only one of them then creates the new lease)."""
+    if create(fs, marker, b""):
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        stamp = modified_time(fs.info(marker))
+        if stamp is not None and time.time() - stamp > stale_after:
+            LOG.warning("removing the takeover marker %s of a run that died while taking the lease over",
+                        redact_uri(marker))
+            fs.rm_file(marker)
+            return create(fs, marker, b"")
+    return False
+
+
+def _take_over(fs: fsspec.AbstractFileSystem, root: str, path: str, dead: dict[str, Any], remove_scratch: bool,
+               heartbeat_seconds: float) -> bool:
     """Replace a dead run's lease, if this process wins the race for it; then remove its scratch (an output
     root's ``_tmp/<run id>``; a stems root has none)."""
-    if not create(fs, f"{path}.takeover-{dead.get('token')}", b""):
+    if not _claim(fs, f"{path}.takeover-{dead.get('token')}", _timeout(dead, heartbeat_seconds)):
         return False  # another contender is taking it over
     with contextlib.suppress(FileNotFoundError, ValueError):
         if json.loads(fs.cat_file(path)).get("token") == dead.get("token"):
@@ -241,7 +262,7 @@ def acquire(config: Config, run_id: str, poll_seconds: float = 1.0, token: str |
             time.sleep(poll_seconds / 10)
             continue
         scratch = remove_scratch and key == "output.uri"
-        if is_dead(current, now, heartbeat) and _take_over(fs, root, path, current, scratch):
+        if is_dead(current, now, heartbeat) and _take_over(fs, root, path, current, scratch, heartbeat):
             continue
         if config.run.on_lease == "fail":
             raise LeaseHeld(f"{key}: {redact_uri(uri)} is leased by {describe_holder(current, now)}; runs on one "

@@ -132,6 +132,24 @@ def test_a_lease_from_another_host_holds_until_its_heartbeat_times_out(good_corp
     assert not list(out.glob("_lease.json*"))
 
 
+def test_a_takeover_marker_left_by_a_contender_that_died_does_not_block_the_lease(good_corpus, tiny_checkpoint,
+                                                                                     tmp_path, capsys, caplog):
+    folder, files = good_corpus
+    out = tmp_path / "out"
+    args = run_args(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": 60}), str(files["c"]), str(out),
+                    str(tiny_checkpoint))
+    _remote_lease(out, heartbeat_age=3600)
+    marker = out / f"{LEASE}.takeover-t0k"
+    marker.write_bytes(b"")  # a contender is taking the dead lease over right now: wait for it
+    assert main(args) == 2
+    assert "is leased by run remote (host another-host, pid 1, " in capsys.readouterr().err
+    assert (out / "_tmp" / "remote" / "part.npy").exists()
+    os.utime(marker, (time.time() - 301, time.time() - 301))  # that contender died 5 beats ago, mid-takeover
+    assert main(args) == 0
+    assert f"removing the takeover marker {marker} of a run that died while taking the lease over" in caplog.text
+    assert not list(out.glob(f"{LEASE}*")) and not (out / "_tmp").exists()
+
+
 @pytest.mark.parametrize("run_id", ["../runs", "x/../../runs", "/etc"])
 def test_a_dead_lease_whose_run_id_climbs_out_of_tmp_removes_nothing(run_id, good_corpus, tiny_checkpoint, tmp_path):
     folder, files = good_corpus

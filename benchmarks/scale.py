@@ -8,6 +8,13 @@ draws of both are checked to be identical. The old procedure is timed on fewer v
 because it costs O(C) each.
 
     .venv/bin/python benchmarks/scale.py mix --entries 1000 10000 100000 --variants 2000 --remix-p 0 0.5
+
+``skip`` and ``listing`` (benchmarks/scale_keys.py): the skip decision against the committed history, and
+listing a large manifest, each timed in a fresh process with its peak RSS.
+
+    .venv/bin/python benchmarks/scale.py skip --inputs 10000 1000000 --runs 1 100 --per-run 10000 100000
+    .venv/bin/python benchmarks/scale.py skip --inputs 10000 --runs 1 --per-run 10000 --old
+    .venv/bin/python benchmarks/scale.py listing --entries 1000000
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+import scale_keys
 from transforms.mixing import MixCatalog, draw_mix
 from transforms.seeding import derive_seed
 
@@ -83,6 +91,18 @@ def main() -> None:
     mixing.add_argument("--remix-p", type=float, nargs="+", default=[0.0, 0.5])
     mixing.add_argument("--seed", type=int, default=0)
     mixing.set_defaults(run=mix)
+    skipping = commands.add_parser("skip", help="the skip decision: N inputs against R runs of K/R keys")
+    skipping.add_argument("--inputs", type=int, nargs="+", default=[10000])
+    skipping.add_argument("--runs", type=int, nargs="+", default=[1])
+    skipping.add_argument("--per-run", type=int, nargs="+", default=[10000])
+    skipping.add_argument("--old", action="store_true", help="also time the procedure before the key join")
+    skipping.set_defaults(run=lambda a: scale_keys.skip(a.inputs, a.runs, a.per_run, a.old))
+    listed = commands.add_parser("listing", help="listing a .parquet and a .txt manifest of N entries")
+    listed.add_argument("--entries", type=int, default=1_000_000)
+    listed.set_defaults(run=lambda a: scale_keys.listing(a.entries))
+    inner = commands.add_parser("child", help="(internal) one timed run in a fresh process")
+    inner.add_argument("args", nargs="+")
+    inner.set_defaults(run=lambda a: scale_keys.child(a.args))
     args = parser.parse_args()
     args.run(args)
 

@@ -33,7 +33,7 @@ from pipeline.commit import commit
 from pipeline.job import Job
 from pipeline.inputs import excluded_roots
 from pipeline.keyjoin import DecideKeys, pack, unpack
-from pipeline.keys import refs_table, source_record, table_refs, with_content
+from pipeline.keys import refs_table, source_record, table_refs, with_contents
 from pipeline.entries import Part, manifest_parts
 from pipeline.listing import MANIFEST_SUFFIXES, TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
@@ -86,7 +86,7 @@ class ListInputs(JobFn):
                 if isinstance(ref, tuple):
                     yield self.reject(ref[0], "list", ref[1])
                     continue
-                batch.append(with_content(ref, config.storage_options))
+                batch.append(ref)
                 if len(batch) == BATCH:
                     yield self._batch(batch)
                     batch = []
@@ -102,7 +102,7 @@ class ListInputs(JobFn):
     def _batch(self, refs: list[TrackRef]) -> bytes:
         Metrics.counter(NAMESPACE, "inputs").inc(len(refs))
         self.progress.add("listed", len(refs))
-        return pack(refs_table(refs))
+        return pack(refs_table(with_contents(refs, self._job.config.storage_options)))
 
 
 class Decided(JobFn):

@@ -32,13 +32,15 @@ from shards.key_index import key_index_name, manifest_key_index, read_key_index
 
 BUCKETS = 64
 SUFFIX = re.compile(r"~[0-9a-f]{8}$")
-IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
+COMPRESS_BYTES = 64 << 10  # smaller batches go as they are: compressing costs more than it saves there
 
 
 def pack(table: pa.Table) -> bytes:
-    """A batch as compressed Arrow IPC bytes: cheap to shuffle, whatever the runner's coder."""
+    """A batch as Arrow IPC bytes (lz4 when it is large): cheap to shuffle, whatever the runner's coder."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=IPC) as writer:
+    options = COMPRESSED if table.nbytes > COMPRESS_BYTES else pa.ipc.IpcWriteOptions()
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.listing import MixRef, TrackRef, content_of
-from pipeline.storage import StorageOptions, filesystem, redact_uri
+from pipeline.storage import StorageOptions, filesystem, protocol_of, redact_uri
 
 REFS = pa.schema([("source", pa.string()), ("track_key", pa.string()), ("size", pa.int64()),
                   ("version", pa.string()), ("stems", pa.string())])
@@ -169,17 +169,27 @@ def assign_keys(annotated: pa.Table) -> pa.Table:
         "committed", pa.array(committed))
 
 
-def with_content(ref: TrackRef, storage_options: StorageOptions) -> TrackRef:
-    """A ref with its content fingerprint, asking the store for it when the listing gave none (a manifest's
-    entries); unknown when the store cannot say (the read then names the problem) and for a stem set."""
-    if ref.size is not None or ref.version is not None or isinstance(ref, MixRef):
-        return ref
-    try:
-        fs, path = filesystem(ref.source, storage_options)
-        info = fs.info(path)
-    except Exception:  # noqa: BLE001 - any failure leaves the fingerprint unknown; reading the source reports it
-        return ref
-    return replace(ref, **content_of(info))
+def with_contents(refs: Sequence[TrackRef], storage_options: StorageOptions) -> list[TrackRef]:
+    """The refs with their content fingerprints, asking the store for those the listing gave none (a manifest's
+    entries; one filesystem per protocol for the batch); unknown when the store cannot say (the read then names
+    the problem) and for a stem set."""
+    systems: dict[str, Any] = {}
+    out = []
+    for ref in refs:
+        if ref.size is not None or ref.version is not None or isinstance(ref, MixRef):
+            out.append(ref)
+            continue
+        try:
+            protocol = protocol_of(ref.source)
+            if protocol not in systems:
+                systems[protocol] = filesystem(ref.source, storage_options)[0]
+            fs = systems[protocol]
+            info = fs.info(fs._strip_protocol(ref.source))
+        except Exception:  # noqa: BLE001 - any failure leaves the fingerprint unknown; reading the source reports it
+            out.append(ref)
+            continue
+        out.append(replace(ref, **content_of(info)))
+    return out
 
 
 def source_record(ref: TrackRef) -> dict[str, Any]:

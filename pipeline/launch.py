@@ -1,6 +1,7 @@
 """Launching a run: the job decided in the launcher (config and checkpoint checked, so fatal problems fail
 fast), Beam's options, the progress display while the pipeline works, and the summary of what it committed.
-The only part of the command line that imports Beam (`stemforge train`, `evaluate`, `inspect`, `report` do not).
+The only part of the command line that imports Beam (`stemforge train`, `evaluate`, `inspect`, `report`, `runs`, `gc`
+do not).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -178,3 +181,16 @@ def test_gc_on_s3_removes_a_killed_runs_leftovers_and_keeps_the_committed_run(ti
         doomed = ("_tmp/dead/mask.npy", "errors/dead.jsonl", "spectrograms/dead/part-0.parquet")
         assert tree_bytes(fs, "bucket/out") == {k: v for k, v in before.items() if k not in doomed}
         assert not fs.exists(f"bucket/out/{LEASE}")
+
+
+def test_runs_and_gc_start_without_beam(tmp_path):
+    script = ("import sys; from pipeline.cli import main; "
+              f"codes = [main(['runs', {str(tmp_path)!r}]), main(['gc', {str(tmp_path)!r}, '--dry-run'])]; "
+              "assert codes == [0, 0], codes; assert 'apache_beam' not in sys.modules, 'beam'")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [f"{tmp_path}: 0 runs (0 committed, 0 running, 0 failed or dead), 0.000 h "
+                                          "of audio committed",
+                                          f"gc: nothing to remove under {tmp_path}: every run's files are committed "
+                                          "or live"]

@@ -15,13 +15,23 @@ listing a large manifest, each timed in a fresh process with its peak RSS.
     .venv/bin/python benchmarks/scale.py skip --inputs 10000 1000000 --runs 1 100 --per-run 10000 100000
     .venv/bin/python benchmarks/scale.py skip --inputs 10000 --runs 1 --per-run 10000 --old
     .venv/bin/python benchmarks/scale.py listing --entries 1000000
+
+``commit``: one run of N tracks committed through ``pipeline.commit.commit`` (synthetic source, TrackDone and
+timing records, a tiny config, a local output folder with ``--shards`` empty shard files); wall seconds, the
+peak RSS of the process, and the bytes of the JSON manifest, the detail and the key index.
+
+    .venv/bin/python benchmarks/scale.py commit --tracks 1000000
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import resource
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -81,6 +91,45 @@ def mix(args: argparse.Namespace) -> None:
             print(f"{entries:>8} {remix_p:>7g} {built:>8.3f} {old * 1e3:>15.3f} {new * 1e3:>15.4f} {old / new:>7.1f}")
 
 
+def commit_records(tracks: int, shards: int, run_id: str) -> tuple[list, list, list[str], list]:
+    """Synthetic sources, TrackDone and timing records of ``tracks`` one-variant tracks, and shard names."""
+    from pipeline.sinks import TrackDone
+
+    keys = [f"corpus/album{i // 1000:04d}/track{i:07d}" for i in range(tracks)]
+    sources = [{"track_key": k, "source": f"s3://bucket/{k}.flac", "size": 40_000_000 + i, "version": f"{i:016x}"}
+               for i, k in enumerate(keys)]
+    done = [TrackDone(k, 0, rows=7, audio_seconds=210.5 + i % 97, stem_gain=0.8 if i % 10 == 0 else 1.0,
+                      clipped=None, seconds=1.25, decoded="ffmpeg:declared") for i, k in enumerate(keys)]
+    timing = [(k, 0, 0.75) for k in keys]
+    return sources, done, [f"spectrograms/{run_id}/part-{i:06d}.parquet" for i in range(shards)], timing
+
+
+def commit_cost(args: argparse.Namespace) -> None:
+    """Commits one synthetic run of ``--tracks`` tracks; prints wall seconds, peak RSS and file sizes."""
+    from pipeline.commit import commit
+    from pipeline.config import build_config
+    from pipeline.job import Job
+
+    run_id = "bench"
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out"
+        (out / "spectrograms" / run_id).mkdir(parents=True)
+        sources, done, shards, timing = commit_records(args.tracks, args.shards, run_id)
+        for shard in shards:
+            (out / shard).touch()
+        config = build_config({"input": {"uri": f"{folder}/in"}, "output": {"uri": str(out)},
+                               "model": {"checkpoint": f"{folder}/tiny.pth"}})
+        job = Job(config=config, run_id=run_id, checkpoint_sha256="0" * 64, random_init=False, offset=0,
+                  started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), progress=False)
+        start = time.perf_counter()
+        commit(None, job, sources, [], shards, done, [], timing)
+        wall = time.perf_counter() - start
+        sizes = {p.name: p.stat().st_size for p in (out / "runs").iterdir()}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"tracks {args.tracks:,}, shards {args.shards:,}: commit {wall:.1f} s, peak RSS {peak:,.0f} MiB "
+          f"(the records included); " + ", ".join(f"{name} {size:,} B" for name, size in sorted(sizes.items())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +152,10 @@ def main() -> None:
     inner = commands.add_parser("child", help="(internal) one timed run in a fresh process")
     inner.add_argument("args", nargs="+")
     inner.set_defaults(run=lambda a: scale_keys.child(a.args))
+    committing = commands.add_parser("commit", help="commit() of one run of N tracks: wall, peak RSS, file sizes")
+    committing.add_argument("--tracks", type=int, default=1_000_000)
+    committing.add_argument("--shards", type=int, default=5000)
+    committing.set_defaults(run=commit_cost)
     args = parser.parse_args()
     args.run(args)
 

@@ -1,19 +1,23 @@
-"""The last step of a run: the error log and the key index (runs/{run_id}.keys.parquet), then the run manifest
-(written last: the commit), then the run's scratch folder removed. A manifest never lists a shard that is not
+"""The last step of a run: the error log, the key index (runs/{run_id}.keys.parquet) and the per-track detail
+(runs/{run_id}.tracks.parquet, ``shards.manifest``), then the run manifest (written last: the commit), then the
+run's scratch folder removed. A manifest never lists a shard that is not
 there, a run that listed nothing (no input matched) writes nothing, and a run that lost its lease
 (``pipeline.lease``) writes nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from typing import Any
 
 from pipeline.job import Job
 from pipeline.lease import check_held
-from pipeline.sinks import ErrorRecord, TrackDone, clipping_record, versions, write_errors, write_manifest
+from pipeline.sinks import ErrorRecord, TrackDone, versions, write_errors, write_manifest
 from pipeline.storage import filesystem, join, publish_bytes, retrying
+from pipeline.text import count
 from shards.key_index import key_index_bytes, key_index_name
+from shards.manifest import detail_bytes, detail_name
 
 
 def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], shards: list[str],
@@ -30,12 +34,10 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
     if not sources and not sum(skipped) and all(e.track_key == "" for e in errors):
         remove_scratch(job)
         return ""
-    fs, root = filesystem(config.output.uri, config.storage_options)
-    fs.invalidate_cache()
-    missing = [s for s in shards
-               if not retrying(lambda s=s: fs.exists(f"{root}/{s}"), f"check {s}", config.storage_options)]
+    missing = missing_shards(job, shards)
     if missing:  # never commit a manifest that lists a shard that is not there
-        raise RuntimeError(f"run {job.run_id} not committed: {len(missing)} shards are missing, e.g. {missing[0]}")
+        raise RuntimeError(f"run {job.run_id} not committed: {count(len(missing), 'shard')} "
+                           f"{'is' if len(missing) == 1 else 'are'} missing, e.g. {missing[0]}")
     fence(job)
     write_errors(errors, config, job.run_id, config.storage_options, staging=job.staging)
     variants = config.augment.variants
@@ -48,6 +50,7 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
         skipped_files[extension] += count
     succeeded = sorted(k for k, n in per_track.items() if n == variants)
     committed = set(succeeded)
+    rows = detail_rows(done, timing, committed)
     manifest = {
         "run_id": job.run_id,
         "started_at": job.started_at,
@@ -68,17 +71,20 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
             "rows": sum(d.rows for d in done),
             "audio_seconds": round(sum(d.audio_seconds for d in done), 3),
             "ignored": sum(skipped_files.values()),
+            "rescaled": sum(1 for r in rows if r["gain"] is not None and r["gain"] != 1.0),
+            "clamped": sum(1 for r in rows if r["clamped"]),
         },
         "ignored": dict(sorted(skipped_files.items())),
-        "clipping": clipping_record(config.output.clip, done),
-        "tracks": succeeded,
-        "sources": sorted((s for s in sources if s["track_key"] in committed), key=lambda s: s["track_key"]),
-        "keys": key_index_name(job.run_id),  # written before this manifest (shards.key_index)
+        "clipping": {"mode": config.output.clip},  # which variants it rescaled or clamped: in the detail
+        "keys": key_index_name(job.run_id),  # both written before this manifest (shards.key_index, .manifest)
+        "detail": detail_name(job.run_id),
         "shards": sorted(shards),
-        "timing": track_timing(done, timing),
     }
-    keys = key_index_bytes(manifest["sources"], job.run_id, job.started_at, job.fingerprint)
+    held = (s for s in sources if s["track_key"] in committed)
+    keys = key_index_bytes(held, job.run_id, job.started_at, job.fingerprint)
     publish_bytes(keys, join(config.output.uri, "runs", manifest["keys"]), config.storage_options, job.staging)
+    publish_bytes(detail_bytes(rows), join(config.output.uri, "runs", manifest["detail"]), config.storage_options,
+                  job.staging)
     fence(job)
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
     remove_scratch(job)
@@ -102,12 +108,31 @@ def remove_scratch(job: Job) -> None:
         fs.rmdir(parent)
 
 
-def track_timing(done: list[TrackDone], prepared: list[tuple[str, int, float]]) -> list[dict[str, Any]]:
-    """Per committed track variant: its audio length and the worker seconds spent preparing and assembling
-    it (the model's time is shared by the batches of many tracks, so it is not per track), and which decoder
-    read its source and whether the length was declared by the file or counted by decoding it."""
+def missing_shards(job: Job, shards: list[str]) -> list[str]:
+    """The listed shards that are not under the output root, from one listing of the run's shard folders."""
+    if not shards:
+        return []
+    options = job.config.storage_options
+    fs, root = filesystem(job.config.output.uri, options)
+    fs.invalidate_cache()
+    present: set[str] = set()
+    for folder in sorted({s.rsplit("/", 1)[0] for s in shards}):
+        if retrying(lambda f=folder: fs.exists(f"{root}/{f}"), f"check {folder}", options):
+            found = retrying(lambda f=folder: fs.find(f"{root}/{f}"), f"list {folder}", options)
+            present.update(p[len(root.rstrip("/")) + 1:] for p in found)
+    return [s for s in sorted(shards) if s not in present]
+
+
+def detail_rows(done: list[TrackDone], prepared: list[tuple[str, int, float]],
+                committed: set[str]) -> list[dict[str, Any]]:
+    """Per assembled track variant (``shards.manifest.DETAIL``): whether its track committed, its audio length
+    and the worker seconds spent preparing and assembling it (the model's time is shared by the batches of
+    many tracks, so it is not per track), which decoder read its source and whether the length was declared
+    by the file or counted by decoding it, and what ``output.clip`` did to its stems."""
     prepare = {(key, variant): seconds for key, variant, seconds in prepared}
-    return [{"track_key": d.track_key, "variant": d.variant, "audio_seconds": round(d.audio_seconds, 3),
+    return [{"track_key": d.track_key, "variant": d.variant, "committed": d.track_key in committed,
+             "audio_seconds": round(d.audio_seconds, 3),
              "prepare_seconds": round(prepare.get((d.track_key, d.variant), 0.0), 4), "assemble_seconds": d.seconds,
-             "decoded": d.decoded}
-            for d in sorted(done, key=lambda d: (d.track_key, d.variant))]
+             "decoded": d.decoded, "gain": d.stem_gain,
+             "clamped": json.dumps(d.clipped, sort_keys=True) if d.clipped else None}
+            for d in done]

@@ -22,6 +22,7 @@ from model.shipped import VOICE_MUSIC
 from pipeline.config import load_config
 from pipeline.launch import print_summary, run_job
 from pipeline.report import write_report
+from pipeline.sinks import run_detail
 from pipeline.text import count
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -121,7 +122,7 @@ def run_demo(workdir: str, progress: str = "off", progress_interval: float | Non
     if manifest is not None:
         print_summary(manifest, config)
     if code == 0 and mixes is not None:
-        scores = score_vocals(mixes, output, manifest["tracks"])
+        scores = score_vocals(mixes, output, run_detail(manifest, config).tracks)
         print("vocals of the voice-over-music mixtures, against their true stems (SI-SDR, dB):")
         for key, separated, mixture in scores:
             print(f"  {key:<24} separated {separated:6.2f}   mixture {mixture:6.2f}   "

@@ -21,6 +21,7 @@ from pipeline.report_reading import ReportError, RunReader, ShardIndex
 from pipeline.sinks import tensor_columns
 from pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
 from pipeline.text import count, duration, wall_seconds
+from shards import RunManifest
 from transforms import AugmentChain
 
 __all__ = ["ReportError", "build_report", "write_report"]
@@ -88,7 +89,7 @@ class _Page:
 
     def overview(self, runs: list[dict[str, Any]]) -> str:
         rows = []
-        for m in runs:
+        for m in (run.raw for run in runs):
             counts, wall = m.get("counts", {}), wall_seconds(m)
             audio = counts.get("audio_seconds", 0)
             link = _Html(f'<a href="#run-{self.esc(m["run_id"])}">{self.esc(m["run_id"])}</a>')
@@ -98,22 +99,22 @@ class _Page:
         head = ["run", "started (UTC)", "tracks", "failed", "rows", "audio (h)", "wall time", "speed", "shards"]
         return f"<section><h2>Runs</h2>{self.table(head, rows)}</section>"
 
-    def run(self, manifest: dict[str, Any]) -> str:
-        run_id, config, shards = manifest["run_id"], self.read.config(manifest), self.read.shards(manifest)
-        parts = {"Summary": self.summary(manifest), "Errors": self.errors(run_id),
-                 "Spectrograms and stems": self.pictures(manifest, config, shards),
+    def run(self, committed: RunManifest) -> str:
+        manifest, detail = committed.raw, committed.detail()
+        run_id, config, shards = committed.run_id, self.read.config(manifest), self.read.shards(manifest)
+        parts = {"Summary": self.summary(manifest, committed.clip_counts()), "Errors": self.errors(run_id),
+                 "Spectrograms and stems": self.pictures(detail.tracks, config, shards),
                  "Augmentation": self.augmentation(config, shards), "Shards": self.shard_table(shards),
-                 "Timing": self.timing(manifest)}
+                 "Timing": self.timing(detail.timing)}
         body = "".join(f"<h3>{title}</h3>{part}" for title, part in parts.items())
         return f'<section id="run-{self.esc(run_id)}"><h2>Run {self.esc(run_id)}</h2>{body}</section>'
 
-    def summary(self, m: dict[str, Any]) -> str:
+    def summary(self, m: dict[str, Any], clipping: tuple[Any, int, int]) -> str:
         counts, wall, checkpoint = m.get("counts", {}), wall_seconds(m), m.get("checkpoint") or {}
-        audio, clipping, versions = counts.get("audio_seconds", 0), m.get("clipping") or {}, m.get("versions") or {}
+        audio, versions = counts.get("audio_seconds", 0), m.get("versions") or {}
         keys = ["inputs", "succeeded", "failed", "skipped", "variants", "rows"]
         numbers = self.table([*keys[:4], "track variants", "rows"], [[counts.get(k, 0) for k in keys]])
-        clip = (f"{clipping.get('mode')}: {len(clipping.get('rescaled', []))} track variants rescaled, "
-                f"{len(clipping.get('clamped', []))} clamped")
+        clip = f"{clipping[0]}: {clipping[1]} track variants rescaled, {clipping[2]} clamped"
         facts = [("status", m.get("status")), ("started", m.get("started_at")), ("finished", m.get("finished_at")),
                  ("wall time", duration(wall)), ("audio", f"{audio / 3600:.4f} h ({audio:,.1f} s)"),
                  ("speed", _speed(audio, wall)), ("fingerprint", m.get("fingerprint")),
@@ -139,10 +140,10 @@ class _Page:
                    f"{count(sources, 'rejected input', grouped=True)}")
         return f"<p>{counted}{self.esc(shown)}.</p>{summary}{full}"
 
-    def pictures(self, manifest: dict[str, Any], config: Config | str, shards: ShardIndex) -> str:
+    def pictures(self, tracks: list[str], config: Config | str, shards: ShardIndex) -> str:
         if isinstance(config, str):
             return self.note(config)
-        tracks = sorted(manifest.get("tracks", []))
+        tracks = sorted(tracks)
         if not tracks or not self.samples:
             return self.note("No track to show." if not tracks else "No samples were asked for.")
         picks = np.linspace(0, len(tracks) - 1, min(self.samples, len(tracks))).round().astype(int)
@@ -203,8 +204,7 @@ class _Page:
         table = self.table(["shard", "rows", "row groups", "bytes", "problem"], listed)
         return f"<p>{self.esc(text)}</p>{table}"
 
-    def timing(self, manifest: dict[str, Any]) -> str:
-        records = manifest.get("timing")
+    def timing(self, records: list[dict[str, Any]] | None) -> str:
         if records is None:
             return self.note("This run's manifest has no per-track timing (an older stemforge wrote it).")
         if not records:
@@ -227,8 +227,8 @@ def build_report(output_uri: str, run_id: str | None = None, samples: int = 3,
     report = _Page(output_uri, storage_options, samples)
     runs = report.read.manifests()
     if run_id is not None:
-        ids = [m["run_id"] for m in runs]
-        runs = [m for m in runs if m["run_id"] == run_id]
+        ids = [m.run_id for m in runs]
+        runs = [m for m in runs if m.run_id == run_id]
         if not runs:
             raise ReportError(f"{report.read.shown}: no committed run {run_id!r}; committed runs: {', '.join(ids)}")
     body = ([] if run_id else [report.overview(runs)]) + [report.run(m) for m in runs]

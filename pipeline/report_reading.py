@@ -5,7 +5,6 @@ only of the groups that hold a sampled track."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +17,9 @@ import soundfile as sf
 from pipeline import report_audio, report_plots as plots
 from pipeline.config import Config, ConfigError, build_config
 from pipeline.sinks import audio_stems, tensor_columns
-from pipeline.storage import PathEscape, StorageOptions, filesystem, join, redact_uri
+from pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
 from pipeline.text import count
-from shards import reading, tensor_to_numpy
+from shards import RunManifest, committed_runs, reading, tensor_to_numpy
 
 SCALARS = ["track_key", "variant", *plots.PARAMETERS]
 
@@ -59,20 +58,16 @@ class RunReader:
         self.fs, root = filesystem(output_uri, self.options)
         self.root, self.shown = root.rstrip("/"), redact_uri(output_uri).rstrip("/")
 
-    def manifests(self) -> list[dict[str, Any]]:
-        """The committed run manifests, newest first."""
-        paths = sorted(self.fs.glob(f"{self.root}/runs/*.json"))
-        if not paths:
-            raise ReportError(f"{self.shown}: not a stemforge output root (no runs/*.json)")
-        runs = []
-        for path in paths:
-            with contextlib.suppress(ValueError):  # not JSON: not a manifest
-                runs.append(json.loads(self.fs.cat_file(path)))
-        runs = [m for m in runs if isinstance(m, dict) and m.get("status") == "committed" and "run_id" in m]
+    def manifests(self) -> list[RunManifest]:
+        """The committed runs (``shards.committed_runs``), newest first."""
+        runs = committed_runs(self.uri, options_for(self.uri, self.options))
         if not runs:
+            paths = self.fs.glob(f"{self.root}/runs/*.json")
+            if not paths:
+                raise ReportError(f"{self.shown}: not a stemforge output root (no runs/*.json)")
             raise ReportError(f"{self.shown}: no committed run in runs/ "
                               f"({count(len(paths), 'manifest')}, none committed)")
-        return sorted(runs, key=lambda m: (str(m.get("started_at", "")), m["run_id"]), reverse=True)
+        return runs[::-1]
 
     def config(self, manifest: dict[str, Any]) -> Config | str:
         """The run's config, with its output at this root (where the report finds it); or why not."""

@@ -28,8 +28,10 @@ from pipeline.config import Config, ConfigError, build_config
 from pipeline.listing import describe_ignored
 from pipeline.logs import printable
 from pipeline.progress_display import add_progress_arguments
+from pipeline.sinks import run_detail
 from pipeline.storage import PathEscape, filesystem, join, redact_uri
 from pipeline.text import count
+from shards.manifest import detail_name
 
 STEM_PATH = "{track_key}/{stem}.{ext}"
 MODEL_DIR_ENV = "STEMFORGE_MODEL_DIR"
@@ -146,7 +148,7 @@ def rejected_lines(manifest: dict[str, Any], config: Config) -> list[str]:
 def print_separated(manifest: dict[str, Any], config: Config) -> None:
     """Where each separated track's stems are, and which inputs were rejected and why."""
     root = printable(redact_uri(config.output.stems_root or ""))
-    tracks = manifest["tracks"]
+    tracks = run_detail(manifest, config).tracks
     skipped = manifest["counts"]["skipped"]
     print(f"{count(len(tracks), 'track')} separated into {root}"
           + (f" ({skipped} already there, skipped)" if skipped else ""))
@@ -154,7 +156,7 @@ def print_separated(manifest: dict[str, Any], config: Config) -> None:
         stems = [config.output.stem_relative(key, 0, s) for s in manifest["config"]["model"]["stems"]]
         print(printable(f"  {key}: {', '.join(stems)}"))
     if len(tracks) > SHOWN_ERRORS:
-        print(f"  ... and {len(tracks) - SHOWN_ERRORS} more (runs/{manifest['run_id']}.json lists them)")
+        print(f"  ... and {len(tracks) - SHOWN_ERRORS} more (runs/{detail_name(manifest['run_id'])} lists them)")
     for line in rejected_lines(manifest, config):
         print(line, file=sys.stderr)
     if manifest.get("ignored"):

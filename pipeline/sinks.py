@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import operator
 import os
 import platform
 import shutil
@@ -34,6 +33,7 @@ from pipeline.storage import (
 )
 from shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
 from shards.key_index import key_index_name
+from shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
 from transforms import load_band_params
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -78,15 +78,6 @@ class TrackDone:
     clipped: dict[str, int] | None = None  # ``clamp``: samples clipped per stem, when any were
     seconds: float = 0.0  # the worker's time assembling it (stems and rows), not the fused stages downstream
     decoded: str = ""  # TrackMeta.decoded: "ffmpeg:counted", "libsndfile:declared", ...
-
-
-def clipping_record(mode: str, done: Iterable[TrackDone]) -> dict[str, Any]:
-    """The manifest's account of ``output.clip``: every rescaled and every clamped track variant."""
-    rescaled = [{"track_key": d.track_key, "variant": d.variant, "gain": d.stem_gain}
-                for d in done if d.stem_gain is not None and d.stem_gain != 1.0]
-    clamped = [{"track_key": d.track_key, "variant": d.variant, "samples": d.clipped} for d in done if d.clipped]
-    key = operator.itemgetter("track_key", "variant")
-    return {"mode": mode, "rescaled": sorted(rescaled, key=key), "clamped": sorted(clamped, key=key)}
 
 
 MIX_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -290,6 +281,12 @@ def write_manifest(manifest: dict[str, Any], config: Config, storage_options: St
     return uri
 
 
+def run_detail(manifest: dict[str, Any], config: Config) -> RunDetail:
+    """A committed run's per-track record (tracks, sources, timing, clipping), in either manifest layout."""
+    folder = join(config.output.uri, "runs")
+    return RunManifest.from_dict(manifest, folder, options_for(folder, config.storage_options)).detail()
+
+
 def _newest(fs: Any, folder: str) -> float | None:
     """The newest modification time of any file under a folder (None: empty or unknown)."""
     times = [modified_time(info) for info in fs.find(folder, detail=True).values()]
@@ -309,10 +306,8 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
     """
     fs, root = filesystem(config.output.uri, storage_options)
     fs.invalidate_cache()
-    committed: dict[str, set[str]] = {}
-    for path in fs.glob(f"{root}/runs/*.json"):
-        name = path.rsplit("/", 1)[-1][: -len(".json")]
-        committed[name] = set(json.loads(fs.cat_file(path)).get("shards", []))
+    runs_of = committed_runs(config.output.uri, options_for(config.output.uri, storage_options))
+    committed = {run.run_id: set(run.shards) for run in runs_of}
     threshold = config.run.clean_after_seconds
     runs: dict[str, list[str]] = {}
     for area in ("_tmp", "spectrograms"):
@@ -334,9 +329,9 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
             newest = [_newest(fs, folder) for folder in folders]
             stale = all(t is not None and now - t >= threshold for t in newest)
             doomed = folders if name == run_id or stale else []
-            index = f"{root}/runs/{key_index_name(name)}"  # written just before the manifest it never got
-            if doomed and fs.exists(index):
-                doomed.append(index)
+            for written in (key_index_name(name), detail_name(name)):  # just before the manifest it never got
+                if doomed and fs.exists(f"{root}/runs/{written}"):
+                    doomed.append(f"{root}/runs/{written}")
         for path in doomed:
             fs.rm(path, recursive=True)
             removed.append(path)

@@ -3,12 +3,10 @@ A shard no manifest lists (a killed run's, a retried bundle's leftover) is never
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-import fsspec
-
+from shards.manifest import committed_runs
 from shards.paths import PathEscape, join
 
 
@@ -17,17 +15,8 @@ def _roots(roots: str | Sequence[str]) -> list[str]:
 
 
 def committed_manifests(root: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The committed run manifests of one output root (any fsspec URL), oldest run first; [] if none."""
-    fs, path = fsspec.core.url_to_fs(root.rstrip("/"), **(storage_options or {}))
-    found = []
-    for name in sorted(fs.glob(f"{path}/runs/*.json")):
-        try:
-            manifest = json.loads(fs.cat_file(name))
-        except (OSError, ValueError):
-            continue  # not a manifest of ours: never a reason to read an uncommitted shard
-        if isinstance(manifest, dict) and manifest.get("status") == "committed":
-            found.append(manifest)
-    return sorted(found, key=lambda m: (m.get("started_at", ""), m.get("run_id", "")))
+    """The committed run manifests of one output root as JSON objects, oldest run first (``committed_runs``)."""
+    return [run.raw for run in committed_runs(root, storage_options)]
 
 
 def committed_shards(roots: str | Sequence[str], storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -38,11 +27,11 @@ def committed_shards(roots: str | Sequence[str], storage_options: dict[str, Any]
     """
     shards: list[str] = []
     for root in _roots(roots):
-        manifests = committed_manifests(root, storage_options)
-        if not manifests:
+        runs = committed_runs(root, storage_options)
+        if not runs:
             raise FileNotFoundError(f"{root}: no committed stemforge run (no runs/*.json with status committed)")
-        for manifest in manifests:
-            shards += [listed_shard(root, manifest, shard) for shard in manifest.get("shards", [])]
+        for run in runs:
+            shards += [listed_shard(root, run.raw, shard) for shard in run.shards]
     return shards
 
 

@@ -12,6 +12,7 @@ import yaml
 from torch import nn
 
 from model import CascadedNet, make_padding
+from shards.manifest import read_run
 
 TINY = {"n_fft": 512, "hop_length": 256, "cropsize": 256}
 SR = 44100
@@ -168,3 +169,8 @@ def progress_snapshots(output: str) -> tuple[list[tuple[int, ...]], tuple[int, .
     shown = [tuple(int(g) for g in m.groups()[1:]) for m in _PROGRESS.finditer(text)]
     done = _DONE.search(text)
     return shown, tuple(int(g) for g in done.groups()) if done else None
+
+
+def read_manifest(path: Path | str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run manifest with its per-track detail inline (tracks, sources, timing, clipping), either layout."""
+    return read_run(str(path), storage_options).old_layout()

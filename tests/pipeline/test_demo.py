@@ -1,7 +1,6 @@
 """`stemforge demo` (what `make demo` runs): synthesised voice-over-music mixtures from a mix run and a few odd
 files, separated by the shipped model, the vocals scored against the true ones, a report, from nothing."""
 
-import json
 import re
 import shutil
 
@@ -9,6 +8,7 @@ import pytest
 
 from model.shipped import VOICE_MUSIC
 from pipeline.cli import main
+from stemforge_testing import read_manifest
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -16,7 +16,7 @@ def test_the_demo_runs_from_nothing_separates_and_writes_its_report(tmp_path, ca
     assert main(["demo", "--workdir", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     [manifest_path] = (tmp_path / "demo_output" / "runs").glob("*.json")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(manifest_path)
     assert not manifest["random_init"] and manifest["checkpoint"]["sha256"] == VOICE_MUSIC.sha256
     assert manifest["counts"]["failed"] == 1  # the deliberately broken file
     mixtures = [k for k in manifest["tracks"] if k.endswith("/mixture")]

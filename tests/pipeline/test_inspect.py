@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from stemforge_testing import write_config
+from stemforge_testing import read_manifest, write_config
 
 from pipeline.cli import main
 from shards import tensor_to_numpy
@@ -25,7 +25,7 @@ def output(corpus, tiny_checkpoint, tmp_path_factory):
     config = write_config(out.parent / "c.yaml", augment={"variants": 2})
     assert main(["run", "--config", str(config), "--input", str(folder), "--output", str(out),
                  "--checkpoint", str(tiny_checkpoint)]) == 0
-    return out, json.loads(next((out / "runs").glob("*.json")).read_text())
+    return out, read_manifest(next((out / "runs").glob("*.json")))
 
 
 def _inspect(capsys, *args: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from stemforge_testing import TINY, music
+from stemforge_testing import TINY, music, read_manifest
 
 from pipeline import entries
 from pipeline.cli import main
@@ -84,6 +84,6 @@ def test_a_run_lists_a_manifest_in_parts_and_separates_each_entry_once(tiny_chec
     out = tmp_path / "out"
     assert main(["separate", str(manifest), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet",
                  *TINY_SETS]) == 0
-    [run] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    [run] = [read_manifest(p) for p in (out / "runs").glob("*.json")]
     assert run["tracks"] == [f"song{i}" for i in range(5)]
     assert (run["counts"]["inputs"], run["counts"]["succeeded"]) == (5, 5)

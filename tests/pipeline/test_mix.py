@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from scipy import signal
-from stemforge_testing import SR, music, write_config
+from stemforge_testing import SR, music, read_manifest, write_config
 
 from pipeline.cli import main
 from pipeline.config import ConfigError, build_config
@@ -55,7 +55,7 @@ def _run(tmp_path: Path, stems: Path, name: str = "out", **sections) -> Path:
 
 def _manifest(out: Path) -> dict:
     [path] = (out / "runs").glob("*.json")
-    return json.loads(path.read_text())
+    return read_manifest(path)
 
 
 def _rows(out: Path) -> pa.Table:
@@ -163,7 +163,7 @@ def test_a_rerun_skips_committed_tracks(mixed, tmp_path):
                           mix={"stems": ["instruments", "vocals"], "gain_db": [-6.0, 6.0], "remix_p": 1.0})
     assert main(["run", "--config", str(config), "--input", str(stems), "--output", str(out),
                  "--direct_num_workers", "1", "--quiet"]) == 0
-    newest = max((json.loads(p.read_text()) for p in (out / "runs").glob("*.json")), key=lambda m: m["finished_at"])
+    newest = max((read_manifest(p) for p in (out / "runs").glob("*.json")), key=lambda m: m["finished_at"])
     assert newest["counts"]["skipped"] == 3 and newest["counts"]["variants"] == 0
 
 

@@ -5,7 +5,7 @@ import json
 
 import soundfile as sf
 import torch
-from stemforge_testing import TINY, music, tiny_net
+from stemforge_testing import TINY, music, read_manifest, tiny_net
 
 from model import save_checkpoint
 from pipeline.cli import main
@@ -24,7 +24,7 @@ def test_nan_masks_are_dead_lettered_and_never_committed(tmp_path):
                  "--set", f"model.n_fft={TINY['n_fft']}", "--set", f"model.hop_length={TINY['hop_length']}",
                  "--set", "output.clip=none", "--format", "wav", "--subtype", "FLOAT", "-d", "cpu", "--quiet"])
     assert code == 0
-    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    manifest = read_manifest(next((out / "runs").glob("*.json")))
     assert manifest["tracks"] == [] and manifest["counts"]["failed"] == 1
     records = [json.loads(line) for path in (out / "errors").glob("*.jsonl") for line in path.read_text().splitlines()]
     assert [(r["track_key"], r["stage"], r["error"]) for r in records] == [("song", "separate", "non_finite")]

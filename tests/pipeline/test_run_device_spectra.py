@@ -2,14 +2,13 @@
 the model's device (the CPU here, the same code a GPU runs), against vocal-remover's procedure with librosa
 computed here, and against the host path's run of the same corpus."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from stemforge_testing import TINY, snr_db, upstream_stems, write_config
+from stemforge_testing import TINY, read_manifest, snr_db, upstream_stems, write_config
 
 from model import load_checkpoint
 from pipeline.cli import main
@@ -28,7 +27,7 @@ def _run(tmp_path: Path, corpus: Path, ckpt: Path, spectra: str) -> tuple[Path, 
                           run={"chunk_seconds": 0.55})
     assert main(["run", "--config", str(config), "--input", str(corpus), "--output", str(out),
                  "--checkpoint", str(ckpt)]) == 0
-    return out, json.loads(next((out / "runs").glob("*.json")).read_text())
+    return out, read_manifest(next((out / "runs").glob("*.json")))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 import torch
 from apache_beam.options.pipeline_options import PipelineOptions
-from stemforge_testing import TINY, upstream_stems, write_config
+from stemforge_testing import TINY, read_manifest, upstream_stems, write_config
 
 from model import load_checkpoint
 from pipeline.cli import main
@@ -25,7 +25,7 @@ def _run(config: Path, corpus: Path, out: Path, ckpt: Path, *extra: str) -> dict
                  "--checkpoint", str(ckpt), *extra])
     assert code == 0
     manifests = sorted((out / "runs").glob("*.json"))
-    return json.loads(manifests[-1].read_text())
+    return read_manifest(manifests[-1])
 
 
 def _rows(out: Path, manifest: dict):

@@ -2,7 +2,6 @@
 files around them (cover art, notes), listed, decoded to their full length and separated; what is not
 audio is counted and said, never dropped without a word."""
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from encoded_audio import KIND, KINDS, SR, encode, reference_decode, write_source
-from stemforge_testing import TINY
+from stemforge_testing import TINY, read_manifest
 
 from pipeline.cli import main
 from pipeline.config import build_config
@@ -85,7 +84,7 @@ def test_separate_reads_every_file_to_its_full_length(real_corpus, tiny_checkpoi
     captured = capsys.readouterr()
     assert code == 0
     [path] = (out / "runs").glob("*.json")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(path)
     assert manifest["tracks"] == ["quiet start", "song"] and manifest["counts"]["failed"] == 0
     for key, length in lengths.items():
         for stem in ("instruments", "vocals"):

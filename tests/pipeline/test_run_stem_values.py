@@ -1,6 +1,5 @@
 """Stem values end to end: well-conditioned track ends, and output.clip (rescale, clamp, none)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
-from stemforge_testing import SR, TINY, music, scale_output_layer, snr_db, tiny_net, upstream_stems, write_config
+from stemforge_testing import (SR, TINY, music, read_manifest, scale_output_layer, snr_db, tiny_net, upstream_stems,
+                               write_config)
 
 from model import save_checkpoint
 from pipeline.cli import main
@@ -48,7 +48,7 @@ def _run(tmp_path: Path, wave: np.ndarray, ckpt: Path, **output) -> tuple[Path, 
     config = write_config(tmp_path / "c.yaml", output=output)
     assert main(["run", "--config", str(config), "--input", str(source), "--output", str(out),
                  "--checkpoint", str(ckpt)]) == 0
-    return out, json.loads(next((out / "runs").glob("*.json")).read_text())
+    return out, read_manifest(next((out / "runs").glob("*.json")))
 
 
 def _stems(out: Path, ext: str) -> list[np.ndarray]:

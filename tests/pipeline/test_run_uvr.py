@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from stemforge_testing import SR, music, snr_db, write_config
+from stemforge_testing import SR, music, read_manifest, snr_db, write_config
 from uvr_reference import uvr_mixture_spectrogram, uvr_stems, uvr_test_net
 
 from model import save_checkpoint
@@ -25,7 +25,7 @@ def _run(tmp_path: Path, wav: Path, ckpt: Path, **model) -> tuple[Path, dict]:
                           run={"chunk_seconds": 1.0})
     assert main(["run", "--config", str(config), "--input", str(wav), "--output", str(out),
                  "--checkpoint", str(ckpt)]) == 0
-    return out, json.loads(next((out / "runs").glob("*.json")).read_text())
+    return out, read_manifest(next((out / "runs").glob("*.json")))
 
 
 @pytest.mark.parametrize(("kind", "table", "aggression", "high_end"),
@@ -97,7 +97,7 @@ def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_s
                                    "chain": [{"transform": "Gain", "min_gain_db": 6.0, "max_gain_db": 6.0, "p": 1.0}]})
     assert main(["run", "--config", str(config), "--input", str(wav), "--output", str(out),
                  "--checkpoint", str(ckpt)]) == 0
-    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    manifest = read_manifest(next((out / "runs").glob("*.json")))
     rows = pq.read_table([str(out / s) for s in manifest["shards"]]).sort_by("segment")
 
     def column(name: str) -> np.ndarray:
@@ -111,6 +111,6 @@ def test_kept_clean_rows_are_the_clean_tracks_combined_spectrogram_and_a_rerun_s
     # a rerun with the same resolved config (same fingerprint) skips what the first committed
     assert main(["run", "--config", str(config), "--input", str(wav), "--output", str(out),
                  "--checkpoint", str(ckpt)]) == 0
-    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    runs = [read_manifest(p) for p in sorted((out / "runs").glob("*.json"))]
     assert len(runs) == 2 and {r["fingerprint"] for r in runs} == {manifest["fingerprint"]}
     assert sorted(r["counts"]["skipped"] for r in runs) == [0, 1]

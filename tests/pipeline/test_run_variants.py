@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from stemforge_testing import TINY, write_config
+from stemforge_testing import TINY, read_manifest, write_config
 
 from pipeline.cli import main
 from transforms import AugmentChain, derive_seed
@@ -25,7 +25,7 @@ AUGMENT = {"variants": 2, "seed": 11, "keep_clean": True, "chain": CHAIN}
 def _run(config: Path, source: Path, out: Path, ckpt: Path, *extra: str) -> dict:
     assert main(["run", "--config", str(config), "--input", str(source), "--output", str(out),
                  "--checkpoint", str(ckpt), *extra]) == 0
-    return json.loads(max((out / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
+    return read_manifest(max((out / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns))
 
 
 def _rows(out: Path, manifest: dict) -> list[dict]:

@@ -1,7 +1,6 @@
 """`stemforge separate`: demucs-style stems in one command, the same pipeline as `run` (its options are config
 keys), clear errors for what it cannot do."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from stemforge_testing import TINY
+from stemforge_testing import TINY, read_manifest
 
 from model.shipped import VOICE_MUSIC
 from pipeline.cli import main
@@ -20,7 +19,7 @@ STEMS = ("instruments", "vocals")
 
 def _manifest(out: Path) -> dict:
     [path] = (out / "runs").glob("*.json")
-    return json.loads(path.read_text())
+    return read_manifest(path)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def test_without_a_model_it_runs_the_shipped_one(corpus, tmp_path, capsys):
     assert main(["separate", str(files["sines"]), "-o", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert f"using the shipped {VOICE_MUSIC.name} model" in captured.err
-    [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    [manifest] = [read_manifest(p) for p in (out / "runs").glob("*.json")]
     assert manifest["checkpoint"]["sha256"] == VOICE_MUSIC.sha256 and not manifest["random_init"]
     assert manifest["config"]["model"]["n_fft"] == VOICE_MUSIC.n_fft
     assert sorted(p.name for p in (out / "sines").iterdir()) == ["instruments.flac", "vocals.flac"]

@@ -3,14 +3,13 @@ beside it, a rerun skips only the same source with the same content, a run never
 and an input that matches nothing writes nothing."""
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from stemforge_testing import TINY, music
+from stemforge_testing import TINY, music, read_manifest
 
 from pipeline.cli import main
 
@@ -30,7 +29,7 @@ def _separate(checkpoint: Path, out: Path, *inputs: Path | str) -> dict:
     assert main(["separate", *map(str, inputs), "-o", str(out), "--checkpoint", str(checkpoint), "--quiet",
                  *TINY_SETS]) == 0
     [new] = set((out / "runs").glob("*.json")) - before
-    return json.loads(new.read_text())
+    return read_manifest(new)
 
 
 def suffixed(key: str, source: str) -> str:

@@ -2,18 +2,17 @@
 once per machine, by the first SDK process that needs it, and served to every other one, here two processes of the
 FnApiRunner; the committed rows equal a run that loads one model per process."""
 
-import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from stemforge_testing import write_config
+from stemforge_testing import read_manifest, write_config
 
 from pipeline.cli import main
 
 
 def _rows(out) -> pa.Table:
-    [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    [manifest] = [read_manifest(p) for p in (out / "runs").glob("*.json")]
     table = pa.concat_tables([pq.read_table(out / s) for s in manifest["shards"]])
     return table.sort_by([("track_key", "ascending"), ("segment", "ascending")])
 

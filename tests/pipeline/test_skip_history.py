@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import soundfile as sf
-from stemforge_testing import TINY, music
+from stemforge_testing import TINY, music, read_manifest
 
 from pipeline.cli import main
 
@@ -19,7 +19,7 @@ def _separate(checkpoint: Path, out: Path, *inputs: Path) -> tuple[Path, dict]:
     assert main(["separate", *map(str, inputs), "-o", str(out), "--checkpoint", str(checkpoint), "--quiet",
                  *TINY_SETS]) == 0
     [new] = set((out / "runs").glob("*.json")) - before
-    return new, json.loads(new.read_text())
+    return new, read_manifest(new)
 
 
 def _as_layout(path: Path, manifest: dict, layout: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from typing import Any, Self
 import numpy as np
 import pytest
 import soundfile as sf
+from stemforge_testing import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -266,7 +266,7 @@ def committed_manifests(fs: Any, root: str) -> list[dict[str, Any]]:
     """Every committed run manifest under root/runs (fs: an fsspec filesystem, root without protocol)."""
     out = []
     for path in sorted(fs.glob(f"{root}/runs/*.json")):
-        manifest = json.loads(fs.cat_file(path))
+        manifest = read_manifest(fs.unstrip_protocol(path), fs.storage_options)
         if manifest.get("status") == "committed":
             out.append(manifest)
     return out

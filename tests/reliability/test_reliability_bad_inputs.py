@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from reliability_support import run_args, write_bad_corpus
-from stemforge_testing import TINY, write_config
+from stemforge_testing import TINY, read_manifest, write_config
 
 from pipeline.cli import main
 from pipeline.listing import sanitize_key
@@ -27,7 +27,7 @@ def bad_corpus(tmp_path_factory):
 
 
 def _committed(out):
-    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    manifest = read_manifest(next((out / "runs").glob("*.json")))
     errors_path = out / "errors" / f"{manifest['run_id']}.jsonl"
     errors = [json.loads(line) for line in errors_path.read_text().splitlines()] if errors_path.exists() else []
     rows = [r for shard in manifest["shards"] for r in pq.read_table(out / shard).to_pylist()]

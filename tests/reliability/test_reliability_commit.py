@@ -253,7 +253,8 @@ def test_a_committed_run_id_is_never_overwritten_and_a_missing_shard_is_never_co
     job = make_job(load_config(config, [f"input.uri={folder}", f"output.uri={out}",
                                         f"model.checkpoint={tiny_checkpoint}", "run.run_id=lost"]))
     listed = [{"track_key": "a", "source": str(files["a"]), "size": 1, "version": None}]
-    with pytest.raises(RuntimeError, match="shards are missing"):
+    missing = "^run lost not committed: 1 shard is missing, e.g. spectrograms/lost/part-gone.parquet$"
+    with pytest.raises(RuntimeError, match=missing):
         commit(None, job, listed, [], ["spectrograms/lost/part-gone.parquet"], [], [], [])
     assert not (out / "runs" / "lost.json").exists()
 

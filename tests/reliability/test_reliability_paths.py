@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from reliability_support import run_args, sine
-from stemforge_testing import TINY, write_config
+from stemforge_testing import TINY, read_manifest, write_config
 
 from pipeline.cli import main
 from pipeline.config import build_config
@@ -142,7 +142,7 @@ def test_manifest_entries_that_climb_are_read_and_their_outputs_land_inside_the_
     config = write_config(tmp_path / "c.yaml")
     before = _files(tmp_path)
     assert main(run_args(config, str(manifest), str(out), str(tiny_checkpoint), "--quiet")) == 0
-    [committed] = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    [committed] = [read_manifest(p) for p in (out / "runs").glob("*.json")]
     [key] = committed["tracks"]
     assert committed["counts"]["failed"] == 0 and not {"", ".", ".."} & set(key.split("/"))
     assert sorted(p.name for p in (out / "stems" / key / "v0").iterdir()) == ["instruments.wav", "vocals.wav"]
@@ -237,7 +237,7 @@ def test_train_refuses_data_whose_manifest_lists_a_shard_outside_the_root(edited
 
 def test_report_reads_no_shard_outside_the_output_and_says_so(edited_output):
     out, _, _ = edited_output
-    name = Path(json.loads(next((out / "runs").glob("*.json")).read_text())["shards"][0]).name
+    name = Path(read_manifest(next((out / "runs").glob("*.json")))["shards"][0]).name
     page = build_report(str(out), samples=0)
     assert html.escape(f"not read: '../elsewhere/{name}' is not a path inside {out}: its '..' climbs out") in page
 

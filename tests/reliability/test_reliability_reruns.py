@@ -3,11 +3,10 @@ rerun commits no new rows and leaves every committed object byte-identical; adde
 what the next run processes; settings outside the fingerprint (batch size, device, run id) change
 nothing; another checkpoint or an output-shaping setting means "not existing"."""
 
-import json
 
 import pytest
 from reliability_support import committed_manifests, committed_rows, moto_s3, row_keys, run_args
-from stemforge_testing import write_config
+from stemforge_testing import read_manifest, write_config
 
 from pipeline.cli import main
 
@@ -30,7 +29,7 @@ def test_reruns_and_increments_on_s3(good_corpus, tiny_checkpoint, other_ckpt, t
             assert main(run_args(config, "s3://data/in", "s3://data/out", checkpoint,
                                  "--set", f"run.run_id={run_id}", *extra)) == 0
             fs.invalidate_cache()
-            return json.loads(fs.cat_file(f"data/out/runs/{run_id}.json"))
+            return read_manifest(f"s3://data/out/runs/{run_id}.json", fs.storage_options)
 
         def objects() -> dict[str, bytes]:
             fs.invalidate_cache()

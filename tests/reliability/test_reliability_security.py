@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from reliability_support import FaultProxy, clean_env, cli, moto_s3, run_args, static_http
-from stemforge_testing import write_config
+from stemforge_testing import read_manifest, write_config
 
 from pipeline.cli import main
 from pipeline.config import load_config
@@ -90,7 +90,7 @@ def test_manifest_track_keys_never_write_outside_the_output(good_corpus, tiny_ch
     assert main(run_args(config, str(manifest), str(out), str(tiny_checkpoint))) == 0
     created = {p for p in tmp_path.rglob("*")} - before
     assert created and all(p == out or out in p.parents for p in created), sorted(created - {out})
-    run = json.loads(next((out / "runs").glob("*.json")).read_text())
+    run = read_manifest(next((out / "runs").glob("*.json")))
     assert len(run["tracks"]) == 4
     for key in run["tracks"]:
         assert ".." not in key.split("/") and not key.startswith("/")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
-from stemforge_testing import SR, music, write_config
+from stemforge_testing import SR, music, read_manifest, write_config
 
 import shards
 
@@ -47,7 +47,7 @@ def roots(tmp_path_factory, tiny_checkpoint) -> list[str]:
         first, second = _run(work, "one", ["a", "b", "c"], tiny_checkpoint), _run(work, "two", ["d"], tiny_checkpoint)
     finally:
         torch.set_num_threads(before)
-    [manifest] = [json.loads(p.read_text()) for p in (first / "runs").glob("*.json")]
+    [manifest] = [read_manifest(p) for p in (first / "runs").glob("*.json")]
     shard = first / manifest["shards"][0]
     shutil.copy(shard, shard.with_name("part-stray.parquet"))
     (first / "spectrograms" / "killed").mkdir()
@@ -62,7 +62,7 @@ def committed_table(roots: list[str]) -> pa.Table:
     paths = []
     for root in roots:
         for path in sorted(Path(root, "runs").glob("*.json")):
-            manifest = json.loads(path.read_text())
+            manifest = read_manifest(path)
             if manifest["status"] == "committed":
                 paths += [Path(root, shard) for shard in manifest["shards"]]
     return pa.concat_tables([pq.read_table(path) for path in paths])

@@ -46,8 +46,8 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
         per_track[item.track_key] = per_track.get(item.track_key, 0) + 1
     failed = {e.source for e in errors}
     skipped_files: Counter[str] = Counter()  # per extension, over every input URI
-    for extension, count in ignored:
-        skipped_files[extension] += count
+    for extension, number in ignored:
+        skipped_files[extension] += number
     succeeded = sorted(k for k, n in per_track.items() if n == variants)
     committed = set(succeeded)
     rows = detail_rows(done, timing, committed)

@@ -132,12 +132,14 @@ class RunManifest:
 
 
 def read_run(uri: str, storage_options: dict[str, Any] | None = None) -> RunManifest:
-    """The manifest at ``uri`` (``.../runs/<run_id>.json``); ValueError when it is not a JSON object."""
+    """The manifest at ``uri`` (``.../runs/<run_id>.json``; its file name is its run id when it names none);
+    ValueError when it is not a JSON object."""
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     raw = json.loads(fs.cat_file(path))
     if not isinstance(raw, dict):
         raise ValueError(f"{uri}: not a JSON object")
-    return RunManifest.from_dict(raw, uri.rsplit("/", 1)[0], storage_options)
+    folder, name = uri.rsplit("/", 1)
+    return RunManifest.from_dict({"run_id": name.removesuffix(".json"), **raw}, folder, storage_options)
 
 
 def committed_runs(root: str, storage_options: dict[str, Any] | None = None) -> list[RunManifest]:

@@ -147,7 +147,7 @@ def _kill_then_complete(tiny_checkpoint: Path, tmp_path: Path, kills: list, trac
     assert again["counts"]["rows"] == 0 and again["shards"] == [] and again["counts"]["skipped"] == tracks
     after = local_files(out)
     assert {k: after[k] for k in committed} == committed
-    assert set(after) - set(committed) == {"runs/again.json", "runs/again.keys.parquet"}
+    assert set(after) - set(committed) == {"runs/again.json", "runs/again.keys.parquet", "runs/again.tracks.parquet"}
     assert not (out / "_tmp").exists()
     assert {p.relative_to(out).as_posix() for p in _shards(out)} == _listed(out)
 

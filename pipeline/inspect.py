@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.storage import PathEscape, StorageOptions, filesystem, join, redact_uri
+from pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
 from pipeline.text import count
 from shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
 from shards.discovery import listed_shard
+from shards.manifest import read_run
 
 
 class InspectError(ValueError):
@@ -115,9 +116,8 @@ def inspect_path(uri: str, storage_options: StorageOptions | None = None) -> dic
         committed = None
         if len(parts) == 4 and parts[1] == "spectrograms":
             manifest = f"{parts[0]}/runs/{parts[2]}.json"
-            listed = fs.exists(manifest) and f"spectrograms/{parts[2]}/{parts[3]}" in json.loads(
-                fs.cat_file(manifest)).get("shards", [])
-            committed = bool(listed)
+            committed = fs.exists(manifest) and f"spectrograms/{parts[2]}/{parts[3]}" in read_run(
+                fs.unstrip_protocol(manifest), options_for(uri, options)).shards
         return {"kind": "shard", **_shard(fs, path, shown, committed)}
     if path.endswith(".json"):
         root, shown_root = path.rsplit("/", 2)[0], shown.rsplit("/", 2)[0]

@@ -6,7 +6,7 @@
       ─ SeparateTrack (decode, resample, augment, peak; model windows through the process's batcher, whose
                        batches mix tracks; masks to a local scratch file; stems + spectrogram rows, streamed)
       ─ WriteShards
-      ─ Commit (errors/{run_id}.jsonl, then runs/{run_id}.json last)
+      ─ Commit (errors/{run_id}.jsonl, runs/{run_id}.keys.parquet and .tracks.parquet, then runs/{run_id}.json last)
 
 A mix run (``mix:``) lists stem sets and draws each variant's MixPlan; without a model, MixTrack makes each
 mixture's audio and rows, and with one the mixtures go through SeparateTrack (teacher columns).
@@ -16,7 +16,6 @@ Every stage also publishes live progress counters (pipeline.progress) that the l
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -38,7 +37,8 @@ from pipeline.entries import Part, manifest_parts
 from pipeline.listing import MANIFEST_SUFFIXES, TrackRef, expand_input, expand_stemset
 from pipeline.sinks import ShardWriter, clean_leftovers
 from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
-from pipeline.storage import filesystem, join, read_bytes, retrying
+from pipeline.storage import filesystem, join, options_for, retrying
+from shards.manifest import read_run
 from transforms.mixing import MixCatalog
 
 LOG = logging.getLogger(__name__)
@@ -213,4 +213,6 @@ def run(job: Job, options: PipelineOptions,
     fs, path = filesystem(uri, config.storage_options)
     if not retrying(lambda: fs.exists(path), f"check {uri}", config.storage_options):
         return None, metrics_summary(result)  # the commit wrote nothing: nothing was listed
-    return json.loads(read_bytes(uri, job.config.storage_options)), metrics_summary(result)
+    committed = retrying(lambda: read_run(uri, options_for(uri, config.storage_options)), f"read {uri}",
+                         config.storage_options)
+    return committed.raw, metrics_summary(result)

@@ -15,7 +15,6 @@ its keys, so a cluster spreads the work, and the launcher reads nothing. A suffi
 from __future__ import annotations
 
 import io
-import json
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -27,8 +26,9 @@ import pyarrow as pa
 
 from pipeline.job import Job
 from pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
-from pipeline.storage import filesystem, join, retrying
+from pipeline.storage import filesystem, join, options_for, retrying
 from shards.key_index import key_index_name, manifest_key_index, read_key_index
+from shards.manifest import read_run
 
 BUCKETS = 64
 SUFFIX = re.compile(r"~[0-9a-f]{8}$")
@@ -104,10 +104,11 @@ class ReadHeld(beam.DoFn):
             meta, held = retrying(lambda: read_key_index(io.BytesIO(fs.cat_file(index_path))), f"read {index_path}",
                                   options)
         else:
-            manifest = json.loads(retrying(lambda: fs.cat_file(manifest_path), f"read {manifest_path}", options))
-            if manifest.get("status") != "committed":
+            uri = fs.unstrip_protocol(manifest_path)
+            manifest = retrying(lambda: read_run(uri, options_for(uri, options)), f"read {manifest_path}", options)
+            if not manifest.committed:
                 return
-            meta, held = manifest_key_index(manifest)
+            meta, held = manifest_key_index(manifest.raw)
         yield from held_buckets((meta["started_at"], meta["run_id"], meta["fingerprint"] == self._job.fingerprint),
                                 held)
 

@@ -44,7 +44,8 @@ def test_reruns_and_increments_on_s3(good_corpus, tiny_checkpoint, other_ckpt, t
         assert rerun["fingerprint"] == first["fingerprint"]
         after = objects()
         assert {k: after[k] for k in before} == before  # byte-identical
-        assert set(after) - set(before) == {"data/out/runs/rerun.json"}
+        written = {f"data/out/runs/rerun.{name}" for name in ("json", "keys.parquet", "tracks.parquet")}
+        assert set(after) - set(before) == written
 
         fs.put_file(str(files["sub/b"]), "data/in/sub/b.flac")
         more = run("more")

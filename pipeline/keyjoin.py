@@ -27,8 +27,8 @@ import pyarrow as pa
 from pipeline.job import Job
 from pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
 from pipeline.storage import filesystem, join, options_for, retrying
-from shards.key_index import key_index_name, manifest_key_index, read_key_index
-from shards.manifest import read_run
+from shards.key_index import manifest_key_index, read_key_index
+from shards.manifest import read_run, run_files
 
 BUCKETS = 64
 SUFFIX = re.compile(r"~[0-9a-f]{8}$")
@@ -114,18 +114,11 @@ class ReadHeld(beam.DoFn):
 
 
 def committed_runs(output_uri: str, job: Job) -> list[tuple[str, str | None]]:
-    """The committed runs under an output root, from one listing of ``runs/``: each manifest with its key
-    index, when it has one (written before the manifest, so a key index without one is no commit)."""
+    """The committed runs under an output root, from one listing of ``runs/`` (``shards.manifest.run_files``):
+    each manifest with its key index, when it has one."""
     options = job.config.storage_options
-    fs, path = filesystem(join(output_uri, "runs"), options)
-    fs.invalidate_cache()
-    names = set(retrying(lambda: fs.glob(f"{path}/*"), f"list {output_uri}/runs", options))
-    runs = []
-    for name in sorted(n for n in names if n.endswith(".json")):
-        folder, file = name.rsplit("/", 1)
-        index = f"{folder}/{key_index_name(file.removesuffix('.json'))}"
-        runs.append((name, index if index in names else None))
-    return runs
+    fs, path = filesystem(output_uri, options)
+    return retrying(lambda: run_files(fs, path.rstrip("/")), f"list {output_uri}/runs", options)
 
 
 def _annotated(item: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, bytes]]:

@@ -21,7 +21,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.key_index import read_key_index
+from shards.key_index import key_index_name, read_key_index
 
 DETAIL = pa.schema([
     ("track_key", pa.string()), ("variant", pa.int32()),
@@ -142,15 +142,29 @@ def read_run(uri: str, storage_options: dict[str, Any] | None = None) -> RunMani
     return RunManifest.from_dict({"run_id": name.removesuffix(".json"), **raw}, folder, storage_options)
 
 
+def run_files(fs: Any, root: str) -> list[tuple[str, str | None]]:
+    """Each ``runs/*.json`` under the root at ``root`` in ``fs``, by name, with its key index when it has one,
+    from one listing of ``runs/`` (a key index is written before its manifest, so one without a manifest is no
+    commit)."""
+    folder = f"{root.rstrip('/')}/runs"
+    fs.invalidate_cache(folder)
+    names = set(fs.glob(f"{folder}/*"))
+    found = []
+    for name in sorted(n for n in names if n.endswith(".json")):
+        index = f"{folder}/{key_index_name(name.rsplit('/', 1)[-1].removesuffix('.json'))}"
+        found.append((name, index if index in names else None))
+    return found
+
+
 def committed_runs(root: str, storage_options: dict[str, Any] | None = None) -> list[RunManifest]:
     """The committed runs of one output root (any fsspec URL), oldest first; [] if none. A ``runs/*.json``
     that is not a committed manifest of ours is never a reason to read a shard, so it is left out."""
     root = root.rstrip("/")
     fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
     found = []
-    for name in sorted(fs.glob(f"{path}/runs/*.json")):
+    for manifest, _ in run_files(fs, path):
         try:
-            run = read_run(f"{root}/runs/{name.rsplit('/', 1)[-1]}", storage_options)
+            run = read_run(f"{root}/runs/{manifest.rsplit('/', 1)[-1]}", storage_options)
         except (OSError, ValueError):
             continue
         if run.committed:

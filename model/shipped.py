@@ -35,7 +35,7 @@ class ShippedModel:
                 "hop_length": self.hop_length, "stems": list(self.stems)}
 
 
-VOICE_MUSIC = ShippedModel("voice-music-1024", "bff3d894acd2c114870763d92cef9951b0afe1d0a6774240b25ac5509a013ed9", 1024, 512,
+VOICE_MUSIC = ShippedModel("voice-music-1024", "7a7e45af9247b6114d2c6740f856d45b4db150ab43e2e632a6a6168526babce3", 1024, 512,
                           ("instruments", "vocals"))
 SHIPPED = (VOICE_MUSIC,)
 

@@ -87,8 +87,20 @@ def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], 
                   job.staging)
     fence(job)
     uri = write_manifest(manifest, config, config.storage_options, staging=job.staging)
+    remove_orphans(job, shards)
     remove_scratch(job)
     return uri
+
+
+def remove_orphans(job: Job, shards: list[str]) -> None:
+    """Removes the files of the run's shard folder that its manifest does not list (failed bundle attempts),
+    so that no later launch has to list a committed run's shards to find them."""
+    options = job.config.storage_options
+    fs, root = filesystem(job.config.output.uri, options)
+    folder, listed = f"{root}/spectrograms/{job.run_id}", {f"{root}/{shard}" for shard in shards}
+    for path in retrying(lambda: fs.find(folder), f"list {folder}", options):
+        if path not in listed:
+            retrying(lambda p=path: fs.rm(p), f"remove {path}", options)
 
 
 def fence(job: Job) -> None:

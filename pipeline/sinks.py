@@ -301,7 +301,9 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
     ``spectrograms/{id}/`` was written for ``run.clean_after_seconds``; its two folders go, and its key index
     if it died at commit. The
     current run's own id (a re-run of a dead run under the same id) is always cleaned. Of a committed
-    run, ``_tmp/{id}/`` and any shard its manifest does not list (a failed bundle attempt) go too.
+    run whose commit did not finish (its ``_tmp/{id}/`` is left), that folder and any shard its manifest does
+    not list (a failed bundle attempt) go too; a finished commit removed those itself
+    (``pipeline.commit.remove_orphans``), so a launch never lists a finished run's shards.
     A live run elsewhere keeps writing, so it is never older than the threshold.
     """
     fs, root = filesystem(config.output.uri, storage_options)
@@ -319,7 +321,7 @@ def clean_leftovers(config: Config, run_id: str, storage_options: StorageOptions
         if name in committed:
             doomed = [f for f in folders if f.endswith(f"/_tmp/{name}")]
             listed = {f"{root}/{shard}" for shard in committed[name]}
-            for folder in folders:
+            for folder in folders if doomed else ():
                 if folder.endswith(f"/spectrograms/{name}"):
                     for path, info in fs.find(folder, detail=True).items():
                         stamp = modified_time(info)

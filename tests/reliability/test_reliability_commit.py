@@ -259,6 +259,20 @@ def test_a_committed_run_id_is_never_overwritten_and_a_missing_shard_is_never_co
     assert not (out / "runs" / "lost.json").exists()
 
 
+def test_a_commit_removes_its_unlisted_shards(good_corpus, tiny_checkpoint, tmp_path):
+    folder, files = good_corpus
+    out = tmp_path / "out"
+    job = make_job(load_config(write_config(tmp_path / "c.yaml"), [
+        f"input.uri={folder}", f"output.uri={out}", f"model.checkpoint={tiny_checkpoint}", "run.run_id=tidy"]))
+    shards = out / "spectrograms" / "tidy"
+    shards.mkdir(parents=True)
+    for name in ("part-listed.parquet", "part-failed-attempt.parquet"):
+        (shards / name).write_bytes(b"x")
+    listed = [{"track_key": "a", "source": str(files["a"]), "size": 1, "version": None}]
+    commit(None, job, listed, [], ["spectrograms/tidy/part-listed.parquet"], [], [], [])
+    assert sorted(p.name for p in shards.iterdir()) == ["part-listed.parquet"]
+
+
 def test_tracks_left_open_by_a_failed_bundle_are_dropped_not_written_by_the_next(good_corpus, tiny_checkpoint,
                                                                                  tmp_path):
     folder, files = good_corpus

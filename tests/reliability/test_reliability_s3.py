@@ -123,7 +123,8 @@ def test_transient_storage_errors_are_retried_and_a_permanent_one_dead_letters_o
         assert "PermissionError" in next(e["message"] for e in errors if e["track_key"] == "sub/b")
         ref_rows = [r for r in local_reference[2] if r["track_key"] in ("a", "c")]
         assert_same_rows(ref_rows, committed_rows(fs, "corpus/out"), ignore=("source",))
-        for path in ("/corpus/out/stems/a/v0/vocals.wav", "/corpus/out/runs/", "/corpus/in/c.wav"):
+        manifest_path = f"/corpus/out/runs/{manifest['run_id']}.json"  # not the Parquet files written before it
+        for path in ("/corpus/out/stems/a/v0/vocals.wav", manifest_path, "/corpus/in/c.wav"):
             calls = [(status, t) for _, p, status, t in proxy.log if p.startswith(path) and status != 404]
             assert [status in (0, 503) for status, _ in calls[:3]] == [True, True, False], (path, calls)
             assert calls[2][1] - calls[1][1] >= calls[1][1] - calls[0][1] >= 0.4  # backoff, doubling

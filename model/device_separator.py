@@ -19,7 +19,7 @@ from torch import nn
 from model.inference import InferenceModel
 from model.windows import WindowGrid
 from transforms import device_stft
-from transforms.stft import num_frames
+from transforms.stft import check_window, num_frames
 
 
 class DeviceSeparator:
@@ -28,9 +28,7 @@ class DeviceSeparator:
     def __init__(self, net: nn.Module | InferenceModel, batch_size: int = 4, cropsize: int = 256,
                  device: str | torch.device | None = "auto", precision: str = "fp32") -> None:
         self.model = net if isinstance(net, InferenceModel) else InferenceModel(net, device, precision)
-        if cropsize <= 2 * self.model.offset or cropsize % 16:
-            raise ValueError(f"cropsize must be a multiple of 16 greater than 2*offset={2 * self.model.offset}, "
-                             f"got {cropsize}")
+        check_window(cropsize, self.model.offset)
         self.batch_size, self.cropsize = batch_size, cropsize
 
     def predict_mask(self, mag: torch.Tensor) -> torch.Tensor:

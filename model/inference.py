@@ -13,6 +13,7 @@ from torch import nn
 
 from model.devices import resolve_device
 from model.fusion import fold_batchnorm
+from transforms.stft import check_window
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -90,10 +91,7 @@ class InferenceModel:
                 f"expected magnitude windows [B, 2, {self.n_bins}, cropsize], got {tuple(x.shape)}"
             )
         width = x.shape[3]
-        if width <= 2 * self.offset or width % 16:
-            raise ValueError(
-                f"window width {width} must be a multiple of 16 and exceed 2*offset={2 * self.offset}"
-            )
+        check_window(width, self.offset, "window width")
         x = x.to(device=self.device, dtype=torch.float32, non_blocking=True)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

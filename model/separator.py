@@ -24,7 +24,7 @@ from model.windows import WindowGrid, crop_frames
 from transforms.bands import BandParams
 from transforms.multiband import analyse, synthesise, to_input_rate
 from transforms.multiband_filters import mirroring
-from transforms.stft import istft, num_frames, stft
+from transforms.stft import check_window, istft, num_frames, stft
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Separator:
         postprocess_threshold: float = 0.05,
     ) -> None:
         module = net.net if isinstance(net, InferenceModel) else net
-        self.is_v51 = not isinstance(module, CascadedASPPNet)
+        self.per_band = not isinstance(module, CascadedASPPNet)
         if isinstance(net, InferenceModel):
             if device is not None or precision != "fp32":
                 raise ValueError("pass device/precision to the InferenceModel, not to Separator")
@@ -85,11 +85,7 @@ class Separator:
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        offset = self.model.offset
-        if cropsize <= 2 * offset or cropsize % 16:
-            raise ValueError(
-                f"cropsize must be a multiple of 16 greater than 2*offset={2 * offset}, got {cropsize}"
-            )
+        check_window(cropsize, self.model.offset)
         self.batch_size = batch_size
         self.cropsize = cropsize
         self.tta = tta
@@ -195,12 +191,12 @@ class Separator:
         if bands.n_fft != self.model.n_fft:
             raise ValueError(f"band table {bands.name!r} has {bands.bins} bins, the network "
                              f"{self.model.n_bins - 1}: load the checkpoint with n_fft={bands.n_fft}")
-        padded = analyse(wave, bands, self.is_v51, pad_tail=True)
-        mask = _hold(self.predict_mask(analyse(wave, bands, self.is_v51).spec), padded.spec.shape[-1])
+        padded = analyse(wave, bands, self.per_band, pad_tail=True)
+        mask = _hold(self.predict_mask(analyse(wave, bands, self.per_band).spec), padded.spec.shape[-1])
         stems = []
         for spec in (mask * padded.spec, (1 - mask) * padded.spec):
             rows = mirroring(spec, padded.high_end, bands) if high_end else None
-            stems.append(to_input_rate(synthesise(spec, bands, self.is_v51, rows), bands, wave.shape[1]))
+            stems.append(to_input_rate(synthesise(spec, bands, self.per_band, rows), bands, wave.shape[1]))
         return stems[0], stems[1]
 
 

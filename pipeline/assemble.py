@@ -180,7 +180,7 @@ def _multi_band(track: PreparedTrack, masks: MaskReader, config: Config,
             mask = masks.get(f0, f1)
             return (mask if k == 0 else 1 - mask) * frames.get(f0, f1)
 
-        for audio in synthesise_stream(stem, frames.total, meta.num_samples, track.bands, track.is_v51, block,
+        for audio in synthesise_stream(stem, frames.total, meta.num_samples, track.bands, track.per_band, block,
                                        high_end):
             encode(k, audio)
 

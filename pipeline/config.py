@@ -26,7 +26,7 @@ from pipeline.validation import check_stem_format
 from shards.paths import inside, join
 from transforms.audio_io import AUDIO_EXTENSIONS
 from transforms.redaction import MASK, redact_uri
-from transforms.stft import check_geometry
+from transforms.stft import check_geometry, check_window
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
@@ -112,8 +112,8 @@ class ModelConfig(Section):
     def _consistent(self) -> ModelConfig:
         if self.n_fft % 2:
             raise ValueError("n_fft must be even")
-        if self.cropsize is not None and self.cropsize % 16:
-            raise ValueError("cropsize must be a multiple of 16")
+        if self.cropsize is not None:
+            check_window(self.cropsize)
         if self.stems is not None:
             if len(set(self.stems)) != 2 or any(not s.isidentifier() for s in self.stems):
                 raise ValueError("stems must be two distinct identifier-like names")

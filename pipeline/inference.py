@@ -20,6 +20,7 @@ from model import (
 from pipeline.config import Config, ConfigError, ModelConfig
 from pipeline.storage import StorageOptions, is_transient, options_for, redact_uri, retry
 from transforms import BandParamsError
+from transforms.stft import check_window
 
 LOG = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0
@@ -87,9 +88,10 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
     if model.spectra == "device" and "band_params" in update:
         raise ConfigError("model.spectra: the device path computes single-band spectrograms; a UVR band table's "
                           "run on the host (set auto or host)")
-    if update["cropsize"] <= 2 * int(net.offset):
-        raise ConfigError(f"model.cropsize: {update['cropsize']} must exceed twice the network's offset "
-                          f"({int(net.offset)}): UVR models use 512 (320 and 1024 also work)")
+    try:
+        check_window(update["cropsize"], int(net.offset))
+    except ValueError as exc:
+        raise ConfigError(f"model.{exc}: UVR models use 512 (320 and 1024 also work)") from None
     resolved = config.model_copy(update={"model": model.model_copy(update=update)})
     return resolved, net
 

@@ -22,7 +22,7 @@ class Job:
     checkpoint_sha256: str
     random_init: bool
     offset: int
-    is_v51: bool = True  # CascadedNet (vocal-remover, UVR's VR 5.1); False for UVR's CascadedASPPNet
+    per_band: bool = True  # channel conversions band by band (UVR's is_v51): CascadedNet; False: CascadedASPPNet
     progress: bool = True  # workers publish live progress counters (pipeline.progress)
     lease_token: str | None = None  # the token of the run's leases (pipeline.lease), checked at commit; None: unleased
 
@@ -45,5 +45,5 @@ class Job:
         input is retried with backoff."""
         config = self.config
         return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
-                                           self.is_v51, mix),
+                                           self.per_band, mix),
                      f"read {source}", is_transient_read, config.storage_options)

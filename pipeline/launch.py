@@ -59,15 +59,15 @@ def make_job(config: Config, progress: bool = True) -> Job:
         config, net = resolve(config)
         random_init = not config.model.checkpoint
         sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
-        offset, is_v51 = int(net.offset), not isinstance(net, CascadedASPPNet)
+        offset, per_band = int(net.offset), not isinstance(net, CascadedASPPNet)
     else:  # a mix run without a model: nothing to load
         model = config.model
         config = config.model_copy(update={"model": model.model_copy(update={"cropsize": model.cropsize or 256})})
-        random_init, sha256, offset, is_v51 = False, NO_MODEL, 0, True
+        random_init, sha256, offset, per_band = False, NO_MODEL, 0, True
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     run_id = config.run.run_id or config.default_run_id()
     refuse_committed(config, run_id)
-    return Job(config, run_id, started, sha256, random_init, offset, is_v51, progress)
+    return Job(config, run_id, started, sha256, random_init, offset, per_band, progress)
 
 
 def refuse_committed(config: Config, run_id: str) -> None:

@@ -112,17 +112,17 @@ class Spectra:
     """Every frame source a track needs, built on first use and closed with the track.
 
     ``bands`` None is the single band of ``n_fft``/``hop_length``; otherwise UVR's table, analysed as
-    an ASPP model (global channel flags) or a VR 5.1 one (``is_v51``: per-band conversions).
+    an ASPP model (global channel flags) or a VR 5.1 one (``per_band``: channel conversions band by band).
     """
 
     def __init__(self, readers: dict[str, Reader], num_samples: int, n_fft: int, hop_length: int,
-                 bands: BandParams | None, is_v51: bool, scratch_dir: str, block_frames: int,
+                 bands: BandParams | None, per_band: bool, scratch_dir: str, block_frames: int,
                  block_samples: int, ops: HostSpectra | None = None) -> None:
         self._readers = readers
         self.ops = ops or HostSpectra()
         self.num_samples = num_samples
         self._n_fft, self._hop = n_fft, hop_length
-        self.bands, self._is_v51 = bands, is_v51
+        self.bands, self._per_band = bands, per_band
         self._dir, self._block_frames, self._block_samples = scratch_dir, block_frames, block_samples
         self._analyses: dict[tuple[str, bool], MultibandStreamAnalysis] = {}
         self._stores: dict[str, FrameStore] = {}
@@ -189,7 +189,7 @@ class Spectra:
         key = (source, padded)
         if key not in self._analyses:
             self._analyses[key] = MultibandStreamAnalysis(self._readers[source], self.num_samples, self.bands,
-                                                          self._is_v51, padded, self._dir, self._block_samples)
+                                                          self._per_band, padded, self._dir, self._block_samples)
         return self._analyses[key]
 
     def close(self) -> None:

@@ -116,14 +116,14 @@ class PreparedTrack:
     """
 
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
-                 chain: AugmentChain, is_v51: bool = True, mix: MixPlan | None = None) -> None:
+                 chain: AugmentChain, per_band: bool = True, mix: MixPlan | None = None) -> None:
         self._dir = make_scratch("track-")
         self._files: list[ScratchAudio] = []
         self._decoded: list[str] = []
         self.spectra: Spectra | None = None
         self.targets: dict[str, ScratchAudio] = {}
         try:
-            self._prepare(source, track_key, variant, config, storage_options, chain, is_v51, mix)
+            self._prepare(source, track_key, variant, config, storage_options, chain, per_band, mix)
         except BaseException:
             self._remove()
             raise
@@ -158,7 +158,7 @@ class PreparedTrack:
         return scratch
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
-                 storage_options: StorageOptions, chain: AugmentChain, is_v51: bool, mix: MixPlan | None) -> None:
+                 storage_options: StorageOptions, chain: AugmentChain, per_band: bool, mix: MixPlan | None) -> None:
         chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
         clean_targets: dict[str, ScratchAudio] = {}
         try:
@@ -189,12 +189,12 @@ class PreparedTrack:
         length = samples.length
         model = config.model
         try:
-            self.bands, self.is_v51 = band_table(config), is_v51
+            self.bands, self.per_band = band_table(config), per_band
             self.aggression = mask_aggression(config, self.bands)
             readers = {"mix": self.read, "clean": self.read_clean,
                        **{f"target:{t}": scratch.read for t, scratch in self.targets.items()}}
             self.spectra = Spectra(readers, length, model.n_fft,
-                                   model.hop_length, self.bands, is_v51, self._dir, block_frames=4 * model.cropsize,
+                                   model.hop_length, self.bands, per_band, self._dir, block_frames=4 * model.cropsize,
                                    block_samples=chunk, ops=spectral_ops(model))
             peak = self.spectra.keep("mix")
         except Exception as exc:

@@ -45,6 +45,17 @@ def _check(n_fft: int, hop_length: int) -> None:
 
 
 @functools.lru_cache(maxsize=32)
+def check_window(width: int, offset: int = 0, name: str = "cropsize") -> None:
+    """Raise ValueError unless a network window of ``width`` frames fits a network whose context is ``offset``
+    frames a side: a multiple of 16 (the encoder halves the width four times) wider than ``2*offset``.
+
+    The one place the window-size rule is checked: the config (``offset`` unknown there, so 0), the launch
+    once the checkpoint's offset is known, ``InferenceModel``, ``Separator`` and ``DeviceSeparator``."""
+    if width <= 2 * offset or width % 16:
+        bound = f" greater than 2*offset={2 * offset}" if offset else ""
+        raise ValueError(f"{name} must be a multiple of 16{bound}, got {width}")
+
+
 def check_geometry(n_fft: int, hop_length: int) -> None:
     """Raise ValueError unless frames of ``n_fft`` with hop ``hop_length`` can be inverted: the hop below
     n_fft, and the periodic Hann window's overlap-add nonzero everywhere (scipy's NOLA condition), to

@@ -23,6 +23,7 @@ import yaml
 
 from pipeline.assemble import write_stems
 from pipeline.config import build_config
+from pipeline.inference import resolved_model
 from pipeline.track import MaskReader, PreparedTrack
 from transforms import AugmentChain
 
@@ -36,7 +37,8 @@ def timed(folder: Path, source: Path, clip: str, repeats: int) -> tuple[float, f
     data["model"].update(cropsize=256, stems=["instruments", "vocals"])  # what the launcher resolves for a vocal-remover net
     config = build_config(data)
     best, gain = float("inf"), 1.0
-    with PreparedTrack(str(source), "track", 0, config, {}, AugmentChain.from_config([])) as track:
+    with PreparedTrack(str(source), "track", 0, config, {}, AugmentChain.from_config([]),
+                       resolved_model(config, None)) as track:
         roi = config.model.cropsize - 128
         for _ in range(repeats):
             masks = MaskReader(track.meta, config, 64, lambda p, i: np.full((2, 1025, roi), 0.5, np.float32))

@@ -4,12 +4,15 @@ from its checkpoint once, and each worker process loads the network (``pipeline.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from model import (
+    Aggression,
     BandParamsRequired,
+    CascadedASPPNet,
     CascadedNet,
     CheckpointError,
     InferenceModel,
@@ -19,7 +22,7 @@ from model import (
 )
 from pipeline.config import Config, ConfigError, ModelConfig
 from pipeline.storage import StorageOptions, is_transient, options_for, redact_uri, retry
-from transforms import BandParamsError
+from transforms import BandParams, BandParamsError, load_band_params
 from transforms.stft import check_window
 
 LOG = logging.getLogger(__name__)
@@ -94,6 +97,38 @@ def resolve(config: Config) -> tuple[Config, nn.Module]:
         raise ConfigError(f"model.{exc}: UVR models use 512 (320 and 1024 also work)") from None
     resolved = config.model_copy(update={"model": model.model_copy(update=update)})
     return resolved, net
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a run decides about its model once, at launch, and carries to every worker in its ``Job``: the
+    network's family, the band table (None: a single band of n_fft/hop_length), stem names, UVR's aggression
+    for the masks, the window (``cropsize``) and the network's context ``offset`` (0 without a network)."""
+
+    family: str  # "cascaded" (vocal-remover, UVR's VR 5.1) or "aspp" (UVR's CascadedASPPNet)
+    bands: BandParams | None
+    stems: tuple[str, str] | None
+    aggression: Aggression | None
+    cropsize: int
+    offset: int
+
+    @property
+    def per_band(self) -> bool:
+        """Whether a band table's channel conversions apply band by band (UVR's ``is_v51``), as for every
+        network but the ASPP family."""
+        return self.family != "aspp"
+
+
+def resolved_model(config: Config, net: nn.Module | None) -> ResolvedModel:
+    """The run's ResolvedModel from its resolved config (``resolve``) and network (None: a mix run without one)."""
+    model = config.model
+    uri = model.band_params
+    bands = None if uri is None else load_band_params(uri, options_for(uri, config.storage_options))
+    aggression = None
+    if model.aggression is not None and bands is not None:
+        aggression = Aggression.for_table(model.aggression, bands, model.stems[0])
+    family = "aspp" if isinstance(net, CascadedASPPNet) else "cascaded"
+    return ResolvedModel(family, bands, model.stems, aggression, model.cropsize, 0 if net is None else int(net.offset))
 
 
 def load_net(config: ModelConfig, storage_options: StorageOptions, device: str = "cpu") -> nn.Module:

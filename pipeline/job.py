@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import Config
+from pipeline.inference import ResolvedModel
 from pipeline.storage import is_transient_read, join, retry
 from pipeline.track import PreparedTrack
 from transforms import AugmentChain
@@ -14,15 +15,14 @@ from transforms.mixing import MixPlan
 
 @dataclass(frozen=True)
 class Job:
-    """What a run knows before it starts: config, identity and the checkpoint's fingerprint."""
+    """What a run knows before it starts: config, identity, the checkpoint's fingerprint and its resolved model."""
 
     config: Config
     run_id: str
     started_at: str
     checkpoint_sha256: str
     random_init: bool
-    offset: int
-    per_band: bool = True  # channel conversions band by band (UVR's is_v51): CascadedNet; False: CascadedASPPNet
+    model: ResolvedModel  # decided at launch: no worker derives any of it again
     progress: bool = True  # workers publish live progress counters (pipeline.progress)
     lease_token: str | None = None  # the token of the run's leases (pipeline.lease), checked at commit; None: unleased
 
@@ -45,5 +45,5 @@ class Job:
         input is retried with backoff."""
         config = self.config
         return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
-                                           self.per_band, mix),
+                                           self.model, mix),
                      f"read {source}", is_transient_read, config.storage_options)

@@ -17,11 +17,10 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, _BeamArgumentParser
 from apache_beam.runners.runner import create_runner
 
-from model import CascadedASPPNet
 from pipeline import lease
 from pipeline.config import Config, ConfigError
 from pipeline.graph import DASK_RUNNER_NAMES, run
-from pipeline.inference import RANDOM_INIT_SEED, resolve
+from pipeline.inference import RANDOM_INIT_SEED, resolve, resolved_model
 from pipeline.inputs import check_inputs
 from pipeline.job import Job
 from pipeline.listing import describe_ignored
@@ -59,15 +58,14 @@ def make_job(config: Config, progress: bool = True) -> Job:
         config, net = resolve(config)
         random_init = not config.model.checkpoint
         sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
-        offset, per_band = int(net.offset), not isinstance(net, CascadedASPPNet)
     else:  # a mix run without a model: nothing to load
         model = config.model
         config = config.model_copy(update={"model": model.model_copy(update={"cropsize": model.cropsize or 256})})
-        random_init, sha256, offset, per_band = False, NO_MODEL, 0, True
+        random_init, sha256, net = False, NO_MODEL, None
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     run_id = config.run.run_id or config.default_run_id()
     refuse_committed(config, run_id)
-    return Job(config, run_id, started, sha256, random_init, offset, per_band, progress)
+    return Job(config, run_id, started, sha256, random_init, resolved_model(config, net), progress)
 
 
 def refuse_committed(config: Config, run_id: str) -> None:

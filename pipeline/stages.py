@@ -147,13 +147,14 @@ class SeparateTrack(TrackFn):
             yield self.reject(ref, exc.stage, exc.cause)
             return
         meta = track.meta
-        keys = [(p, i) for p, grid in enumerate(grids(meta, config, self._job.offset)) for i in grid.contributing()]
+        passes = grids(meta, config, self._job.model.offset)
+        keys = [(p, i) for p, grid in enumerate(passes) for i in grid.contributing()]
         masks = None
         waited = 0.0
         try:
             masks = TrackMasks(track.scratch_path("masks.f32"), keys)
             Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
-            for pass_index, index, magnitude in track.windows(config, self._job.offset):
+            for pass_index, index, magnitude in track.windows(config, self._job.model.offset):
                 Metrics.counter(NAMESPACE, "windows").inc()
                 waited += self._batcher.submit(magnitude, masks.receiver((pass_index, index)))
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
@@ -208,7 +209,7 @@ class SeparateTrack(TrackFn):
         rows = 0
         try:
             # one reader for the stems and the rows: merge_artifacts' weights read every mask once, not twice
-            masks = MaskReader(meta, config, self._job.offset, item.masks.load, track.aggression)
+            masks = MaskReader(meta, config, self._job.model.offset, item.masks.load, self._job.model.aggression)
             report = None
             if config.output.write_stems and meta.mix is not None:
                 report = write_sources(track, config, config.storage_options, staging=self._job.staging)

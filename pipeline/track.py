@@ -20,6 +20,7 @@ import torch
 
 from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
 from pipeline.config import Config
+from pipeline.inference import ResolvedModel
 from pipeline.mixture import mix_targets, sum_into
 from pipeline.scratch import make_scratch
 from pipeline.spectra import FrameCache, Spectra, spectral_ops
@@ -27,10 +28,8 @@ from pipeline.storage import StorageOptions, options_for
 from transforms import (
     AugmentChain,
     AugmentPlan,
-    BandParams,
     Resampler,
     derive_seed,
-    load_band_params,
     open_audio,
     resampled_length,
     to_model_channels,
@@ -116,14 +115,14 @@ class PreparedTrack:
     """
 
     def __init__(self, source: str, track_key: str, variant: int, config: Config, storage_options: StorageOptions,
-                 chain: AugmentChain, per_band: bool = True, mix: MixPlan | None = None) -> None:
+                 chain: AugmentChain, model: ResolvedModel, mix: MixPlan | None = None) -> None:
         self._dir = make_scratch("track-")
         self._files: list[ScratchAudio] = []
         self._decoded: list[str] = []
         self.spectra: Spectra | None = None
         self.targets: dict[str, ScratchAudio] = {}
         try:
-            self._prepare(source, track_key, variant, config, storage_options, chain, per_band, mix)
+            self._prepare(source, track_key, variant, config, storage_options, chain, model, mix)
         except BaseException:
             self._remove()
             raise
@@ -158,7 +157,8 @@ class PreparedTrack:
         return scratch
 
     def _prepare(self, source: str, track_key: str, variant: int, config: Config,
-                 storage_options: StorageOptions, chain: AugmentChain, per_band: bool, mix: MixPlan | None) -> None:
+                 storage_options: StorageOptions, chain: AugmentChain, resolved: ResolvedModel,
+                 mix: MixPlan | None) -> None:
         chunk = max(int(config.run.chunk_seconds * config.audio.sample_rate), 1)
         clean_targets: dict[str, ScratchAudio] = {}
         try:
@@ -189,12 +189,11 @@ class PreparedTrack:
         length = samples.length
         model = config.model
         try:
-            self.bands, self.per_band = band_table(config), per_band
-            self.aggression = mask_aggression(config, self.bands)
+            self.bands, self.per_band = resolved.bands, resolved.per_band
             readers = {"mix": self.read, "clean": self.read_clean,
                        **{f"target:{t}": scratch.read for t, scratch in self.targets.items()}}
-            self.spectra = Spectra(readers, length, model.n_fft,
-                                   model.hop_length, self.bands, per_band, self._dir, block_frames=4 * model.cropsize,
+            self.spectra = Spectra(readers, length, model.n_fft, model.hop_length, self.bands, self.per_band,
+                                   self._dir, block_frames=4 * model.cropsize,
                                    block_samples=chunk, ops=spectral_ops(model))
             peak = self.spectra.keep("mix")
         except Exception as exc:
@@ -270,20 +269,6 @@ class PreparedTrack:
             for i in grid.contributing():
                 start, stop = grid.input_span(i)
                 yield pass_index, i, self.spectra.ops.window(cache.get(start, stop), peak)
-
-
-def band_table(config: Config) -> BandParams | None:
-    """The UVR band table of a resolved config (None: a single band of n_fft/hop_length)."""
-    uri = config.model.band_params
-    return None if uri is None else load_band_params(uri, options_for(uri, config.storage_options))
-
-
-def mask_aggression(config: Config, bands: BandParams | None) -> Aggression | None:
-    """UVR's aggressiveness for the masks of a resolved config (flipped for a non-accompaniment first stem)."""
-    value = config.model.aggression
-    if value is None or bands is None:
-        return None
-    return Aggression.for_table(value, bands, config.model.stems[0])
 
 
 class MaskReader:

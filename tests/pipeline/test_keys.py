@@ -10,6 +10,7 @@ import pyarrow as pa
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import build_config
+from pipeline.inference import resolved_model
 from pipeline.job import Job
 from pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
 from pipeline.keys import annotate, assign_keys, one_per_source, refs_table
@@ -187,7 +188,7 @@ def test_the_beam_join_over_buckets_decides_as_the_rules(tmp_path):
         refs, manifests = _random_case(rng, refs=400, colliding=40)
         output = tmp_path / f"out{case}"
         config = build_config({"input": {"uri": str(tmp_path)}, "output": {"uri": str(output)}})
-        job = Job(config, "now", "2026-12-05T00:00:00Z", "sha", False, 0, progress=False)
+        job = Job(config, "now", "2026-12-05T00:00:00Z", "sha", False, resolved_model(config, None), progress=False)
         for manifest in manifests:
             manifest["fingerprint"] = job.fingerprint if manifest["fingerprint"] == FINGERPRINT else "other"
         _write_runs(output, manifests)

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import build_config
+from pipeline.inference import resolved_model
 from pipeline.track import PreparedTrack, ScratchAudio, TrackError
 from transforms import AugmentChain
 
@@ -37,7 +38,7 @@ def test_a_track_that_fails_after_decoding_leaves_no_open_file(tmp_path):
     before = _open_files()
     for _ in range(5):
         with pytest.raises(TrackError, match="non_finite|NaN"):
-            PreparedTrack(str(broken), "nan", 0, config, {}, chain)
-    with PreparedTrack(str(tmp_path / "ok.wav"), "ok", 0, config, {}, chain) as track:
+            PreparedTrack(str(broken), "nan", 0, config, {}, chain, resolved_model(config, None))
+    with PreparedTrack(str(tmp_path / "ok.wav"), "ok", 0, config, {}, chain, resolved_model(config, None)) as track:
         assert track.read(0, 10).shape == (2, 10)
     assert _open_files() == before

@@ -98,6 +98,44 @@ class StemReport:
     clipped: dict[str, int]  # ``clamp``: samples clipped to ±1.0 per stem
 
 
+class StemFiles:
+    """The one stem writer: audio files at ``paths`` that every block goes through, where ``output.clip`` applies
+    (a common ``gain``, ``clamp`` counting the samples it clips, nothing clipped with ``none``) and each file's
+    peak before the gain is tracked. Separated stems and a mix run's sources alike."""
+
+    def __init__(self, paths: list[str], config: Config, sample_rate: int, gain: float) -> None:
+        output = config.output
+        self._mode, self._gain = output.clip, gain
+        self.peaks, self.clipped = [0.0] * len(paths), [0] * len(paths)
+        self._files = [sf.SoundFile(p, "w", samplerate=sample_rate, channels=2, format=_FORMATS[output.stem_format],
+                                    subtype=output.resolved_subtype, compression_level=output.compression_level)
+                       for p in paths]
+
+    def __enter__(self) -> StemFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._files:
+            handle.close()
+
+    def encode(self, k: int, audio: np.ndarray) -> None:
+        """Writes block ``audio`` ``[2, n]`` to file ``k``."""
+        self.peaks[k] = max(self.peaks[k], float(np.abs(audio).max(initial=0.0)))
+        if self._gain != 1.0:
+            audio = audio * np.float32(self._gain)
+        if self._mode == "clamp":
+            self.clipped[k] += int(np.count_nonzero(np.abs(audio) > 1.0))
+        if self._mode != "none":  # after a rescale this only removes float rounding (at most one ulp past 1.0)
+            audio = np.clip(audio, -1.0, 1.0)
+        self._files[k].write(np.ascontiguousarray(audio.T))
+
+
+def rescale_gain(config: Config, peaks: list[float]) -> float:
+    """The common gain ``output.clip: rescale`` applies to files whose largest peak is ``max(peaks)``: 1/peak
+    above full scale, else 1 (and always 1 for the other modes)."""
+    return 1.0 / max(peaks) if config.output.clip == "rescale" and max(peaks) > 1.0 else 1.0
+
+
 def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: list[str], gain: float,
                ) -> tuple[list[float], list[int]]:
     """Invert mask·X and (1−mask)·X block by block, times ``gain``, into the two files at ``paths``;
@@ -107,34 +145,16 @@ def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: l
     there), so the last hop is covered by full windows and every input sample comes back: see
     ``transforms.end_padded_frames`` and, for UVR's band tables, ``transforms.multiband.tail_padding``.
     """
-    meta = track.meta
-    mode = config.output.clip
-    peaks, clipped = [0.0, 0.0], [0, 0]
-    files = [sf.SoundFile(p, "w", samplerate=meta.sample_rate, channels=2,
-                          format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype,
-                          compression_level=config.output.compression_level)
-             for p in paths]
+    with StemFiles(paths, config, track.meta.sample_rate, gain) as files:
+        def encode(k: int, audio: np.ndarray) -> None:
+            require_finite(audio, f"{config.model.stems[k]} stem")
+            files.encode(k, audio)
 
-    def encode(k: int, audio: np.ndarray) -> None:
-        require_finite(audio, f"{config.model.stems[k]} stem")
-        peaks[k] = max(peaks[k], float(np.abs(audio).max(initial=0.0)))
-        if gain != 1.0:
-            audio = audio * np.float32(gain)
-        if mode == "clamp":
-            clipped[k] += int(np.count_nonzero(np.abs(audio) > 1.0))
-        if mode != "none":  # after a rescale this only removes float rounding (at most one ulp past 1.0)
-            audio = np.clip(audio, -1.0, 1.0)
-        files[k].write(np.ascontiguousarray(audio.T))
-
-    try:
         if track.bands is None:
             _single_band(track, masks, config, encode)
         else:
             _multi_band(track, masks, config, encode)
-    finally:
-        for handle in files:
-            handle.close()
-    return peaks, clipped
+    return files.peaks, files.clipped
 
 
 def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
@@ -201,9 +221,8 @@ def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage
     with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(2)]
         peaks, clipped = _stem_pass(track, masks, config, paths, 1.0)
-        gain = 1.0
-        if config.output.clip == "rescale" and max(peaks) > 1.0:
-            gain = 1.0 / max(peaks)
+        gain = rescale_gain(config, peaks)
+        if gain != 1.0:
             _stem_pass(track, masks, config, paths, gain)
         for path in paths:
             _clear_wav_timestamp(path)
@@ -220,25 +239,18 @@ def write_sources(track: PreparedTrack, config: Config, storage_options: Storage
     meta = track.meta
     waves = {"mixture": track.samples, **track.targets}
     block = max(int(config.run.chunk_seconds * meta.sample_rate), 1)
-    peaks = {name: max((float(np.abs(wave.read(p, p + block)).max(initial=0.0))
-                        for p in range(0, meta.num_samples, block)), default=0.0) for name, wave in waves.items()}
-    gain = 1.0 / max(peaks.values()) if config.output.clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
-    clipped = dict.fromkeys(waves, 0)
+    peaks = [max((float(np.abs(wave.read(p, p + block)).max(initial=0.0)) for p in range(0, meta.num_samples, block)),
+                 default=0.0) for wave in waves.values()]
+    gain = rescale_gain(config, peaks)
     uris = [config.output.stem_uri(meta.track_key, meta.variant, name) for name in waves]
     with tempfile.TemporaryDirectory(prefix="stems-", dir=scratch_root()) as scratch:
         paths = [os.path.join(scratch, f"{i}.{config.output.stem_format}") for i in range(len(waves))]
-        for path, (name, wave) in zip(paths, waves.items()):
-            with sf.SoundFile(path, "w", samplerate=meta.sample_rate, channels=2,
-                              format=_FORMATS[config.output.stem_format], subtype=config.output.resolved_subtype,
-                              compression_level=config.output.compression_level) as handle:
+        with StemFiles(paths, config, meta.sample_rate, gain) as files:
+            for k, wave in enumerate(waves.values()):
                 for position in range(0, meta.num_samples, block):
-                    audio = wave.read(position, position + block) * np.float32(gain)
-                    if config.output.clip == "clamp":
-                        clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
-                    if config.output.clip != "none":
-                        audio = np.clip(audio, -1.0, 1.0)
-                    handle.write(np.ascontiguousarray(audio.T))
+                    files.encode(k, wave.read(position, position + block))
+        for path in paths:
             _clear_wav_timestamp(path)
         for path, uri in zip(paths, uris):
             publish_file(path, uri, storage_options, staging)
-    return StemReport(uris, gain, peaks, clipped)
+    return StemReport(uris, gain, dict(zip(waves, peaks)), dict(zip(waves, files.clipped)))

@@ -24,7 +24,7 @@ import yaml
 from pipeline.assemble import write_stems
 from pipeline.config import build_config
 from pipeline.inference import resolved_model
-from pipeline.track import MaskReader, PreparedTrack
+from pipeline.track import MaskReader, PreparedTrack, grids
 from transforms import AugmentChain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,8 @@ def timed(folder: Path, source: Path, clip: str, repeats: int) -> tuple[float, f
                        resolved_model(config, None)) as track:
         roi = config.model.cropsize - 128
         for _ in range(repeats):
-            masks = MaskReader(track.meta, config, 64, lambda p, i: np.full((2, 1025, roi), 0.5, np.float32))
+            masks = MaskReader(track.meta, grids(track.meta, config, 64), config,
+                               lambda p, i: np.full((2, 1025, roi), 0.5, np.float32))
             start = time.perf_counter()
             report = write_stems(track, masks, config, {})
             best, gain = min(best, time.perf_counter() - start), report.gain

@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
+from model import WindowGrid
 from pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
 from pipeline.job import Job
 from pipeline.listing import MixRef, TrackRef
@@ -101,6 +102,7 @@ class _Open:
     ref: TrackRef
     track: PreparedTrack
     masks: TrackMasks
+    passes: list[WindowGrid]  # the track's window grids, built once: its windows and its masks read them
 
 
 class SeparateTrack(TrackFn):
@@ -154,7 +156,7 @@ class SeparateTrack(TrackFn):
         try:
             masks = TrackMasks(track.scratch_path("masks.f32"), keys)
             Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
-            for pass_index, index, magnitude in track.windows(config, self._job.model.offset):
+            for pass_index, index, magnitude in track.windows(passes):
                 Metrics.counter(NAMESPACE, "windows").inc()
                 waited += self._batcher.submit(magnitude, masks.receiver((pass_index, index)))
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
@@ -165,7 +167,7 @@ class SeparateTrack(TrackFn):
             return
         self.progress.add("prepared", audio_seconds=meta.audio_seconds)
         yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, time.perf_counter() - start - waited))
-        self._open.append(_Open(ref, track, masks))
+        self._open.append(_Open(ref, track, masks, passes))
         yield from self._finish(everything=False)
 
     def finish_bundle(self) -> Iterator[Any]:
@@ -209,7 +211,7 @@ class SeparateTrack(TrackFn):
         rows = 0
         try:
             # one reader for the stems and the rows: merge_artifacts' weights read every mask once, not twice
-            masks = MaskReader(meta, config, self._job.model.offset, item.masks.load, self._job.model.aggression)
+            masks = MaskReader(meta, item.passes, config, item.masks.load, self._job.model.aggression)
             report = None
             if config.output.write_stems and meta.mix is not None:
                 report = write_sources(track, config, config.storage_options, staging=self._job.staging)

@@ -260,12 +260,12 @@ class PreparedTrack:
         """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""
         return self.spectra.high_end("mix")
 
-    def windows(self, config: Config, offset: int) -> Iterator[tuple[int, int, np.ndarray | torch.Tensor]]:
-        """(pass, index, peak-normalised magnitude window) for every model window, in order (on the model's
-        device when the spectrograms are computed there)."""
+    def windows(self, passes: list[WindowGrid]) -> Iterator[tuple[int, int, np.ndarray | torch.Tensor]]:
+        """(pass, index, peak-normalised magnitude window) for every model window of the grids ``passes``
+        (``grids``), in order (on the model's device when the spectrograms are computed there)."""
         cache = self.frames()
         peak = self.meta.peak if self.meta.peak > 0 else 1.0
-        for pass_index, grid in enumerate(grids(self.meta, config, offset)):
+        for pass_index, grid in enumerate(passes):
             for i in grid.contributing():
                 start, stop = grid.input_span(i)
                 yield pass_index, i, self.spectra.ops.window(cache.get(start, stop), peak)
@@ -276,10 +276,10 @@ class MaskReader:
     vocal-remover's artifact merge applied exactly as ``model.Separator`` does). Frames past the
     track's last one (the stems' end padding) hold the last frame's mask, as ``Separator`` does."""
 
-    def __init__(self, meta: TrackMeta, config: Config, offset: int,
+    def __init__(self, meta: TrackMeta, passes: list[WindowGrid], config: Config,
                  load_window: Callable[[int, int], np.ndarray], aggression: Aggression | None = None) -> None:
         self._frames = meta.num_frames
-        self._grids = grids(meta, config, offset)
+        self._grids = passes
         self._load = load_window
         self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._aggression = aggression

@@ -108,6 +108,7 @@ def commit_cost(args: argparse.Namespace) -> None:
     """Commits one synthetic run of ``--tracks`` tracks; prints wall seconds, peak RSS and file sizes."""
     from pipeline.commit import commit
     from pipeline.config import build_config
+    from pipeline.inference import resolved_model
     from pipeline.job import Job
 
     run_id = "bench"
@@ -119,7 +120,8 @@ def commit_cost(args: argparse.Namespace) -> None:
             (out / shard).touch()
         config = build_config({"input": {"uri": f"{folder}/in"}, "output": {"uri": str(out)},
                                "model": {"checkpoint": f"{folder}/tiny.pth"}})
-        job = Job(config=config, run_id=run_id, checkpoint_sha256="0" * 64, random_init=False, offset=0,
+        job = Job(config=config, run_id=run_id, checkpoint_sha256="0" * 64, random_init=False,
+                  model=resolved_model(config, None),
                   started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), progress=False)
         start = time.perf_counter()
         commit(None, job, sources, [], shards, done, [], timing)

@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _job(output: str, inputs: str = "unused"):
     from pipeline.config import build_config
+    from pipeline.inference import resolved_model
     from pipeline.job import Job
 
     config = build_config({"input": {"uri": inputs}, "output": {"uri": output}})
-    return Job(config, "bench", "2026-12-05T00:00:00Z", "sha", False, 0, progress=False)
+    return Job(config, "bench", "2026-12-05T00:00:00Z", "sha", False, resolved_model(config, None), progress=False)
 
 
 def _source(i: int) -> str:

@@ -118,7 +118,8 @@ def test_a_track_key_that_would_leave_the_stems_folder_is_dead_lettered_before_a
     and the track goes to the error output, naming its source and why, before it is read."""
     config = build_config({"input": {"uri": str(tmp_path / "set")}, "output": {"uri": str(tmp_path / "out")},
                            "mix": {"stems": ["vocals", "instruments"]}})
-    stage = MixTrack(Job(config, "r1", "2026-12-04T00:00:00Z", "none", False, resolved_model(config, None), progress=False))
+    job = Job(config, "r1", "2026-12-04T00:00:00Z", "none", False, resolved_model(config, None), progress=False)
+    stage = MixTrack(job)
     stage.setup()
     source = f"{tmp_path}/set/stemset.csv#evil"
     [out] = list(stage.process((MixRef(source, "../../evil"), 0)))

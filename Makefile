@@ -14,7 +14,7 @@ DEMO_MODEL_WEIGHTS := model/weights/voice-music-1024.safetensors
 # demo-model-real's sources (training/sources.py); drascula-music and alsa-utils are reserved, never used.
 DEMO_MODEL_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts klettres-data fillets-ng-data \
   wesnoth-1.16-music colobot-common-sounds hedgewars-data warzone2100-music
-STEMFORGE := $(PY) -m pipeline
+STEMFORGE := $(PY) -m stemforge
 
 .PHONY: venv test test-slow test-all demo demo-model demo-model-data demo-model-real bench clean
 
@@ -38,7 +38,7 @@ test-all: venv
 	$(PY) -m pytest -q -m "slow or not slow"
 
 demo: venv
-	$(PY) -m pipeline demo
+	$(PY) -m stemforge demo
 
 demo-model: venv
 	rm -rf $(DEMO_MODEL_DIR)

@@ -5,14 +5,21 @@ This file is also what Beam's ``--setup_file`` installs on remote workers.
 
 from setuptools import find_packages, setup
 
+# the repository's top-level folders, installed as stemforge.<folder> (setuptools' package_dir)
+FOLDERS = ("pipeline", "transforms", "model", "shards", "training")
+
 setup(
     name="stemforge",
     version="0.1.0",
     description="Beam pipeline: augment audio, separate it with CascadedNet, write stems and Parquet shards",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "model", "model.*",
-                                    "shards", "shards.*", "training", "training.*"]),
-    package_data={"pipeline": ["py.typed"], "transforms": ["bandparams/*.json"], "model": ["uvr_model_data.json", "weights/*.safetensors", "weights/README.md"]},
+    # the repository's folders, installed under one name: stemforge.model, stemforge.pipeline, ... (nothing of
+    # ours at the top of site-packages, where `model` or `pipeline` would collide with other distributions)
+    packages=[*find_packages(include=["stemforge", "stemforge.*"]),
+              *(f"stemforge.{name}" for name in find_packages(include=[f"{f}*" for f in FOLDERS]))],
+    package_dir={f"stemforge.{folder}": folder for folder in FOLDERS},
+    package_data={"stemforge.pipeline": ["py.typed"], "stemforge.transforms": ["bandparams/*.json"],
+                  "stemforge.model": ["uvr_model_data.json", "weights/*.safetensors", "weights/README.md"]},
     install_requires=[
         "torch>=2.6",
         "apache-beam>=2.72",
@@ -62,5 +69,5 @@ setup(
             "audioread>=3.0",
         ],
     },
-    entry_points={"console_scripts": ["stemforge=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["stemforge=stemforge.pipeline.cli:main"]},
 )

@@ -26,7 +26,7 @@ import scipy
 import scipy.signal
 from audiomentations import LowPassFilter
 
-from transforms import StreamingZeroPhaseLowpass, lowpass_biquad_coefficients, zero_phase_lowpass
+from stemforge.transforms import StreamingZeroPhaseLowpass, lowpass_biquad_coefficients, zero_phase_lowpass
 
 SR = 44100
 

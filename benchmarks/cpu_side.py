@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from pipeline_throughput import make_music
 
-from model import CascadedNet, save_checkpoint
+from stemforge.model import CascadedNet, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 # the network computes on that thread: the batcher's).
 HARNESS = """
 import json, sys, time
-from model.inference import InferenceModel
+from stemforge.model.inference import InferenceModel
 spent = [0.0]
 forward = InferenceModel.__call__
 def timed(self, windows):
@@ -51,7 +51,7 @@ def timed(self, windows):
     finally:
         spent[0] += time.thread_time() - start
 InferenceModel.__call__ = timed
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as handle:
     json.dump({"model_cpu": spent[0]}, handle)

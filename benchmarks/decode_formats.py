@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from transforms import audio_info, open_audio
+from stemforge.transforms import audio_info, open_audio
 
 SR = 44100
 FORMATS = [

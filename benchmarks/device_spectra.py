@@ -16,9 +16,9 @@ import librosa
 import numpy as np
 import torch
 
-from model import resolve_device
-from transforms import frames_for_samples, num_frames
-from transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.model import resolve_device
+from stemforge.transforms import frames_for_samples, num_frames
+from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
 
 
 def _music(seconds: float, sr: int = 44100) -> np.ndarray:

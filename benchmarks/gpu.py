@@ -38,8 +38,8 @@ import soundfile as sf
 from model_throughput import flops_per_window, machine_description, peak_tflops
 from pipeline_throughput import make_music
 
-from model import CascadedNet, InferenceModel, Separator, resolve_device, save_checkpoint
-from model.device_separator import DeviceSeparator
+from stemforge.model import CascadedNet, InferenceModel, Separator, resolve_device, save_checkpoint
+from stemforge.model.device_separator import DeviceSeparator
 
 
 def _music(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
@@ -88,7 +88,7 @@ def pipeline_runs(net: CascadedNet, device: torch.device, precisions: list[str],
             out = root / f"out-{spectra}-{precision}"
             settings = {"model.device": device.type, "model.precision": precision, "model.spectra": spectra,
                         "model.batch_size": args.batch_size, "model.share_across_processes": args.workers > 1}
-            command = [sys.executable, "-m", "pipeline", "run", "--config", str(repo / "configs" / "separate.yaml"),
+            command = [sys.executable, "-m", "stemforge", "run", "--config", str(repo / "configs" / "separate.yaml"),
                        "--input", str(root / "music"), "--output", str(out), "--checkpoint", str(checkpoint),
                        "--quiet", *(x for k, v in settings.items() for x in ("--set", f"{k}={str(v).lower()}")),
                        "--direct_num_workers", str(args.workers)]

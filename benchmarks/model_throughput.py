@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import CascadedNet, InferenceModel, load_checkpoint, resolve_device
+from stemforge.model import CascadedNet, InferenceModel, load_checkpoint, resolve_device
 
 # Dense tensor-core peaks (TFLOP/s) by device-name fragment, for the fraction-of-peak column. fp32
 # convolutions run as TF32 by default (torch.backends.cudnn.allow_tf32), so "fp32" uses the TF32 peak.

@@ -24,8 +24,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from model import CascadedNet, InferenceModel, WindowGrid, save_checkpoint
-from pipeline.cli import main as stemforge
+from stemforge.model import CascadedNet, InferenceModel, WindowGrid, save_checkpoint
+from stemforge.pipeline.cli import main as stemforge
 
 REPO = Path(__file__).resolve().parent.parent
 N_FFT, HOP, CROPSIZE, BATCH = 2048, 1024, 256, 4

@@ -34,10 +34,10 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
-import shards
-from pipeline.config import Config
-from pipeline.sinks import ShardWriter, tensor_columns
-from training import ShardDataset
+from stemforge import shards
+from stemforge.config.run import Config
+from stemforge.pipeline.sinks import ShardWriter, tensor_columns
+from stemforge.training import ShardDataset
 
 BINS, FRAMES, BATCH = 1025, 256, 8
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.evaluate import evaluate
-from training.realsynth import make_real_stemset
-from training.synth import make_stemset
+from stemforge.training.evaluate import evaluate
+from stemforge.training.realsynth import make_real_stemset
+from stemforge.training.synth import make_stemset
 
 REAL_SEED, REAL_TRACKS, SYNTH_SEED, SYNTH_TRACKS, SECONDS = 424242, 45, 90001, 30, 12.0
 

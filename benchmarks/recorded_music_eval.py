@@ -20,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.shipped import VOICE_MUSIC
-from training.evaluate import evaluate, render
-from training.synth import SR, make_track
-from transforms import AudioError, load_audio, resample, to_model_channels
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.training.evaluate import evaluate, render
+from stemforge.training.synth import SR, make_track
+from stemforge.transforms import AudioError, load_audio, resample, to_model_channels
 
 SECONDS = 12.0
 

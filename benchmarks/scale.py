@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 import scale_keys
-from transforms.mixing import MixCatalog, draw_mix
-from transforms.seeding import derive_seed
+from stemforge.transforms.mixing import MixCatalog, draw_mix
+from stemforge.transforms.seeding import derive_seed
 
 STEMS = ("vocals", "drums", "bass", "other")
 TARGETS = {name: (name,) for name in STEMS}
@@ -93,7 +93,7 @@ def mix(args: argparse.Namespace) -> None:
 
 def commit_records(tracks: int, shards: int, run_id: str) -> tuple[list, list, list[str], list]:
     """Synthetic sources, TrackDone and timing records of ``tracks`` one-variant tracks, and shard names."""
-    from pipeline.sinks import TrackDone
+    from stemforge.pipeline.sinks import TrackDone
 
     keys = [f"corpus/album{i // 1000:04d}/track{i:07d}" for i in range(tracks)]
     sources = [{"track_key": k, "source": f"s3://bucket/{k}.flac", "size": 40_000_000 + i, "version": f"{i:016x}"}
@@ -106,10 +106,10 @@ def commit_records(tracks: int, shards: int, run_id: str) -> tuple[list, list, l
 
 def commit_cost(args: argparse.Namespace) -> None:
     """Commits one synthetic run of ``--tracks`` tracks; prints wall seconds, peak RSS and file sizes."""
-    from pipeline.commit import commit
-    from pipeline.config import build_config
-    from pipeline.inference import resolved_model
-    from pipeline.job import Job
+    from stemforge.pipeline.commit import commit
+    from stemforge.config.run import build_config
+    from stemforge.pipeline.inference import resolved_model
+    from stemforge.pipeline.job import Job
 
     run_id = "bench"
     with tempfile.TemporaryDirectory() as folder:

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _job(output: str, inputs: str = "unused"):
-    from pipeline.config import build_config
-    from pipeline.inference import resolved_model
-    from pipeline.job import Job
+    from stemforge.config.run import build_config
+    from stemforge.pipeline.inference import resolved_model
+    from stemforge.pipeline.job import Job
 
     config = build_config({"input": {"uri": inputs}, "output": {"uri": output}})
     return Job(config, "bench", "2026-12-05T00:00:00Z", "sha", False, resolved_model(config, None), progress=False)
@@ -44,7 +44,7 @@ def _source(i: int) -> str:
 
 def make_history(root: Path, runs: int, per_run: int, old: bool) -> None:
     """R committed runs of ``per_run`` keys each (with old-layout manifests too when ``old``)."""
-    from shards.key_index import key_index_bytes, key_index_name
+    from stemforge.shards.key_index import key_index_bytes, key_index_name
 
     fingerprint = _job(str(root / "out")).fingerprint
     for layout in (["new", "old"] if old else ["new"]):
@@ -66,7 +66,7 @@ def make_history(root: Path, runs: int, per_run: int, old: bool) -> None:
 
 def _input_refs(inputs: int, committed: int):
     """N refs spread over the committed keys, each with the content its run recorded."""
-    from pipeline.listing import TrackRef
+    from stemforge.pipeline.listing import TrackRef
 
     step = max(committed // inputs, 1)
     return [TrackRef(_source(i), _source(i)[1:-4], 1000 + i % 7, f"mtime:{1.7e9 + i!r}")
@@ -77,9 +77,9 @@ def timed_skip(root: Path, inputs: int, committed: int, old: bool) -> dict:
     """One timed decision in this process: the new join, or the old procedure (``old``)."""
     import apache_beam as beam
 
-    from pipeline.graph import BATCH
-    from pipeline.keyjoin import DecideKeys, pack, unpack
-    from pipeline.keys import refs_table
+    from stemforge.pipeline.graph import BATCH
+    from stemforge.pipeline.keyjoin import DecideKeys, pack, unpack
+    from stemforge.pipeline.keys import refs_table
 
     refs = _input_refs(inputs, committed)
     listed = root / "listed.parquet"  # the refs as listing gives them, read in batches by a DoFn (not Create)
@@ -121,7 +121,7 @@ def _old_graph(p, job, listed: str):
 
     index = beam.pvalue.AsSingleton(p | "Root" >> beam.Create([job.config.output.uri]) | beam.FlatMap(holdings)
                                     | beam.combiners.ToList() | beam.Map(old.key_index))
-    from pipeline.keys import table_refs
+    from stemforge.pipeline.keys import table_refs
 
     return (p | "Refs" >> beam.Create([listed]) | beam.FlatMap(lambda path: table_refs(pq.read_table(path)))
             | beam.Map(lambda r: (r.source, r)) | "BySource" >> beam.GroupByKey()
@@ -143,9 +143,9 @@ def timed_listing(manifest: Path) -> dict:
     """The run's listing stages over one manifest in this process."""
     import apache_beam as beam
 
-    from pipeline.graph import IGNORED, ListInputs, PlanListing
-    from pipeline.keyjoin import unpack
-    from pipeline.stages import ERRORS
+    from stemforge.pipeline.graph import IGNORED, ListInputs, PlanListing
+    from stemforge.pipeline.keyjoin import unpack
+    from stemforge.pipeline.stages import ERRORS
 
     job = _job(str(manifest.parent / "out"), str(manifest))
     start = time.perf_counter()
@@ -195,7 +195,7 @@ def skip(inputs: list[int], runs: list[int], per_run: list[int], old: bool) -> N
 
 def listing(entries: int) -> None:
     """Prints one row per manifest kind: entries, parts, wall and peak RSS."""
-    from pipeline.entries import manifest_parts
+    from stemforge.pipeline.entries import manifest_parts
 
     with tempfile.TemporaryDirectory() as folder:
         for manifest in make_manifests(Path(folder), entries):

@@ -21,11 +21,11 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from pipeline.assemble import write_stems
-from pipeline.config import build_config
-from pipeline.inference import resolved_model
-from pipeline.track import MaskReader, PreparedTrack, grids
-from transforms import AugmentChain
+from stemforge.pipeline.assemble import write_stems
+from stemforge.config.run import build_config
+from stemforge.pipeline.inference import resolved_model
+from stemforge.pipeline.track import MaskReader, PreparedTrack, grids
+from stemforge.transforms import AugmentChain
 
 ROOT = Path(__file__).resolve().parents[1]
 

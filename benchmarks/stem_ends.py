@@ -17,8 +17,8 @@ import argparse
 import numpy as np
 import torch
 
-from model import CascadedNet, Separator
-from transforms import istft, stft
+from stemforge.model import CascadedNet, Separator
+from stemforge.transforms import istft, stft
 
 SR, N_FFT, HOP = 44100, 2048, 1024
 

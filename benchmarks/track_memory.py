@@ -26,7 +26,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from model import CascadedASPPNet, CascadedNet, save_checkpoint
+from stemforge.model import CascadedASPPNet, CascadedNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model": {"n_fft": 512, "hop_length": 256, "cropsize": 256, "batch_size": 8},
@@ -77,7 +77,7 @@ def write_track(path: Path, minutes: float, sr: int = 44100) -> None:
 
 def measure(folder: Path, track: Path, config: Path, ckpt: Path) -> tuple[dict[str, float], float]:
     """(peak MiB of each RSS kind and of anon+shmem, wall seconds) of one `stemforge run` over ``track``."""
-    command = [sys.executable, "-m", "pipeline", "run", "--config", str(config), "--input", str(track),
+    command = [sys.executable, "-m", "stemforge", "run", "--config", str(config), "--input", str(track),
                "--output", str(folder / f"out-{track.stem}"), "--checkpoint", str(ckpt)]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,7 +13,7 @@ import time
 import torch
 from torch import nn
 
-from model import CascadedNet, resolve_device
+from stemforge.model import CascadedNet, resolve_device
 
 
 def windows_per_second(n_fft: int, nout: int, nout_lstm: int, cropsize: int, batch_size: int, steps: int,

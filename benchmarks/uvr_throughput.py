@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 from pipeline_throughput import make_music
 
-from model import CascadedASPPNet, InferenceModel, save_checkpoint
-from pipeline.cli import main as stemforge
+from stemforge.model import CascadedASPPNet, InferenceModel, save_checkpoint
+from stemforge.pipeline.cli import main as stemforge
 
 ROOT = Path(__file__).resolve().parents[1]
 

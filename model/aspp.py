@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.aspp_layers import BaseASPPNet
-from model.layers import Conv2DBNActiv
+from stemforge.model.aspp_layers import BaseASPPNet
+from stemforge.model.layers import Conv2DBNActiv
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.layers import Conv2DBNActiv, crop_center
+from stemforge.model.layers import Conv2DBNActiv, crop_center
 
 
 class SeparableConv2DBNActiv(nn.Module):

@@ -26,13 +26,13 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from torch import nn
 
-from model.aspp import CascadedASPPNet
-from model.detect import NetSpec, detect_net
-from model.devices import resolve_device
-from model.errors import CheckpointError
-from model.nets import CascadedNet
-from transforms.errors import is_transient
-from transforms.redaction import redact_uri, scrub
+from stemforge.model.aspp import CascadedASPPNet
+from stemforge.model.detect import NetSpec, detect_net
+from stemforge.model.devices import resolve_device
+from stemforge.model.errors import CheckpointError
+from stemforge.model.nets import CascadedNet
+from stemforge.transforms.errors import is_transient
+from stemforge.transforms.redaction import redact_uri, scrub
 
 _CHUNK = 1 << 20
 _WRAPPER_KEYS = ("state_dict", "model")

@@ -22,8 +22,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
-from model.nets import CascadedNet
+from stemforge.model.aspp import ASPP_CAPACITIES, AsppCapacity, CascadedASPPNet
+from stemforge.model.nets import CascadedNet
 
 OUT_KEY = "out.weight"
 LSTM_INPUT_KEY = "stg1_low_band_net.0.lstm_dec2.lstm.weight_ih_l0"

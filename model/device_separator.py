@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.inference import InferenceModel
-from model.windows import WindowGrid
-from transforms import device_stft
-from transforms.stft import check_window, num_frames
+from stemforge.model.inference import InferenceModel
+from stemforge.model.windows import WindowGrid
+from stemforge.transforms import device_stft
+from stemforge.transforms.stft import check_window, num_frames
 
 
 class DeviceSeparator:

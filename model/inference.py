@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.devices import resolve_device
-from model.fusion import fold_batchnorm
-from transforms.stft import check_window
+from stemforge.model.devices import resolve_device
+from stemforge.model.fusion import fold_batchnorm
+from stemforge.transforms.stft import check_window
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import layers
+from stemforge.model import layers
 
 
 class BaseNet(nn.Module):

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.checkpoint import CheckpointError, Uri, read_checkpoint
-from model.separator import Aggression, Separator
-from model.shipped import ShippedModel, shipped_model
-from model.uvr_models import KnownModel, known_model, uvr_hash
-from transforms.bands import BandParams, load_band_params
+from stemforge.model.checkpoint import CheckpointError, Uri, read_checkpoint
+from stemforge.model.separator import Aggression, Separator
+from stemforge.model.shipped import ShippedModel, shipped_model
+from stemforge.model.uvr_models import KnownModel, known_model, uvr_hash
+from stemforge.transforms.bands import BandParams, load_band_params
 
 DEFAULT_STEMS = ("instruments", "vocals")
 UVR_AGGRESSION = 5

@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.aspp import CascadedASPPNet
-from model.inference import InferenceModel
-from model.postprocess import adjust_aggression, merge_artifacts
-from model.uvr_models import FLIPPED_STEMS
-from model.windows import WindowGrid, crop_frames
-from transforms.bands import BandParams
-from transforms.multiband import analyse, synthesise, to_input_rate
-from transforms.multiband_filters import mirroring
-from transforms.stft import check_window, istft, num_frames, stft
+from stemforge.model.aspp import CascadedASPPNet
+from stemforge.model.inference import InferenceModel
+from stemforge.model.postprocess import adjust_aggression, merge_artifacts
+from stemforge.model.uvr_models import FLIPPED_STEMS
+from stemforge.model.windows import WindowGrid, crop_frames
+from stemforge.transforms.bands import BandParams
+from stemforge.transforms.multiband import analyse, synthesise, to_input_rate
+from stemforge.transforms.multiband_filters import mirroring
+from stemforge.transforms.stft import check_window, istft, num_frames, stft
 
 
 @dataclass(frozen=True)

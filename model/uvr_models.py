@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import fsspec
 
-from model.checkpoint import checkpoint_error
-from transforms.redaction import redact_uri
+from stemforge.model.checkpoint import checkpoint_error
+from stemforge.transforms.redaction import redact_uri
 
 HASH_TAIL_BYTES = 10_000 * 1024
 """UVR hashes only the file's last 10,240,000 bytes (the whole file when it is smaller)."""
@@ -98,7 +98,7 @@ def uvr_hash(path_or_url: str | os.PathLike[str], storage_options: Mapping | Non
 
 @functools.cache
 def _table() -> dict[str, dict]:
-    text = importlib.resources.files("model").joinpath("uvr_model_data.json").read_text(encoding="utf-8")
+    text = importlib.resources.files(__package__).joinpath("uvr_model_data.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

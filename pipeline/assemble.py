@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from pipeline.config import Config
-from pipeline.masks import require_finite
-from pipeline.scratch import scratch_root
-from pipeline.sinks import model_columns
-from pipeline.storage import StorageOptions, publish_file, redact_uri
-from pipeline.track import MaskReader, PreparedTrack, TrackMeta
-from transforms import frames_for_samples, synthesise_stream
-from transforms.chain import recorded_draws
+from stemforge.config.run import Config
+from stemforge.pipeline.masks import require_finite
+from stemforge.pipeline.scratch import scratch_root
+from stemforge.pipeline.sinks import model_columns
+from stemforge.pipeline.storage import StorageOptions, publish_file, redact_uri
+from stemforge.pipeline.track import MaskReader, PreparedTrack, TrackMeta
+from stemforge.transforms import frames_for_samples, synthesise_stream
+from stemforge.transforms.chain import recorded_draws
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
 

@@ -20,18 +20,18 @@ from typing import Any
 
 import yaml
 
-from model.errors import CheckpointError
-from pipeline import housekeeping
-from pipeline.config import Config, ConfigError, load_config
-from pipeline.inspect import InspectError, inspect_path, render
-from pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
-from pipeline.logs import configure_cli_logging, printable
-from pipeline.progress_display import ProgressDisplay, add_progress_arguments, checked_interval
-from pipeline.separate import add_parser as add_separate_parser
-from pipeline.separate import print_separated, separate_config, shipped_model_note, uses_shipped_model
-from pipeline.storage import ScrubFilter, describe, join, publish_bytes, scrub
-from pipeline.text import count
-from pipeline.validation import check_output_file, check_output_folder
+from stemforge.model.errors import CheckpointError
+from stemforge.pipeline import housekeeping
+from stemforge.config.run import Config, ConfigError, load_config
+from stemforge.pipeline.inspect import InspectError, inspect_path, render
+from stemforge.pipeline.interrupts import EXIT_CODES, received, say_stopped, stop_on_signals
+from stemforge.pipeline.logs import configure_cli_logging, printable
+from stemforge.pipeline.progress_display import ProgressDisplay, add_progress_arguments, checked_interval
+from stemforge.pipeline.separate import add_parser as add_separate_parser
+from stemforge.pipeline.separate import print_separated, separate_config, shipped_model_note, uses_shipped_model
+from stemforge.pipeline.storage import ScrubFilter, describe, join, publish_bytes, scrub
+from stemforge.text import count
+from stemforge.pipeline.validation import check_output_file, check_output_folder
 
 LOG = logging.getLogger("stemforge")
 EXIT_FAILED = 1
@@ -189,8 +189,8 @@ def _scrub_logs(storage_options: dict[str, Any] | None) -> None:
 
 def _synth_real(args: argparse.Namespace) -> int:
     """`stemforge synth-real`: the stem set, with a progress line every 10 tracks on stderr."""
-    from training.realsynth import make_real_stemset
-    from training.synth import SynthError
+    from stemforge.training.realsynth import make_real_stemset
+    from stemforge.training.synth import SynthError
 
     def progress(done: int, total: int) -> None:
         if done % 10 == 0 or done == total:
@@ -224,7 +224,7 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
     if args.command == "train":
         return _train(args), None
     if args.command == "synth":
-        from training.synth import SynthError, make_stemset
+        from stemforge.training.synth import SynthError, make_stemset
 
         try:
             ratios = tuple(float(r) for r in args.ratios_db.split(","))
@@ -236,7 +236,7 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
     if args.command == "synth-real":
         return _synth_real(args), None
     if args.command == "report":
-        from pipeline.report import ReportError, write_report  # matplotlib: imported only when a report is drawn
+        from stemforge.pipeline.report import ReportError, write_report  # matplotlib: imported only when a report is drawn
 
         _refuse_unwritable(check_output_file, args.output or join(args.path, "report.html"), "report --output")
         try:
@@ -244,12 +244,12 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
         except ReportError as exc:
             raise ConfigError(str(exc)) from None
         return 0, None
-    from pipeline.launch import print_summary, run_job  # Beam: imported only by the commands that run a job
+    from stemforge.pipeline.launch import print_summary, run_job  # Beam: imported only by the commands that run a job
 
     interval = checked_interval(args.progress_interval)
     mode = ProgressDisplay.choose_mode(args.quiet)
     if args.command == "demo":
-        from pipeline.demo import run_demo
+        from stemforge.pipeline.demo import run_demo
 
         return run_demo(args.workdir, mode, interval), None
     config = separate_config(args) if args.command == "separate" else load_config(args.config, _overrides(args))
@@ -265,9 +265,9 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.config import load_train_config
-    from training.data import DataError
-    from training.trainer import StateMismatch, Trainer
+    from stemforge.training.config import load_train_config
+    from stemforge.training.data import DataError
+    from stemforge.training.trainer import StateMismatch, Trainer
 
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"train: --max-steps must be at least 1, got {args.max_steps}")
@@ -283,7 +283,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate, render, to_csv
+    from stemforge.training.evaluate import evaluate, render, to_csv
 
     if args.output:
         _refuse_unwritable(check_output_file, args.output, "evaluate --output")

@@ -11,13 +11,13 @@ import json
 from collections import Counter
 from typing import Any
 
-from pipeline.job import Job
-from pipeline.lease import check_held
-from pipeline.sinks import ErrorRecord, TrackDone, versions, write_errors, write_manifest
-from pipeline.storage import filesystem, join, publish_bytes, retrying
-from pipeline.text import count
-from shards.key_index import key_index_bytes, key_index_name
-from shards.manifest import detail_bytes, detail_name
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.lease import check_held
+from stemforge.pipeline.sinks import ErrorRecord, TrackDone, versions, write_errors, write_manifest
+from stemforge.pipeline.storage import filesystem, join, publish_bytes, retrying
+from stemforge.text import count
+from stemforge.shards.key_index import key_index_bytes, key_index_name
+from stemforge.shards.manifest import detail_bytes, detail_name
 
 
 def commit(_: Any, job: Job, sources: list[dict[str, Any]], skipped: list[int], shards: list[str],

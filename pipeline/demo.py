@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from model.shipped import VOICE_MUSIC
-from pipeline.config import load_config
-from pipeline.launch import print_summary, run_job
-from pipeline.report import write_report
-from pipeline.sinks import run_detail
-from pipeline.text import count
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.config.run import load_config
+from stemforge.pipeline.launch import print_summary, run_job
+from stemforge.pipeline.report import write_report
+from stemforge.pipeline.sinks import run_detail
+from stemforge.text import count
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEMO_CONFIG, MIX_CONFIG = CONFIGS / "demo.yaml", CONFIGS / "mix.yaml"
@@ -68,7 +68,7 @@ def make_corpus(folder: Path, seed: int = 0) -> list[Path]:
 
 def make_voice_mixes(root: Path, progress: str = "off") -> Path | None:
     """Synthesised stems mixed by a mix run into ROOT/demo_mixes (None without espeak-ng)."""
-    from training.synth import SynthError, make_stemset
+    from stemforge.training.synth import SynthError, make_stemset
 
     try:
         made = make_stemset(root / "demo_stems", 3, VOICE_SEED, seconds=8.0)
@@ -92,7 +92,7 @@ def make_voice_mixes(root: Path, progress: str = "off") -> Path | None:
 
 def score_vocals(mixes: Path, output: Path, tracks: list[str]) -> list[tuple[str, float, float]]:
     """(track, SI-SDR of the separated vocals, SI-SDR of the unprocessed mixture), against the true vocals."""
-    from training.metrics import si_sdr
+    from stemforge.training.metrics import si_sdr
 
     scores = []
     for key in tracks:

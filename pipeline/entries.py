@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import IO
 
-from pipeline.storage import StorageOptions, filesystem
+from stemforge.pipeline.storage import StorageOptions, filesystem
 
 Part = tuple[str, int, int] | None  # ("rows", row group, 0) or ("bytes", start, end); None: the whole manifest
 PART_BYTES = 8 << 20  # a text manifest's byte range: about 100k entries

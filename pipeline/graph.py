@@ -28,18 +28,18 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline.commit import commit
-from pipeline.job import Job
-from pipeline.inputs import excluded_roots
-from pipeline.keyjoin import DecideKeys, pack, unpack
-from pipeline.keys import refs_table, source_record, table_refs, with_contents
-from pipeline.entries import Part, manifest_parts
-from pipeline.listing import MANIFEST_SUFFIXES, TrackRef, expand_input, expand_stemset
-from pipeline.sinks import ShardWriter, clean_leftovers
-from pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
-from pipeline.storage import filesystem, join, options_for, retrying
-from shards.manifest import read_run
-from transforms.mixing import MixCatalog
+from stemforge.pipeline.commit import commit
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.inputs import excluded_roots
+from stemforge.pipeline.keyjoin import DecideKeys, pack, unpack
+from stemforge.pipeline.keys import refs_table, source_record, table_refs, with_contents
+from stemforge.pipeline.entries import Part, manifest_parts
+from stemforge.pipeline.listing import MANIFEST_SUFFIXES, TrackRef, expand_input, expand_stemset
+from stemforge.pipeline.sinks import ShardWriter, clean_leftovers
+from stemforge.pipeline.stages import DONE, ERRORS, NAMESPACE, TIMING, JobFn, MixTrack, SeparateTrack, mix_variants
+from stemforge.pipeline.storage import filesystem, join, options_for, retrying
+from stemforge.shards.manifest import read_run
+from stemforge.transforms.mixing import MixCatalog
 
 LOG = logging.getLogger(__name__)
 IGNORED = "ignored"  # (extension, count) of files a directory listing skipped
@@ -191,7 +191,7 @@ def _runner(options: PipelineOptions) -> beam.runners.runner.PipelineRunner | No
     Beam's Dask runner and dask itself are imported only then."""
     if options.view_as(StandardOptions).runner not in DASK_RUNNER_NAMES:
         return None
-    from pipeline.dask import StemforgeDaskRunner
+    from stemforge.pipeline.dask import StemforgeDaskRunner
 
     return StemforgeDaskRunner()
 

@@ -16,10 +16,10 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from pipeline.config import ConfigError, build_config
-from pipeline.lease import LeaseHeld, acquire, describe_holder
-from pipeline.storage import filesystem, is_local, redact_uri, retrying
-from pipeline.text import count, size
+from stemforge.config.run import ConfigError, build_config
+from stemforge.pipeline.lease import LeaseHeld, acquire, describe_holder
+from stemforge.pipeline.storage import filesystem, is_local, redact_uri, retrying
+from stemforge.text import count, size
 
 
 def add_parsers(commands: Any) -> None:
@@ -45,7 +45,7 @@ def add_parsers(commands: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """`stemforge runs` or `stemforge gc`; returns the exit code."""
-    from pipeline.runs import render, survey
+    from stemforge.pipeline.runs import render, survey
 
     _require_folder(args.path, args.command)
     now = time.time()
@@ -98,7 +98,7 @@ def _remove_empty_scratch(fs: Any, path: str) -> list[str]:
 
 
 def _collect(root: str, dry_run: bool, options: dict[str, Any], now: float | None) -> list[str]:
-    from pipeline.runs import survey
+    from stemforge.pipeline.runs import survey
 
     found = survey(root, options, now)
     fs, path = filesystem(root, options)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model import (
+from stemforge.model import (
     Aggression,
     BandParamsRequired,
     CascadedASPPNet,
@@ -20,10 +20,10 @@ from model import (
     load_checkpoint,
     resolve_model,
 )
-from pipeline.config import Config, ConfigError, ModelConfig
-from pipeline.storage import StorageOptions, is_transient, options_for, redact_uri, retry
-from transforms import BandParams, BandParamsError, load_band_params
-from transforms.stft import check_window
+from stemforge.config.run import Config, ConfigError, ModelConfig
+from stemforge.pipeline.storage import StorageOptions, is_transient, options_for, redact_uri, retry
+from stemforge.transforms import BandParams, BandParamsError, load_band_params
+from stemforge.transforms.stft import check_window
 
 LOG = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pipeline.config import Config, ConfigError
-from pipeline.listing import describe_ignored, expand_input, expand_stemset, scanned_folder
-from pipeline.storage import filesystem, is_transient, protocol_of, redact_uri, retry
+from stemforge.config.run import Config, ConfigError
+from stemforge.pipeline.listing import describe_ignored, expand_input, expand_stemset, scanned_folder
+from stemforge.pipeline.storage import filesystem, is_transient, protocol_of, redact_uri, retry
 
 
 def excluded_roots(config: Config) -> tuple[str, ...]:

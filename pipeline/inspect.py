@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
-from pipeline.text import count
-from shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
-from shards.discovery import listed_shard
-from shards.manifest import read_run
+from stemforge.pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
+from stemforge.text import count
+from stemforge.shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
+from stemforge.shards.discovery import listed_shard
+from stemforge.shards.manifest import read_run
 
 
 class InspectError(ValueError):

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from pipeline.scratch import remove_owned
+from stemforge.pipeline.scratch import remove_owned
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 GRACE_SECONDS = 20.0

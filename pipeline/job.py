@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import Config
-from pipeline.inference import ResolvedModel
-from pipeline.storage import is_transient_read, join, retry
-from pipeline.track import PreparedTrack
-from transforms import AugmentChain
-from transforms.mixing import MixPlan
+from stemforge.config.run import Config
+from stemforge.pipeline.inference import ResolvedModel
+from stemforge.pipeline.storage import is_transient_read, join, retry
+from stemforge.pipeline.track import PreparedTrack
+from stemforge.transforms import AugmentChain
+from stemforge.transforms.mixing import MixPlan
 
 
 @dataclass(frozen=True)

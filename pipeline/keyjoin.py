@@ -24,11 +24,11 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from pipeline.job import Job
-from pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
-from pipeline.storage import filesystem, join, options_for, retrying
-from shards.key_index import manifest_key_index, read_key_index
-from shards.manifest import read_run, run_files
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
+from stemforge.pipeline.storage import filesystem, join, options_for, retrying
+from stemforge.shards.key_index import manifest_key_index, read_key_index
+from stemforge.shards.manifest import read_run, run_files
 
 BUCKETS = 64
 SUFFIX = re.compile(r"~[0-9a-f]{8}$")

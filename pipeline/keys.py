@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.listing import MixRef, TrackRef, content_of
-from pipeline.storage import StorageOptions, filesystem, protocol_of, redact_uri
+from stemforge.pipeline.listing import MixRef, TrackRef, content_of
+from stemforge.pipeline.storage import StorageOptions, filesystem, protocol_of, redact_uri
 
 REFS = pa.schema([("source", pa.string()), ("track_key", pa.string()), ("size", pa.int64()),
                   ("version", pa.string()), ("stems", pa.string())])

@@ -17,20 +17,20 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, _BeamArgumentParser
 from apache_beam.runners.runner import create_runner
 
-from pipeline import lease
-from pipeline.config import Config, ConfigError
-from pipeline.graph import DASK_RUNNER_NAMES, run
-from pipeline.inference import RANDOM_INIT_SEED, resolve, resolved_model
-from pipeline.inputs import check_inputs
-from pipeline.job import Job
-from pipeline.listing import describe_ignored
-from pipeline.logs import printable
-from pipeline.progress import progress_folder
-from pipeline.progress_display import ProgressDisplay
-from pipeline.scratch import remove_stale, run_scratch
-from pipeline.storage import filesystem, join, redact_uri, retrying
-from pipeline.text import count
-from pipeline.validation import check_device, check_output_folder
+from stemforge.pipeline import lease
+from stemforge.config.run import Config, ConfigError
+from stemforge.pipeline.graph import DASK_RUNNER_NAMES, run
+from stemforge.pipeline.inference import RANDOM_INIT_SEED, resolve, resolved_model
+from stemforge.pipeline.inputs import check_inputs
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.listing import describe_ignored
+from stemforge.pipeline.logs import printable
+from stemforge.pipeline.progress import progress_folder
+from stemforge.pipeline.progress_display import ProgressDisplay
+from stemforge.pipeline.scratch import remove_stale, run_scratch
+from stemforge.pipeline.storage import filesystem, join, redact_uri, retrying
+from stemforge.text import count
+from stemforge.pipeline.validation import check_device, check_output_folder
 
 LOG = logging.getLogger("stemforge")
 EXIT_FATAL = 2

@@ -40,10 +40,10 @@ from typing import Any
 
 import fsspec
 
-from pipeline.config import RUN_ID_PATTERN, Config, ConfigError
-from pipeline.interrupts import at_exit_now
-from pipeline.scratch import is_alive, process_start
-from pipeline.storage import filesystem, is_local, join, modified_time, redact_uri, retrying
+from stemforge.config.run import RUN_ID_PATTERN, Config, ConfigError
+from stemforge.pipeline.interrupts import at_exit_now
+from stemforge.pipeline.scratch import is_alive, process_start
+from stemforge.pipeline.storage import filesystem, is_local, join, modified_time, redact_uri, retrying
 
 LOG = logging.getLogger("stemforge")
 LEASE = "_lease.json"

@@ -15,10 +15,10 @@ from typing import Any
 
 import fsspec
 
-from pipeline.entries import Part, manifest_entries
-from pipeline.storage import StorageOptions, filesystem, is_local, modified_time, options_for, protocol_of
-from transforms.mixing import MixPlan
-from transforms.stemsets import read_stemset
+from stemforge.pipeline.entries import Part, manifest_entries
+from stemforge.pipeline.storage import StorageOptions, filesystem, is_local, modified_time, options_for, protocol_of
+from stemforge.transforms.mixing import MixPlan
+from stemforge.transforms.stemsets import read_stemset
 
 LOG = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".txt", ".parquet")

@@ -14,7 +14,7 @@ import sys
 import unicodedata
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
-OUR_LOGGERS = ("stemforge", "pipeline", "model", "transforms")
+OUR_LOGGERS = ("stemforge",)  # every module logger is stemforge.<package>.<module>
 
 NOISE = (
     re.compile(r"^apitools not found, and bigquery client libraries are not available"),

@@ -16,11 +16,11 @@ from collections.abc import Callable
 import numpy as np
 from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-from model.batcher import Receiver, WindowBatcher
-from pipeline.config import ModelConfig
-from pipeline.inference import load_model
-from pipeline.records import RecordFile
-from pipeline.storage import StorageOptions
+from stemforge.model.batcher import Receiver, WindowBatcher
+from stemforge.config.run import ModelConfig
+from stemforge.pipeline.inference import load_model
+from stemforge.pipeline.records import RecordFile
+from stemforge.pipeline.storage import StorageOptions
 
 
 class NonFiniteError(ValueError):

@@ -10,8 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.storage import redact_uri
-from transforms.mixing import MixPlan, excerpt_start, fit_length, fitted
+from stemforge.pipeline.storage import redact_uri
+from stemforge.transforms.mixing import MixPlan, excerpt_start, fit_length, fitted
 
 
 class ScratchLike(Protocol):

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from pipeline.storage import StorageOptions, filesystem, join, protocol_of, publish_bytes
+from stemforge.pipeline.storage import StorageOptions, filesystem, join, protocol_of, publish_bytes
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

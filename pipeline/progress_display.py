@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from pipeline import text
-from pipeline.config import ConfigError
-from pipeline.listing import describe_ignored
-from pipeline.logs import printable
-from pipeline.progress import STAGES, read_progress
-from pipeline.storage import StorageOptions
+from stemforge import text
+from stemforge.config.run import ConfigError
+from stemforge.pipeline.listing import describe_ignored
+from stemforge.pipeline.logs import printable
+from stemforge.pipeline.progress import STAGES, read_progress
+from stemforge.pipeline.storage import StorageOptions
 
 LOG = logging.getLogger("stemforge.progress")
 LIVE_SECONDS = 1.0

@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipeline import report_audio, report_plots as plots
-from pipeline.config import Config
-from pipeline.report_reading import ReportError, RunReader, ShardIndex
-from pipeline.sinks import tensor_columns
-from pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
-from pipeline.text import count, duration, wall_seconds
-from shards import RunManifest
-from transforms import AugmentChain
+from stemforge.pipeline import report_audio, report_plots as plots
+from stemforge.config.run import Config
+from stemforge.pipeline.report_reading import ReportError, RunReader, ShardIndex
+from stemforge.pipeline.sinks import tensor_columns
+from stemforge.pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
+from stemforge.text import count, duration, wall_seconds
+from stemforge.shards import RunManifest
+from stemforge.transforms import AugmentChain
 
 __all__ = ["ReportError", "build_report", "write_report"]
 

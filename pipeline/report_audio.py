@@ -15,7 +15,7 @@ import io
 import numpy as np
 import soundfile as sf
 
-from transforms import resample
+from stemforge.transforms import resample
 
 CLIP_SECONDS = 15.0
 OPUS_RATE = 48000

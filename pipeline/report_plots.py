@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
-from transforms.linear import LinearTransform
+from stemforge.transforms.linear import LinearTransform
 
 DPI = 90
 WIDTH = 10.0  # inches: about 900 pixels, the width of the page's content column

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import soundfile as sf
 
-from pipeline import report_audio, report_plots as plots
-from pipeline.config import Config, ConfigError, build_config
-from pipeline.sinks import audio_stems, tensor_columns
-from pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
-from pipeline.text import count
-from shards import RunManifest, committed_runs, reading, tensor_to_numpy
+from stemforge.pipeline import report_audio, report_plots as plots
+from stemforge.config.run import Config, ConfigError, build_config
+from stemforge.pipeline.sinks import audio_stems, tensor_columns
+from stemforge.pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
+from stemforge.text import count
+from stemforge.shards import RunManifest, committed_runs, reading, tensor_to_numpy
 
 SCALARS = ["track_key", "variant", *plots.PARAMETERS]
 

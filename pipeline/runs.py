@@ -25,12 +25,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import RUN_ID_PATTERN, RunConfig
-from pipeline.lease import LEASE, is_dead
-from pipeline.storage import filesystem, modified_time, redact_uri, retrying
-from pipeline.text import count, duration, size, wall_seconds
-from shards import committed_manifests
-from shards.paths import PathEscape, inside
+from stemforge.config.run import RUN_ID_PATTERN, RunConfig
+from stemforge.pipeline.lease import LEASE, is_dead
+from stemforge.pipeline.storage import filesystem, modified_time, redact_uri, retrying
+from stemforge.text import count, duration, size, wall_seconds
+from stemforge.shards import committed_manifests
+from stemforge.shards.paths import PathEscape, inside
 
 # the default run.lease_heartbeat_seconds judges a lease that does not record its holder's own
 DEFAULT_HEARTBEAT = RunConfig.model_fields["lease_heartbeat_seconds"].default

@@ -23,15 +23,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model.shipped import VOICE_MUSIC
-from pipeline.config import Config, ConfigError, build_config
-from pipeline.listing import describe_ignored
-from pipeline.logs import printable
-from pipeline.progress_display import add_progress_arguments
-from pipeline.sinks import run_detail
-from pipeline.storage import PathEscape, filesystem, join, redact_uri
-from pipeline.text import count
-from shards.manifest import detail_name
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.config.run import Config, ConfigError, build_config
+from stemforge.pipeline.listing import describe_ignored
+from stemforge.pipeline.logs import printable
+from stemforge.pipeline.progress_display import add_progress_arguments
+from stemforge.pipeline.sinks import run_detail
+from stemforge.pipeline.storage import PathEscape, filesystem, join, redact_uri
+from stemforge.text import count
+from stemforge.shards.manifest import detail_name
 
 STEM_PATH = "{track_key}/{stem}.{ext}"
 MODEL_DIR_ENV = "STEMFORGE_MODEL_DIR"

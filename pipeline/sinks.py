@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import Config
-from pipeline.scratch import make_scratch
-from pipeline.storage import (
+from stemforge.config.run import Config
+from stemforge.pipeline.scratch import make_scratch
+from stemforge.pipeline.storage import (
     StorageOptions,
     filesystem,
     join,
@@ -31,10 +31,10 @@ from pipeline.storage import (
     redact_uri,
     scrub,
 )
-from shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
-from shards.key_index import key_index_name
-from shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
-from transforms import load_band_params
+from stemforge.shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
+from stemforge.shards.key_index import key_index_name
+from stemforge.shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
+from stemforge.transforms import load_band_params
 
 SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("track_key", pa.string()),

@@ -22,13 +22,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from model import resolve_device
-from pipeline.config import ModelConfig
-from pipeline.records import RecordFile
-from transforms import BandParams, end_padded_frames, num_frames
-from transforms.multiband_stream import MultibandStreamAnalysis
-from transforms.multiband_stream_io import read_padded
-from transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.model import resolve_device
+from stemforge.config.run import ModelConfig
+from stemforge.pipeline.records import RecordFile
+from stemforge.transforms import BandParams, end_padded_frames, num_frames
+from stemforge.transforms.multiband_stream import MultibandStreamAnalysis
+from stemforge.transforms.multiband_stream_io import read_padded
+from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
 
 Reader = Callable[[int, int], np.ndarray]
 Compute = Callable[[int, int], np.ndarray]

@@ -18,17 +18,17 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from model import WindowGrid
-from pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
-from pipeline.job import Job
-from pipeline.listing import MixRef, TrackRef
-from pipeline.masks import TrackMasks, acquire_batcher, release_batcher
-from pipeline.progress import ProgressWriter, progress_folder, timed
-from pipeline.sinks import ErrorRecord, TrackDone, audio_stems
-from pipeline.storage import PathEscape
-from pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
-from transforms import AugmentChain
-from transforms.mixing import MixCatalog, draw_mix
+from stemforge.model import WindowGrid
+from stemforge.pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.listing import MixRef, TrackRef
+from stemforge.pipeline.masks import TrackMasks, acquire_batcher, release_batcher
+from stemforge.pipeline.progress import ProgressWriter, progress_folder, timed
+from stemforge.pipeline.sinks import ErrorRecord, TrackDone, audio_stems
+from stemforge.pipeline.storage import PathEscape
+from stemforge.pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
+from stemforge.transforms import AugmentChain
+from stemforge.transforms.mixing import MixCatalog, draw_mix
 
 NAMESPACE = "stemforge"
 ERRORS = "errors"

@@ -24,9 +24,9 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
-from shards.paths import PathEscape as PathEscape, join as join  # re-exported: the one join of every write
-from transforms.errors import is_transient as is_transient  # re-exported: the one classification of failures
-from transforms.redaction import redact_uri as redact_uri, scrub as scrub  # re-exported: the one scrubber
+from stemforge.shards.paths import PathEscape as PathEscape, join as join  # re-exported: the one join of every write
+from stemforge.transforms.errors import is_transient as is_transient  # re-exported: the one classification of failures
+from stemforge.transforms.redaction import redact_uri as redact_uri, scrub as scrub  # re-exported: the one scrubber
 
 LOG = logging.getLogger(__name__)
 StorageOptions = dict[str, dict[str, Any]]

@@ -18,14 +18,14 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from model import Aggression, WindowGrid, adjust_aggression, artifact_weights
-from pipeline.config import Config
-from pipeline.inference import ResolvedModel
-from pipeline.mixture import mix_targets, sum_into
-from pipeline.scratch import make_scratch
-from pipeline.spectra import FrameCache, Spectra, spectral_ops
-from pipeline.storage import StorageOptions, options_for
-from transforms import (
+from stemforge.model import Aggression, WindowGrid, adjust_aggression, artifact_weights
+from stemforge.config.run import Config
+from stemforge.pipeline.inference import ResolvedModel
+from stemforge.pipeline.mixture import mix_targets, sum_into
+from stemforge.pipeline.scratch import make_scratch
+from stemforge.pipeline.spectra import FrameCache, Spectra, spectral_ops
+from stemforge.pipeline.storage import StorageOptions, options_for
+from stemforge.transforms import (
     AugmentChain,
     AugmentPlan,
     Resampler,
@@ -34,7 +34,7 @@ from transforms import (
     resampled_length,
     to_model_channels,
 )
-from transforms.mixing import MixPlan
+from stemforge.transforms.mixing import MixPlan
 
 
 class TrackError(Exception):

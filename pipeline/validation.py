@@ -1,5 +1,6 @@
-"""Checks that refuse, before any work, what would otherwise fail only after it: a stem format libsndfile cannot
-write, a device this machine lacks, and an output that is a file or cannot be written.
+"""Checks that refuse, before any work, what would otherwise fail only after it: a device this machine lacks,
+and an output that is a file or cannot be written (a stem format libsndfile cannot write is refused by the
+config schema itself, with ``transforms.audio_io.check_stem_format``).
 
 Each raises ValueError with the reason in one line; the caller names the key or option (the config schema,
 the launcher, the commands that write one file). Nothing here imports Beam or the config, so `stemforge
@@ -11,25 +12,14 @@ from __future__ import annotations
 import os
 import tempfile
 
-import soundfile as sf
+from stemforge.pipeline.storage import StorageOptions, filesystem, is_local, redact_uri, retrying
 
-from pipeline.storage import StorageOptions, filesystem, is_local, redact_uri, retrying
-
-SOUNDFILE_FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
 PROBE_PREFIX = ".stemforge-probe-"
-
-
-def check_stem_format(stem_format: str, subtype: str) -> None:
-    """Refuse a subtype that libsndfile cannot write in ``stem_format`` (FLOAT in FLAC, PCM_24 in Ogg)."""
-    container = SOUNDFILE_FORMATS[stem_format]
-    allowed = list(sf.available_subtypes(container))
-    if not sf.check_format(container, subtype.upper()):
-        raise ValueError(f"{stem_format} cannot hold the subtype {subtype!r}; it takes {', '.join(allowed)}")
 
 
 def check_device(name: str) -> None:
     """Refuse a device this machine does not have (``cuda`` without CUDA, ``mps`` without MPS)."""
-    from model.devices import resolve_device  # torch: imported only by the commands that run a model
+    from stemforge.model.devices import resolve_device  # torch: imported only by the commands that run a model
 
     resolve_device(name)
 

@@ -1,12 +1,12 @@
 """Bit-for-bit output comparison for refactors (issue 22's invariants): a refactor changes no stem and no row.
 
-    PYTHONPATH=TREE python scripts/compare_outputs.py make DIR        # run the varied corpus with TREE's CLI
+    TREE/.venv-wt/bin/python scripts/compare_outputs.py make DIR      # run the varied corpus with TREE's CLI
     python scripts/compare_outputs.py digest DIR -o DIR.json          # hash every stem, row and error record
     python scripts/compare_outputs.py compare OLD.json NEW.json       # print every difference; exit 1 if any
 
 ``make`` writes the inputs and random-weight checkpoints (with the test helpers of tests/) into DIR, then runs
-each case of ``corpus_cases.CASES`` through ``python -m pipeline`` in a subprocess that inherits PYTHONPATH, so
-it exercises whichever tree is first on the path. Paths given to the CLI are relative to DIR, run ids are fixed
+each case of ``corpus_cases.CASES`` through ``python -m stemforge`` with the interpreter that runs this script, so
+it exercises the tree that interpreter has installed (docs/pipeline.md: one small virtualenv per tree). Paths given to the CLI are relative to DIR, run ids are fixed
 (``run.run_id``) and torch runs one thread, so two ``make``s of one tree give equal digests.
 
 What must match: a WAV or FLAC stem's bytes (and its decoded samples); an Ogg stem's decoded samples only (its
@@ -49,7 +49,7 @@ def make(folder: Path) -> int:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     failed = 0
     for name, argv in CASES.items():
-        cmd = [sys.executable, "-m", "pipeline", *[a.format(name=name) for a in argv]]
+        cmd = [sys.executable, "-m", "stemforge", *[a.format(name=name) for a in argv]]
         done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
         (folder / "out").mkdir(exist_ok=True)
         (folder / "out" / f"{name}.rc").write_text(f"{done.returncode}\n")

@@ -52,7 +52,7 @@ RUNS: dict[str, tuple[dict, str, str | None]] = {
                     "in/stemset", "tiny.pth"),
 }
 
-# case name -> argv after `python -m pipeline`, with {name} the case name; paths relative to the corpus folder
+# case name -> argv after `python -m stemforge`, with {name} the case name; paths relative to the corpus folder
 CASES: dict[str, list[str]] = {
     name: ["run", "--config", f"configs/{name}.yaml", "--input", source, "--output", "out/{name}",
            *(["--checkpoint", checkpoint] if checkpoint else []), "--set", "run.run_id={name}", "--quiet"]
@@ -82,8 +82,8 @@ def write_inputs(folder: Path) -> None:
     from stemforge_testing import SR, music, scale_output_layer, tiny_net, write_config
     from uvr_reference import uvr_test_net
 
-    from model import save_checkpoint
-    from transforms import load_band_params
+    from stemforge.model import save_checkpoint
+    from stemforge.transforms import load_band_params
 
     basic = folder / "in" / "basic"
     write_corpus(basic)
@@ -97,7 +97,7 @@ def write_inputs(folder: Path) -> None:
     save_checkpoint(scale_output_layer(tiny_net(3), 20.0), str(folder / "tiny.pth"))
     wave = sf.read(folder / "in" / "uvr" / "uvr.wav", dtype="float32")[0].T
     save_checkpoint(uvr_test_net(31191, load_band_params("4band_v2"), wave), str(folder / "uvr.pth"))
-    subprocess.run([sys.executable, "-m", "pipeline", "synth", "in/stemset", "--tracks", "2", "--seed", "7",
+    subprocess.run([sys.executable, "-m", "stemforge", "synth", "in/stemset", "--tracks", "2", "--seed", "7",
                     "--seconds", "3"], cwd=folder, env=dict(os.environ), check=True, capture_output=True)
     (folder / "configs").mkdir(exist_ok=True)
     for name, (sections, _, _) in RUNS.items():

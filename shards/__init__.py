@@ -2,11 +2,11 @@
 columns as nested fixed-size lists (their shape survives in pyarrow, Hugging Face `datasets`, DuckDB, Polars
 and pandas), and the committed shards of an output root, found from its run manifests."""
 
-from shards.discovery import committed_manifests, committed_shards
-from shards.manifest import RunDetail, RunManifest, committed_runs, read_run
-from shards.files import open_shard, open_shard_url, reading, threads_for
-from shards.paths import PathEscape
-from shards.tensors import is_tensor, tensor_from_numpy, tensor_shape, tensor_to_numpy, tensor_type, value_type
+from stemforge.shards.discovery import committed_manifests, committed_shards
+from stemforge.shards.manifest import RunDetail, RunManifest, committed_runs, read_run
+from stemforge.shards.files import open_shard, open_shard_url, reading, threads_for
+from stemforge.shards.paths import PathEscape
+from stemforge.shards.tensors import is_tensor, tensor_from_numpy, tensor_shape, tensor_to_numpy, tensor_type, value_type
 
 __all__ = [
     "PathEscape",

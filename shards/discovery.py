@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shards.manifest import committed_runs
-from shards.paths import PathEscape, join
+from stemforge.shards.manifest import committed_runs
+from stemforge.shards.paths import PathEscape, join
 
 
 def _roots(roots: str | Sequence[str]) -> list[str]:

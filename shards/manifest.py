@@ -21,7 +21,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.key_index import key_index_name, read_key_index
+from stemforge.shards.key_index import key_index_name, read_key_index
 
 DETAIL = pa.schema([
     ("track_key", pa.string()), ("variant", pa.int32()),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from stemforge_testing import tiny_net
 
-from model import save_checkpoint
+from stemforge.model import save_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import torch
 import yaml
 from torch import nn
 
-from model import CascadedNet, make_padding
-from shards.manifest import read_run
+from stemforge.model import CascadedNet, make_padding
+from stemforge.shards.manifest import read_run
 
 TINY = {"n_fft": 512, "hop_length": 256, "cropsize": 256}
 SR = 44100

@@ -81,8 +81,8 @@ def uvr_test_net(kind: int | str, bands: Any, wave: Any) -> Any:
     import torch
     from stemforge_testing import randomise_batchnorm, spread_mask
 
-    from model import CascadedASPPNet, CascadedNet
-    from transforms.multiband import analyse
+    from stemforge.model import CascadedASPPNet, CascadedNet
+    from stemforge.transforms.multiband import analyse
 
     torch.manual_seed(1)
     aspp = isinstance(kind, int)

@@ -1,6 +1,6 @@
 """The schema of `stemforge train` (configs/train.yaml): pydantic, unknown keys refused, every default here.
 
-It is read by the same loader as a run's config (``pipeline.config_loader``: no Beam, no log filter, nothing
+It is read by the same loader as a run's config (``stemforge.config.loader``: no Beam, no log filter, nothing
 of the pipeline beyond its YAML reader), so `--set key=value` works the same way. Defaults are vocal-remover's
 training recipe (docs/training.md gives each choice and its source).
 """
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.config_loader import Section, build_config, load_config
+from stemforge.config.loader import Section, build_config, load_config
 
 
 class DataConfig(Section):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import shards
-from pipeline.shard_settings import shard_settings
-from training.config import DataConfig
-from transforms import check_geometry
+from stemforge import shards
+from stemforge.config.shard_settings import shard_settings
+from stemforge.training.config import DataConfig
+from stemforge.transforms import check_geometry
 
 
 class DataError(ValueError):

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from model import ModelSetup, resolve_model
-from pipeline.text import count
-from training.metrics import sdr, si_sdr
-from transforms import check_geometry, load_audio, resample, to_model_channels
-from transforms.stemsets import StemSetTrack, read_stemset
+from stemforge.model import ModelSetup, resolve_model
+from stemforge.text import count
+from stemforge.training.metrics import sdr, si_sdr
+from stemforge.transforms import check_geometry, load_audio, resample, to_model_channels
+from stemforge.transforms.stemsets import StemSetTrack, read_stemset
 
 MODEL_RATE = 44100
 SILENCE_RMS = 1e-5  # -100 dBFS: below it a signal holds nothing to score against

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-import shards
-from shards.files import open_shard_url
+from stemforge import shards
+from stemforge.shards.files import open_shard_url
 
 PLAN_COLUMNS = ("track_key", "variant", "start_frame", "num_frames")
 

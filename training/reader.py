@@ -14,8 +14,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
-import shards
-from training import plan
+from stemforge import shards
+from stemforge.training import plan
 
 _OPEN_FILES = 8  # parquet files a worker keeps open (row groups of one file come back after a shuffle)
 _PREFETCH = 2  # row groups read and cut ahead of the buffer, by a worker's reading thread

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from training import sources as src
-from training.synth import SR, VOICES, WORDS, SynthError, check_size, espeak_voice, make_track
-from training.voice_fx import augment_voice
-from transforms import resample
+from stemforge.training import sources as src
+from stemforge.training.synth import SR, VOICES, WORDS, SynthError, check_size, espeak_voice, make_track
+from stemforge.training.voice_fx import augment_voice
+from stemforge.transforms import resample
 
 # Shares of voice kinds and of recorded music on the training side; held-out sets use real voices and
 # recorded music only.

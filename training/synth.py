@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from transforms import resample
+from stemforge.transforms import resample
 
 SR = 44100
 MIN_SECONDS = 0.5  # shorter tracks hold hardly a syllable; 0 s holds no sample at all

@@ -24,13 +24,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model import CascadedNet, ModelSetup, load_checkpoint, resolve_device, save_checkpoint
-from pipeline import text
-from training.config import TrainConfig
-from training.data import TrainingData, inspect_data
-from training.evaluate import score
-from training.progress import StepProgress
-from training.reader import ShardDataset
+from stemforge.model import CascadedNet, ModelSetup, load_checkpoint, resolve_device, save_checkpoint
+from stemforge import text
+from stemforge.training.config import TrainConfig
+from stemforge.training.data import TrainingData, inspect_data
+from stemforge.training.evaluate import score
+from stemforge.training.progress import StepProgress
+from stemforge.training.reader import ShardDataset
 
 LOG = logging.getLogger("stemforge.train")
 OUTPUTS = ("best.pth", "best.safetensors", "last.pth", "state.pt", "metrics.csv", "tensorboard/")  # summary order

@@ -18,7 +18,7 @@ import random
 import numpy as np
 from scipy.signal import fftconvolve, lfilter
 
-from transforms import resample
+from stemforge.transforms import resample
 
 EFFECTS = ("speed", "pitch", "stretch", "eq", "reverb", "bandlimit", "compress")
 PROBABILITY = {"speed": 0.5, "pitch": 0.3, "stretch": 0.3, "eq": 0.5, "reverb": 0.4, "bandlimit": 0.25,

@@ -41,11 +41,11 @@ import fsspec
 import numpy as np
 import soundfile as sf
 
-from transforms import ffmpeg_io
-from transforms.audio_reader import DEFAULT_BLOCK_FRAMES, AudioInfo, AudioReader
-from transforms.audio_sniff import FFMPEG_KINDS, caf_truncation, sniff
-from transforms.errors import AudioError, is_transient
-from transforms.redaction import scrub
+from stemforge.transforms import ffmpeg_io
+from stemforge.transforms.audio_reader import DEFAULT_BLOCK_FRAMES, AudioInfo, AudioReader
+from stemforge.transforms.audio_sniff import FFMPEG_KINDS, caf_truncation, sniff
+from stemforge.transforms.errors import AudioError, is_transient
+from stemforge.transforms.redaction import scrub
 
 # what folders are searched for: every extension here is read by one of the two decoders (tested)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".mp4", ".aac",
@@ -316,3 +316,14 @@ def load_audio(uri: str | os.PathLike[str], storage_options: Mapping[str, Any] |
                              f"header declares {reader.info.frames} frames, too many to hold") from None
         reader._fill(samples, first)
         return samples, reader.info.sample_rate
+
+
+SOUNDFILE_FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}  # the stem formats, as libsndfile names them
+
+
+def check_stem_format(stem_format: str, subtype: str) -> None:
+    """Refuse a subtype that libsndfile cannot write in ``stem_format`` (FLOAT in FLAC, PCM_24 in Ogg)."""
+    container = SOUNDFILE_FORMATS[stem_format]
+    allowed = list(sf.available_subtypes(container))
+    if not sf.check_format(container, subtype.upper()):
+        raise ValueError(f"{stem_format} cannot hold the subtype {subtype!r}; it takes {', '.join(allowed)}")

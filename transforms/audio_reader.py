@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.errors import AudioError
+from stemforge.transforms.errors import AudioError
 
 DEFAULT_BLOCK_FRAMES = 1 << 16
 

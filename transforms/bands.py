@@ -24,7 +24,7 @@ from typing import Any
 
 import fsspec
 
-from transforms.redaction import scrub
+from stemforge.transforms.redaction import scrub
 
 CONVERSIONS = frozenset({"mid_side", "stereo_n", "mid_side_c"})
 _FLAGS = ("mid_side", "mid_side_b", "mid_side_b2", "stereo_w", "stereo_n", "reverse")
@@ -99,7 +99,7 @@ def list_band_params() -> list[str]:
 
 def _tables() -> Any:
     """The folder of built-in tables (package data of ``transforms``)."""
-    return resources.files("transforms").joinpath("bandparams")
+    return resources.files(__package__).joinpath("bandparams")
 
 
 def load_band_params(source: str | os.PathLike[str] | BandParams,

@@ -40,11 +40,11 @@ import audiomentations
 import numpy as np
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 
-from transforms import rng_isolation
-from transforms.gain import Gain
-from transforms.linear import LinearTransform, ReadFn
-from transforms.seeding import derive_seed
-from transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
+from stemforge.transforms import rng_isolation
+from stemforge.transforms.gain import Gain
+from stemforge.transforms.linear import LinearTransform, ReadFn
+from stemforge.transforms.seeding import derive_seed
+from stemforge.transforms.zero_phase_biquad_lowpass import ZeroPhaseBiquadLowPass
 
 DEFAULT_STREAM_CHUNK_FRAMES = 1 << 18
 # ours, by chain name; in the order of their shard row columns

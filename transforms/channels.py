@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from transforms.errors import AudioError
+from stemforge.transforms.errors import AudioError
 
 MULTICHANNEL_POLICIES = ("downmix", "reject")
 _SIDE_GAIN = 1.0 / math.sqrt(2.0)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transforms.stft import frames_for_samples
+from stemforge.transforms.stft import frames_for_samples
 
 _WINDOWS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 

@@ -40,7 +40,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from transforms.redaction import redact_uri
+from stemforge.transforms.redaction import redact_uri
 
 REASONS = frozenset(
     {

@@ -33,9 +33,9 @@ import av
 import av.logging
 import numpy as np
 
-from transforms.audio_reader import AudioInfo, AudioReader
-from transforms.audio_sniff import mp3_declares_length
-from transforms.errors import AudioError
+from stemforge.transforms.audio_reader import AudioInfo, AudioReader
+from stemforge.transforms.audio_sniff import mp3_declares_length
+from stemforge.transforms.errors import AudioError
 
 LOG = logging.getLogger("stemforge.decode")
 _SAMPLES = {"u8": (np.uint8, 128.0), "s16": (np.int16, 2.0 ** 15), "s32": (np.int32, 2.0 ** 31),

@@ -10,7 +10,7 @@ import audiomentations
 import numpy as np
 from audiomentations.core.utils import convert_decibels_to_amplitude_ratio
 
-from transforms.linear import LinearTransform, ReadFn
+from stemforge.transforms.linear import LinearTransform, ReadFn
 
 
 class Gain(LinearTransform, audiomentations.Gain):

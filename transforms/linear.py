@@ -5,7 +5,7 @@ at it. That is what lets a chain:
 
 * draw it from the plan's numpy Generator (``draw_parameters``) and freeze the draw in (``freeze``), lock-free;
 * stream it chunk by chunk, bit-identical to the whole (``stream``), for tracks too long to hold;
-* apply it to a mix run's stems one by one: the stems still sum to the mixture (``pipeline.config``);
+* apply it to a mix run's stems one by one: the stems still sum to the mixture (``stemforge.config.run``);
 * record its draw in shard row columns (``ROW_COLUMNS``) and plot the draws against ``configured_ranges``.
 
 Any other audiomentations transform is randomised inside the plan with isolated RNGs

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from transforms.seeding import derive_seed
+from stemforge.transforms.seeding import derive_seed
 
 _MIX_STREAM = 0x6D6978  # "mix": the plan's draws never share a stream with the augmentation's
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from transforms.channels import to_model_channels
-from transforms.resample import DEFAULT_CHUNK_FRAMES, resample
+from stemforge.transforms.channels import to_model_channels
+from stemforge.transforms.resample import DEFAULT_CHUNK_FRAMES, resample
 
 MODEL_SAMPLE_RATE = 44100
 

@@ -40,9 +40,9 @@ import numpy as np
 import samplerate
 from scipy.signal import resample_poly
 
-from transforms.bands import BandParams, BandParamsError
-from transforms.model_input import MODEL_SAMPLE_RATE
-from transforms.multiband_filters import (
+from stemforge.transforms.bands import BandParams, BandParamsError
+from stemforge.transforms.model_input import MODEL_SAMPLE_RATE
+from stemforge.transforms.multiband_filters import (
     apply_band_conversion,
     apply_global_channels,
     band_ramps,
@@ -53,8 +53,8 @@ from transforms.multiband_filters import (
     place_rows,
     pre_filter,
 )
-from transforms.resample import resample
-from transforms.stft import istft, stft
+from stemforge.transforms.resample import resample
+from stemforge.transforms.stft import istft, stft
 
 INPUT_RATE = MODEL_SAMPLE_RATE
 SYNTHESIS_RES_TYPE = "sinc_fastest"

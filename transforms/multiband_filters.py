@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from transforms.bands import BandParams
+from stemforge.transforms.bands import BandParams
 
 
 def apply_global_channels(wave: np.ndarray, params: BandParams) -> np.ndarray:

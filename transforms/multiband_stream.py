@@ -26,8 +26,8 @@ from typing import Self
 
 import numpy as np
 
-from transforms.bands import Band, BandParams
-from transforms.multiband import (
+from stemforge.transforms.bands import Band, BandParams
+from stemforge.transforms.multiband import (
     INPUT_RATE,
     SYNTHESIS_RES_TYPE,
     band_rows,
@@ -36,14 +36,14 @@ from transforms.multiband import (
     librosa_length,
     tail_padding,
 )
-from transforms.multiband_filters import (
+from stemforge.transforms.multiband_filters import (
     apply_band_conversion,
     apply_global_channels,
     input_high_end,
     mirroring,
     pre_filter,
 )
-from transforms.multiband_stream_io import (
+from stemforge.transforms.multiband_stream_io import (
     Reader,
     ScratchWave,
     SincStream,
@@ -51,8 +51,8 @@ from transforms.multiband_stream_io import (
     polyphase_factors,
     read_padded,
 )
-from transforms.resample import Resampler, resampled_length
-from transforms.stft import frames_for_samples, istft_samples, stft_frames
+from stemforge.transforms.resample import Resampler, resampled_length
+from stemforge.transforms.stft import frames_for_samples, istft_samples, stft_frames
 
 DEFAULT_BLOCK_SAMPLES = 1 << 17
 FramesFn = Callable[[int, int], np.ndarray]

@@ -34,7 +34,7 @@ import numpy as np
 import samplerate
 from scipy.signal import resample_poly
 
-from transforms.multiband import librosa_length
+from stemforge.transforms.multiband import librosa_length
 
 Reader = Callable[[int, int], np.ndarray]
 _SINC_CHUNK = 4096  # input frames per libsamplerate call; each call's output buffer is ceil(len · ratio)

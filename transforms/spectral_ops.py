@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from transforms import device_stft
-from transforms.stft import ReadFn, frame_segment, istft_samples, stft_frames
+from stemforge.transforms import device_stft
+from stemforge.transforms.stft import ReadFn, frame_segment, istft_samples, stft_frames
 
 Stem = Callable[[], np.ndarray]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import fsspec
 
-from transforms import AUDIO_EXTENSIONS
+from stemforge.transforms import AUDIO_EXTENSIONS
 
 RESERVED = ("track", "mixture")
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from transforms.linear import LinearTransform, ReadFn
-from transforms.lowpass import DEFAULT_PAD, DEFAULT_Q, StreamingZeroPhaseLowpass, zero_phase_lowpass
+from stemforge.transforms.linear import LinearTransform, ReadFn
+from stemforge.transforms.lowpass import DEFAULT_PAD, DEFAULT_Q, StreamingZeroPhaseLowpass, zero_phase_lowpass
 
 EBEN_JITTER = (0.8, 1.2)
 

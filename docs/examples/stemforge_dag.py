@@ -1,5 +1,5 @@
 """A daily stemforge run on Dataflow from Airflow, with the Apache Beam provider (docs/cluster.md, "Operating
-a schedule"). The operator runs ``python -m pipeline run --runner=DataflowRunner --config=... ...``: ``py_options``
+a schedule"). The operator runs ``python -m stemforge run --runner=DataflowRunner --config=... ...``: ``py_options``
 and ``py_file`` make the command's start, ``pipeline_options`` its ``--key=value`` flags (a list repeats one)."""
 
 import pendulum
@@ -17,7 +17,7 @@ with DAG(
         task_id="separate_new_partition",
         runner="DataflowRunner",
         py_interpreter="/opt/stemforge/.venv/bin/python",
-        py_options=["-m", "pipeline"],
+        py_options=["-m", "stemforge"],
         py_file="run",
         pipeline_options={
             "config": "/opt/stemforge/configs/separate.yaml",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from stemforge_testing import randomise_batchnorm
 
-from model import CascadedNet
+from stemforge.model import CascadedNet
 
 
 @pytest.fixture(autouse=True)

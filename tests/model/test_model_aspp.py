@@ -10,7 +10,7 @@ from stemforge_testing import randomise_batchnorm, spread_mask
 from torch import nn
 from uvr_reference import uvr_or_skip
 
-from model import ASPP_CAPACITIES, CascadedASPPNet, InferenceModel, fold_batchnorm
+from stemforge.model import ASPP_CAPACITIES, CascadedASPPNet, InferenceModel, fold_batchnorm
 
 # Key counts per capacity class (README §1.2), including num_batches_tracked.
 KEY_COUNTS = {31191: 459, 33966: 515, 129605: 559, 123812: 459, 123821: 459, 537238: 515, 537227: 515}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.batcher import WindowBatcher
+from stemforge.model.batcher import WindowBatcher
 
 
 def model(batch: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from model import CascadedNet, CheckpointError, file_sha256, infer_config, load_checkpoint, save_checkpoint
+from stemforge.model import CascadedNet, CheckpointError, file_sha256, infer_config, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from stemforge_testing import randomise_batchnorm, spread_mask
 from uvr_reference import uvr_or_skip
 
-from model import (
+from stemforge.model import (
     ASPP_CAPACITIES,
     CascadedASPPNet,
     CascadedNet,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from stemforge_testing import music, snr_db
 
-from model import Separator
-from model.device_separator import DeviceSeparator
-from transforms import device_stft
+from stemforge.model import Separator
+from stemforge.model.device_separator import DeviceSeparator
+from stemforge.transforms import device_stft
 
 N_FFT, HOP = 256, 64
 

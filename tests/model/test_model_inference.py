@@ -11,7 +11,7 @@ import torch
 from stemforge_testing import randomise_batchnorm
 from torch import nn
 
-from model import CascadedNet, InferenceModel, Separator, fold_batchnorm, resolve_device
+from stemforge.model import CascadedNet, InferenceModel, Separator, fold_batchnorm, resolve_device
 
 
 def _windows(batch: int, width: int = 256, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from model import CascadedNet
-from model.layers import ASPPModule, Decoder, crop_center
+from stemforge.model import CascadedNet
+from stemforge.model.layers import ASPPModule, Decoder, crop_center
 
 
 @pytest.fixture(scope="module")

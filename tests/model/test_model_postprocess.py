@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model import artifact_weights, merge_artifacts
+from stemforge.model import artifact_weights, merge_artifacts
 
 
 def loop_reference(mask: np.ndarray, thres: float, min_range: int, fade: int) -> np.ndarray:

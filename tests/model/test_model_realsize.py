@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from stemforge_testing import randomise_batchnorm
 
-from model import CascadedNet, Separator, load_checkpoint, make_padding, save_checkpoint
+from stemforge.model import CascadedNet, Separator, load_checkpoint, make_padding, save_checkpoint
 
 SR = 44100
 HOP = 1024

@@ -5,7 +5,7 @@ import pytest
 import torch
 from stemforge_testing import music
 
-from model import (
+from stemforge.model import (
     Aggression,
     BandParamsRequired,
     CascadedASPPNet,

@@ -8,7 +8,7 @@ import torch
 from stemforge_testing import upstream_mask
 from torch import nn
 
-from model import InferenceModel, Separator
+from stemforge.model import InferenceModel, Separator
 
 N_FFT = 32  # stand-in nets ignore n_fft; a small one keeps the oracle tests fast
 BINS = N_FFT // 2 + 1

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from model import BandParamsRequired, CascadedNet, load_checkpoint, resolve_model
-from model.shipped import VOICE_MUSIC
-from training.evaluate import evaluate
-from training.synth import make_stemset
+from stemforge.model import BandParamsRequired, CascadedNet, load_checkpoint, resolve_model
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.training.evaluate import evaluate
+from stemforge.training.synth import make_stemset
 
 
 def test_the_file_is_the_recorded_one():

@@ -9,7 +9,7 @@ import torch
 from stemforge_testing import SR, TINY, music, scale_output_layer, snr_db, tiny_net, upstream_stems
 from torch import nn
 
-from model import CascadedNet, Separator
+from stemforge.model import CascadedNet, Separator
 
 
 class NoiseMaskNet(nn.Module):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from uvr_reference import uvr_or_skip
 
-from model import CheckpointError, adjust_aggression, known_model, secondary_stem, stem_slug, uvr_hash
-from model.uvr_models import HASH_TAIL_BYTES, known_hashes
+from stemforge.model import CheckpointError, adjust_aggression, known_model, secondary_stem, stem_slug, uvr_hash
+from stemforge.model.uvr_models import HASH_TAIL_BYTES, known_hashes
 
 # Every primary stem in the table, with the secondary stem UVR pairs it with.
 PAIRS = {

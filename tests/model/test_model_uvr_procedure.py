@@ -17,8 +17,8 @@ import soundfile as sf
 from stemforge_testing import music, snr_db
 from uvr_reference import uvr_stems, uvr_test_net
 
-from model import Aggression, Separator
-from transforms import load_band_params
+from stemforge.model import Aggression, Separator
+from stemforge.transforms import load_band_params
 
 SR = 44100
 SECONDS = 3.0

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from model import InferenceModel, Separator
-from model.device_separator import DeviceSeparator
-from pipeline.config import ConfigError, build_config
+from stemforge.model import InferenceModel, Separator
+from stemforge.model.device_separator import DeviceSeparator
+from stemforge.config.run import ConfigError, build_config
 
 
 @pytest.mark.parametrize("width", [250, 128])  # not a multiple of 16; a multiple of 16 but not wider than 2*offset

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model import WindowGrid, crop_frames, make_padding
+from stemforge.model import WindowGrid, crop_frames, make_padding
 
 
 @pytest.mark.parametrize(

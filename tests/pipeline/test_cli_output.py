@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 from stemforge_testing import write_config
 
-from pipeline.cli import _parser, main
+from stemforge.pipeline.cli import _parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stemforge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stemforge", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, check=False)
 
 
@@ -89,8 +89,8 @@ def test_every_option_of_every_command_says_what_it_does():
 
 
 def test_a_rejected_name_with_a_newline_and_ansi_codes_prints_as_one_escaped_line(tmp_path):
-    from pipeline.config import build_config
-    from pipeline.separate import rejected_lines
+    from stemforge.config.run import build_config
+    from stemforge.pipeline.separate import rejected_lines
 
     name = "bad\n\x1b[31mred\u202e.wav"
     (tmp_path / "errors").mkdir()

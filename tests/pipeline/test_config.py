@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.config import ConfigError, build_config, load_config
+from stemforge.pipeline.cli import main
+from stemforge.config.run import ConfigError, build_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from model.shipped import VOICE_MUSIC
-from pipeline.cli import main
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.pipeline.cli import main
 from stemforge_testing import read_manifest
 
 

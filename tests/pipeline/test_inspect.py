@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from stemforge_testing import read_manifest, write_config
 
-from pipeline.cli import main
-from shards import tensor_to_numpy
+from stemforge.pipeline.cli import main
+from stemforge.shards import tensor_to_numpy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ def test_inspect_ends_quietly_when_its_reader_leaves(tmp_path):
     manifest.parent.mkdir(parents=True)
     manifest.write_text(json.dumps({"run_id": "big", "status": "committed", "shards": [],
                                     "counts": {f"counter_{i}": i for i in range(20_000)}}))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "inspect", str(manifest), "--json"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "stemforge", "inspect", str(manifest), "--json"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline() == b"{\n"
     proc.stdout.close()  # as `stemforge inspect ... | head -1` does
@@ -120,7 +120,7 @@ def test_inspect_ends_quietly_when_its_reader_leaves(tmp_path):
 def test_help_and_inspect_import_neither_torch_nor_audiomentations(output):
     out, _ = output
     code = ("import contextlib, io, sys\n"
-            "from pipeline.cli import main\n"
+            "from stemforge.pipeline.cli import main\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "    main(['--help'])\n"
             "with contextlib.redirect_stdout(io.StringIO()) as text:\n"

@@ -9,13 +9,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.config import build_config
-from pipeline.inference import resolved_model
-from pipeline.job import Job
-from pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
-from pipeline.keys import annotate, assign_keys, one_per_source, refs_table
-from pipeline.listing import TrackRef
-from shards.key_index import key_index_bytes, manifest_key_index
+from stemforge.config.run import build_config
+from stemforge.pipeline.inference import resolved_model
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
+from stemforge.pipeline.keys import annotate, assign_keys, one_per_source, refs_table
+from stemforge.pipeline.listing import TrackRef
+from stemforge.shards.key_index import key_index_bytes, manifest_key_index
 
 FINGERPRINT = "f" * 16
 

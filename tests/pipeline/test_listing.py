@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.listing import expand_input, sanitize_key
+from stemforge.pipeline.listing import expand_input, sanitize_key
 
 EXTS = (".wav", ".flac")
 
@@ -109,7 +109,7 @@ def test_symlinked_folders_are_followed_each_real_folder_once(tmp_path, caplog):
     (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "in" / "a-shortcut").symlink_to(tmp_path / "in" / "real")
     (tmp_path / "in" / "real" / "loop").symlink_to(tmp_path / "in")
-    with caplog.at_level("WARNING", logger="pipeline.listing"):
+    with caplog.at_level("WARNING", logger="stemforge.pipeline.listing"):
         refs = list(expand_input(str(tmp_path / "in"), EXTS, {}))
     assert sorted(r.track_key for r in refs) == ["again/x", "linked/z", "real/y"]
     assert sorted(r.source for r in refs) == [str(tmp_path / "in" / "again" / "x.wav"),

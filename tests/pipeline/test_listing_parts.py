@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY, music, read_manifest
 
-from pipeline import entries
-from pipeline.cli import main
-from pipeline.entries import manifest_entries, manifest_parts
-from pipeline.listing import expand_input
+from stemforge.pipeline import entries
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.entries import manifest_entries, manifest_parts
+from stemforge.pipeline.listing import expand_input
 
 EXTS = (".wav",)
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]

@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 from stemforge_testing import SR, music, write_config
 
-from pipeline.cli import main
-from pipeline.inspect import inspect_path
-from pipeline.report import build_report
-from shards import committed_runs, committed_shards
-from training import ShardDataset
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.inspect import inspect_path
+from stemforge.pipeline.report import build_report
+from stemforge.shards import committed_runs, committed_shards
+from stemforge.training import ShardDataset
 
 OLD_FIELDS = ("tracks", "sources", "timing", "clipping")
 

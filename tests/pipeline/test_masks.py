@@ -7,9 +7,9 @@ import librosa
 import numpy as np
 import pytest
 
-from pipeline.masks import TrackMasks
-from pipeline.spectra import Spectra
-from transforms import end_padded_frames
+from stemforge.pipeline.masks import TrackMasks
+from stemforge.pipeline.spectra import Spectra
+from stemforge.transforms import end_padded_frames
 
 
 def test_masks_arrive_in_any_order_and_load_by_window(tmp_path):

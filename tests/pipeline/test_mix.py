@@ -16,10 +16,10 @@ import soundfile as sf
 from scipy import signal
 from stemforge_testing import SR, music, read_manifest, write_config
 
-from pipeline.cli import main
-from pipeline.config import ConfigError, build_config
-from training.config import DataConfig
-from training.data import inspect_data
+from stemforge.pipeline.cli import main
+from stemforge.config.run import ConfigError, build_config
+from stemforge.training.config import DataConfig
+from stemforge.training.data import inspect_data
 
 N_FFT, HOP = 512, 256
 CHAIN = [{"transform": "ZeroPhaseBiquadLowPass", "cutoff_hz": 3000.0, "q": 0.7071, "jitter": [0.8, 1.2], "p": 1.0},

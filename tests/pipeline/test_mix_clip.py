@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from stemforge_testing import SR, music, write_config
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 FILES = ("mixture", "instruments", "vocals")
 

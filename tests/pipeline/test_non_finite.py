@@ -7,8 +7,8 @@ import soundfile as sf
 import torch
 from stemforge_testing import TINY, music, read_manifest, tiny_net
 
-from model import save_checkpoint
-from pipeline.cli import main
+from stemforge.model import save_checkpoint
+from stemforge.pipeline.cli import main
 
 
 def test_nan_masks_are_dead_lettered_and_never_committed(tmp_path):

@@ -15,10 +15,10 @@ import soundfile as sf
 from apache_beam.options.pipeline_options import PipelineOptions
 from stemforge_testing import music, progress_snapshots, write_config
 
-from pipeline.cli import main
-from pipeline.launch import progress_for_runner
-from pipeline.progress import ProgressWriter, read_progress, timed
-from pipeline.progress_display import ProgressDisplay
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.launch import progress_for_runner
+from stemforge.pipeline.progress import ProgressWriter, read_progress, timed
+from stemforge.pipeline.progress_display import ProgressDisplay
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKS = 6
@@ -36,7 +36,7 @@ def many(tmp_path_factory, tiny_checkpoint) -> tuple[Path, Path, Path]:
 
 def _args(many: tuple[Path, Path, Path], out: Path, *extra: str) -> list[str]:
     folder, config, checkpoint = many
-    return [sys.executable, "-m", "pipeline", "run", "--config", str(config), "--input", str(folder),
+    return [sys.executable, "-m", "stemforge", "run", "--config", str(config), "--input", str(folder),
             "--output", str(out), "--checkpoint", str(checkpoint), *extra]
 
 

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from stemforge_testing import TINY, music, write_config
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 NOT_A_RUNNER = "NoSuchRunner"
 

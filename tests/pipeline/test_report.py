@@ -18,8 +18,8 @@ from PIL import Image
 from scipy.signal import resample_poly
 from stemforge_testing import read_manifest, write_config
 
-from pipeline.cli import main
-from pipeline.report import ReportError, build_report, write_report
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.report import ReportError, build_report, write_report
 
 SECRET = "Zq9SECRETvalue7x"  # a credential env value that also appears in the input folder's name
 CHAIN = [{"transform": "ZeroPhaseBiquadLowPass", "cutoff_hz": 4000, "q": 0.7071, "jitter": [0.8, 1.2], "p": 1.0},

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import soundfile as sf
 
-from pipeline.report_audio import clips, read_clip
+from stemforge.pipeline.report_audio import clips, read_clip
 
 
 def _decoded(page: str) -> list[tuple[str, np.ndarray, int]]:

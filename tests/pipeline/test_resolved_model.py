@@ -9,10 +9,10 @@ import soundfile as sf
 from stemforge_testing import SR, music, write_config
 from uvr_reference import uvr_test_net
 
-from model import save_checkpoint
-from pipeline.config import load_config
-from pipeline.launch import make_job
-from transforms import AugmentChain, load_band_params
+from stemforge.model import save_checkpoint
+from stemforge.config.run import load_config
+from stemforge.pipeline.launch import make_job
+from stemforge.transforms import AugmentChain, load_band_params
 
 TABLE = "4band_v2"
 

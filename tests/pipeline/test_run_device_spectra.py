@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY, read_manifest, snr_db, upstream_stems, write_config
 
-from model import load_checkpoint
-from pipeline.cli import main
-from pipeline.config import build_config
-from pipeline.spectra import spectral_ops
-from shards import tensor_to_numpy
-from transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.model import load_checkpoint
+from stemforge.pipeline.cli import main
+from stemforge.config.run import build_config
+from stemforge.pipeline.spectra import spectral_ops
+from stemforge.shards import tensor_to_numpy
+from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
 
 STEMS = ("instruments", "vocals")
 N_FFT, HOP = TINY["n_fft"], TINY["hop_length"]

@@ -13,9 +13,9 @@ import torch
 from apache_beam.options.pipeline_options import PipelineOptions
 from stemforge_testing import TINY, read_manifest, upstream_stems, write_config
 
-from model import load_checkpoint
-from pipeline.cli import main
-from shards import tensor_to_numpy
+from stemforge.model import load_checkpoint
+from stemforge.pipeline.cli import main
+from stemforge.shards import tensor_to_numpy
 
 STEMS = ("instruments", "vocals")
 
@@ -149,9 +149,9 @@ def test_long_input_in_many_chunks_equals_whole_track(corpus, tiny_checkpoint, t
 
 
 def test_short_clips_share_batches_and_metrics_count_the_run(tiny_checkpoint, tmp_path):
-    from pipeline.config import load_config
-    from pipeline.graph import run
-    from pipeline.launch import make_job
+    from stemforge.config.run import load_config
+    from stemforge.pipeline.graph import run
+    from stemforge.pipeline.launch import make_job
 
     folder = tmp_path / "clips"
     folder.mkdir()

@@ -11,12 +11,12 @@ import soundfile as sf
 from encoded_audio import KIND, KINDS, SR, encode, reference_decode, write_source
 from stemforge_testing import TINY, read_manifest
 
-from pipeline.cli import main
-from pipeline.config import build_config
-from pipeline.listing import describe_ignored, expand_input
-from pipeline.progress import ProgressWriter
-from pipeline.progress_display import ProgressDisplay
-from transforms import load_audio
+from stemforge.pipeline.cli import main
+from stemforge.config.run import build_config
+from stemforge.pipeline.listing import describe_ignored, expand_input
+from stemforge.pipeline.progress import ProgressWriter
+from stemforge.pipeline.progress_display import ProgressDisplay
+from stemforge.transforms import load_audio
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 

@@ -10,8 +10,8 @@ import torch
 from stemforge_testing import (SR, TINY, music, read_manifest, scale_output_layer, snr_db, tiny_net, upstream_stems,
                                write_config)
 
-from model import save_checkpoint
-from pipeline.cli import main
+from stemforge.model import save_checkpoint
+from stemforge.pipeline.cli import main
 
 N_FFT, HOP = TINY["n_fft"], TINY["hop_length"]
 STEMS = ("instruments", "vocals")

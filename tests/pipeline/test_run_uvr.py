@@ -11,10 +11,10 @@ import soundfile as sf
 from stemforge_testing import SR, music, read_manifest, snr_db, write_config
 from uvr_reference import uvr_mixture_spectrogram, uvr_stems, uvr_test_net
 
-from model import save_checkpoint
-from pipeline.cli import main
-from shards import tensor_to_numpy
-from transforms import load_band_params
+from stemforge.model import save_checkpoint
+from stemforge.pipeline.cli import main
+from stemforge.shards import tensor_to_numpy
+from stemforge.transforms import load_band_params
 
 STEMS = ("instruments", "vocals")
 

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY, read_manifest, write_config
 
-from pipeline.cli import main
-from transforms import AugmentChain, derive_seed
+from stemforge.pipeline.cli import main
+from stemforge.transforms import AugmentChain, derive_seed
 
 CHAIN = [
     {"transform": "ZeroPhaseBiquadLowPass", "cutoff_hz": 3000.0, "q": 0.7071, "jitter": [0.8, 1.2], "p": 1.0},

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.cli import _overrides, _parser
-from pipeline.config import load_config
-from pipeline.launch import beam_options
+from stemforge.pipeline.cli import _overrides, _parser
+from stemforge.config.run import load_config
+from stemforge.pipeline.launch import beam_options
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"
@@ -71,7 +71,7 @@ def test_the_airflow_dag_parses_and_its_operator_runs_a_valid_command():
               and getattr(node.func, "id", None) == "BeamRunPythonPipelineOperator"]
     kwargs = {k.arg: k.value for k in call.keywords}
     py_options, py_file, runner = (ast.literal_eval(kwargs[k]) for k in ("py_options", "py_file", "runner"))
-    assert py_options == ["-m", "pipeline"]  # python -m pipeline is the stemforge CLI
+    assert py_options == ["-m", "stemforge"]  # python -m stemforge is the stemforge CLI
     options = ast.literal_eval(kwargs["pipeline_options"])
     argv = [py_file, f"--runner={runner}", *_beam_args(options)]
     assert _accepted([_render(a) for a in argv]) == "daily-20261205"

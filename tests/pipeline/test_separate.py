@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY, read_manifest
 
-from model.shipped import VOICE_MUSIC
-from pipeline.cli import main
+from stemforge.model.shipped import VOICE_MUSIC
+from stemforge.pipeline.cli import main
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 STEMS = ("instruments", "vocals")

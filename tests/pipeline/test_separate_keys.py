@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from stemforge_testing import TINY, music, read_manifest
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 STEMS = ("instruments.flac", "vocals.flac")

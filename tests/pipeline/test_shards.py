@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import build_config
-from pipeline.sinks import ShardWriter
-from shards import tensor_to_numpy
+from stemforge.config.run import build_config
+from stemforge.pipeline.sinks import ShardWriter
+from stemforge.shards import tensor_to_numpy
 
 BINS, FRAMES = 1025, 256  # separate.yaml's rows: n_fft 2048, segment_frames 256
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from stemforge_testing import write_config
 
-from pipeline.cli import main
-from shards import committed_shards, tensor_to_numpy
+from stemforge.pipeline.cli import main
+from stemforge.shards import committed_shards, tensor_to_numpy
 
 COLUMNS = ("mixture", "instruments", "vocals")
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from stemforge_testing import read_manifest, write_config
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 
 def _rows(out) -> pa.Table:

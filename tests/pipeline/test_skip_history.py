@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from stemforge_testing import TINY, music, read_manifest
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import build_config
-from pipeline.inference import resolved_model
-from pipeline.track import PreparedTrack, ScratchAudio, TrackError
-from transforms import AugmentChain
+from stemforge.config.run import build_config
+from stemforge.pipeline.inference import resolved_model
+from stemforge.pipeline.track import PreparedTrack, ScratchAudio, TrackError
+from stemforge.transforms import AugmentChain
 
 
 def test_scratch_audio_reads_back_what_was_written_by_range(tmp_path):

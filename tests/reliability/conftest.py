@@ -12,7 +12,7 @@ import torch
 from reliability_support import write_good_corpus
 from stemforge_testing import tiny_net
 
-from model import save_checkpoint
+from stemforge.model import save_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def local_reference(good_corpus, tiny_checkpoint, tmp_path_factory):
     from reliability_support import committed_manifests, committed_rows, run_args
     from stemforge_testing import write_config
 
-    from pipeline.cli import main
+    from stemforge.pipeline.cli import main
 
     work = tmp_path_factory.mktemp("rel-local")
     folder = work / "corpus"

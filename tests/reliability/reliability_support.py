@@ -241,8 +241,8 @@ def run_args(config: Path, source: str, output: str, checkpoint: str, *extra: st
 
 def cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
         cwd: Path | None = None, python: str = PYTHON) -> subprocess.CompletedProcess:
-    """`python -m pipeline ARGS` in its own session; stdout and stderr captured."""
-    proc = subprocess.Popen([python, "-m", "pipeline", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    """`python -m stemforge ARGS` in its own session; stdout and stderr captured."""
+    proc = subprocess.Popen([python, "-m", "stemforge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env if env is not None else clean_env(), cwd=cwd or REPO, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -359,10 +359,10 @@ def write_bad_corpus(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def start_cli(args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
-    """`python -m pipeline ARGS` in its own process group (so a test can SIGKILL all of it)."""
+    """`python -m stemforge ARGS` in its own process group (so a test can SIGKILL all of it)."""
     handle = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child holds it
     try:
-        return subprocess.Popen([PYTHON, "-m", "pipeline", *args], stdout=handle, stderr=subprocess.STDOUT,
+        return subprocess.Popen([PYTHON, "-m", "stemforge", *args], stdout=handle, stderr=subprocess.STDOUT,
                                 env=env if env is not None else clean_env(), cwd=REPO, start_new_session=True)
     finally:
         if log:

@@ -11,9 +11,9 @@ import soundfile as sf
 from reliability_support import run_args, write_bad_corpus
 from stemforge_testing import TINY, read_manifest, write_config
 
-from pipeline.cli import main
-from pipeline.listing import sanitize_key
-from transforms import resampled_length
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.listing import sanitize_key
+from stemforge.transforms import resampled_length
 
 SEGMENT = 100
 BINS = TINY["n_fft"] // 2 + 1

@@ -82,7 +82,7 @@ def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_
     source.mkdir()
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for package in ("pipeline", "model", "transforms", "shards", "training"):
+    for package in ("stemforge", "pipeline", "model", "transforms", "shards", "training"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     env = clean_env()
     subprocess.run([PYTHON, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")], cwd=source, env=env,
@@ -101,9 +101,14 @@ def test_the_sdist_installs_into_a_fresh_virtualenv_and_runs_the_pipeline(local_
                                 "--no-build-isolation", str(sdist)], check=False, cwd=tmp_path, env=env,
                                capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    where = subprocess.run([python, "-c", "import pipeline, model, transforms, shards, training; print(pipeline.__file__)"],
-                           cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
+    probe = ("import importlib.util, stemforge.pipeline, stemforge.model, stemforge.transforms, stemforge.shards, "
+             "stemforge.training; print(stemforge.pipeline.__file__); "
+             "print([n for n in ('pipeline', 'model', 'transforms', 'shards', 'training') "
+             "if importlib.util.find_spec(n)])")
+    where, top_level = subprocess.run([python, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,
+                                      text=True).stdout.splitlines()
     assert where.startswith(str(venv))
+    assert top_level == "[]"  # installed under stemforge.* only: nothing at the top of site-packages to collide
 
     folder, _, expected, _ = local_reference
     out = tmp_path / "out"

@@ -31,14 +31,14 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.cli import main
-from pipeline.commit import commit
-from pipeline.config import load_config
-from pipeline.graph import WriteShards
-from pipeline.launch import make_job
-from pipeline.listing import TrackRef
-from pipeline.sinks import clean_leftovers
-from pipeline.stages import SeparateTrack
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.commit import commit
+from stemforge.config.run import load_config
+from stemforge.pipeline.graph import WriteShards
+from stemforge.pipeline.launch import make_job
+from stemforge.pipeline.listing import TrackRef
+from stemforge.pipeline.sinks import clean_leftovers
+from stemforge.pipeline.stages import SeparateTrack
 
 LOCAL = fsspec.filesystem("file")
 MP = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
@@ -188,7 +188,7 @@ def test_a_process_killed_while_publishing_leaves_its_temporary_only_in_the_run_
     source.write_bytes(b"finished stem")
     script = f"""
 import os, signal
-from pipeline import storage
+from stemforge.pipeline import storage
 storage._replace = lambda tmp, path: os.kill(os.getpid(), signal.SIGKILL)
 storage.publish_file({str(source)!r}, {str(out / "stems/k/v0/vocals.wav")!r}, {{}},
                      staging={str(out / "_tmp/dead/publish")!r})

@@ -22,8 +22,8 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.cli import main
-from pipeline.lease import LEASE, TIMEOUT_HEARTBEATS
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.lease import LEASE, TIMEOUT_HEARTBEATS
 
 LOCAL = fsspec.filesystem("file")
 BEAT = 0.2  # seconds: the stalled run's lease is dead after TIMEOUT_HEARTBEATS of them

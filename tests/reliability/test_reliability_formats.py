@@ -9,7 +9,7 @@ import pytest
 from encoded_audio import KIND, encode, write_source
 from reliability_support import moto_s3, static_http
 
-from transforms import AudioError, audio_info, load_audio, open_audio
+from stemforge.transforms import AudioError, audio_info, load_audio, open_audio
 
 s3fs = pytest.importorskip("s3fs")
 KEY, SECRET = "testing-key-id", "testing-secret-key"

@@ -31,8 +31,8 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.lease import LEASE
-from pipeline.text import size
+from stemforge.pipeline.lease import LEASE
+from stemforge.text import size
 
 LOCAL = fsspec.filesystem("file")
 ORPHANS = {"errors/orphan.jsonl": b'{"source": "x"}\n', "runs/orphan.keys.parquet": b"PAR1 not read",
@@ -184,7 +184,7 @@ def test_gc_on_s3_removes_a_killed_runs_leftovers_and_keeps_the_committed_run(ti
 
 
 def test_runs_and_gc_start_without_beam(tmp_path):
-    script = ("import sys; from pipeline.cli import main; "
+    script = ("import sys; from stemforge.pipeline.cli import main; "
               f"codes = [main(['runs', {str(tmp_path)!r}]), main(['gc', {str(tmp_path)!r}, '--dry-run'])]; "
               "assert codes == [0, 0], codes; assert 'apache_beam' not in sys.modules, 'beam'")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,

@@ -14,8 +14,8 @@ import soundfile as sf
 from reliability_support import PYTHON, REPO, clean_env, group_gone, run_args, sine
 from stemforge_testing import write_config
 
-from pipeline.cli import main
-from pipeline.scratch import OWNER, process_start
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.scratch import OWNER, process_start
 
 MP = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
 
@@ -52,7 +52,7 @@ def test_a_signalled_run_stops_in_one_line_with_the_shell_code_and_leaves_no_scr
                     "--quiet", *beam_args)
     log = tmp_path / "stderr.txt"
     with open(log, "wb") as stderr:
-        proc = subprocess.Popen([PYTHON, "-m", "pipeline", *args], stdout=subprocess.DEVNULL, stderr=stderr,
+        proc = subprocess.Popen([PYTHON, "-m", "stemforge", *args], stdout=subprocess.DEVNULL, stderr=stderr,
                                 env=clean_env(TMPDIR=str(tmp)), cwd=REPO, start_new_session=True)
     try:
         deadline = time.monotonic() + 240

@@ -28,9 +28,9 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.lease import LEASE, acquire
+from stemforge.pipeline.cli import main
+from stemforge.config.run import load_config
+from stemforge.pipeline.lease import LEASE, acquire
 
 LOCAL = fsspec.filesystem("file")
 

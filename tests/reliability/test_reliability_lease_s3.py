@@ -20,7 +20,7 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.lease import LEASE
+from stemforge.pipeline.lease import LEASE
 
 OUT = "corpus/out"
 

@@ -15,17 +15,17 @@ import soundfile as sf
 from reliability_support import run_args, sine
 from stemforge_testing import TINY, read_manifest, write_config
 
-from pipeline.cli import main
-from pipeline.config import build_config
-from pipeline.inference import resolved_model
-from pipeline.job import Job
-from pipeline.listing import MixRef, expand_stemset
-from pipeline.report import build_report
-from pipeline.stages import ERRORS, MixTrack
-from shards import PathEscape, committed_shards
-from shards.paths import join as shards_join
-from training.config import DataConfig
-from training.data import DataError, inspect_data
+from stemforge.pipeline.cli import main
+from stemforge.config.run import build_config
+from stemforge.pipeline.inference import resolved_model
+from stemforge.pipeline.job import Job
+from stemforge.pipeline.listing import MixRef, expand_stemset
+from stemforge.pipeline.report import build_report
+from stemforge.pipeline.stages import ERRORS, MixTrack
+from stemforge.shards import PathEscape, committed_shards
+from stemforge.shards.paths import join as shards_join
+from stemforge.training.config import DataConfig
+from stemforge.training.data import DataError, inspect_data
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"model.{key}={value}")]
 

@@ -8,7 +8,7 @@ import pytest
 from reliability_support import committed_manifests, committed_rows, moto_s3, row_keys, run_args
 from stemforge_testing import read_manifest, write_config
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 s3fs = pytest.importorskip("s3fs")
 

@@ -23,7 +23,7 @@ from reliability_support import (
 )
 from stemforge_testing import write_config
 
-from pipeline.cli import main
+from stemforge.pipeline.cli import main
 
 s3fs = pytest.importorskip("s3fs")
 KEY, SECRET = "testing-key-id", "testing-secret-key"
@@ -136,10 +136,10 @@ def test_real_failures_a_stopped_server_is_retried_a_missing_or_denied_object_is
     """Real storage failures, classified by what the errors are (transforms.errors.is_transient): a moto server
     stopped mid-run is retried until the attempts run out; a missing object and a denied one (S3's 403 through
     a proxy) are tried once. Reading audio says the same through AudioError.transient."""
-    from pipeline import storage
-    from pipeline.storage import RETRY_ATTEMPTS, StorageError, filesystem, is_transient_read, retrying
-    from pipeline.track import TrackError
-    from transforms import AudioError, load_audio
+    from stemforge.pipeline import storage
+    from stemforge.pipeline.storage import RETRY_ATTEMPTS, StorageError, filesystem, is_transient_read, retrying
+    from stemforge.pipeline.track import TrackError
+    from stemforge.transforms import AudioError, load_audio
 
     monkeypatch.setattr(storage, "RETRY_BASE_SECONDS", 0.01)
     buffer = io.BytesIO()

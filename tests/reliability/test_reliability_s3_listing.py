@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from reliability_support import moto_s3
 
-from pipeline.listing import expand_input
+from stemforge.pipeline.listing import expand_input
 
 s3fs = pytest.importorskip("s3fs")
 KEY, SECRET = "testing-key-id", "testing-secret-key"

@@ -16,9 +16,9 @@ import torch
 from reliability_support import FaultProxy, clean_env, cli, moto_s3, run_args, static_http
 from stemforge_testing import read_manifest, write_config
 
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.launch import make_job
+from stemforge.pipeline.cli import main
+from stemforge.config.run import load_config
+from stemforge.pipeline.launch import make_job
 
 KEY_ID = "AKIASTEMFORGEKEYID7Q"
 SECRET = "sEcReT-7f3a9c-stemforge-do-not-leak"

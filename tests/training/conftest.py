@@ -15,14 +15,14 @@ import soundfile as sf
 import torch
 from stemforge_testing import SR, music, read_manifest, write_config
 
-import shards
+from stemforge import shards
 
 CHAIN = [{"transform": "ZeroPhaseBiquadLowPass", "cutoff_hz": 3000.0, "q": 0.7071, "jitter": [0.8, 1.2], "p": 1.0}]
 TRACKS = {"a": 3.0, "b": 2.2, "c": 1.4, "d": 0.5}  # seconds; d goes to the second root
 
 
 def _run(work: Path, name: str, tracks: list[str], ckpt: Path) -> Path:
-    from pipeline.cli import main
+    from stemforge.pipeline.cli import main
 
     corpus = work / f"{name}-in"
     corpus.mkdir()

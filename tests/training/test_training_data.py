@@ -6,8 +6,8 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from training.config import DataConfig
-from training.data import DataError, inspect_data
+from stemforge.training.config import DataConfig
+from stemforge.training.data import DataError, inspect_data
 from stemforge_testing import read_manifest
 
 

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 from stemforge_testing import SR, TINY, music
 
-from model import Separator, load_checkpoint
-from pipeline.cli import main
-from training.evaluate import evaluate, to_csv
-from training.metrics import sdr, si_sdr
-from transforms.stemsets import read_stemset
+from stemforge.model import Separator, load_checkpoint
+from stemforge.pipeline.cli import main
+from stemforge.training.evaluate import evaluate, to_csv
+from stemforge.training.metrics import sdr, si_sdr
+from stemforge.transforms.stemsets import read_stemset
 
 
 def test_si_sdr_and_sdr_of_a_hand_computed_case():

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from training import ShardDataset
+from stemforge.training import ShardDataset
 
 KEYS = ("track_key", "variant", "segment")
 REPO = Path(__file__).resolve().parents[2]
@@ -37,10 +37,10 @@ def _keys(samples: list[dict], names=KEYS) -> list[tuple]:
 def test_importing_training_imports_no_beam():
     """Every training module, its config loader included, in a fresh interpreter: no Beam, no Beam graph, and no
     log filter put on the root logger (the pipeline package's import used to install one)."""
-    code = ("import logging, sys, training, training.config, training.data, training.reader, training.trainer, "
-            "training.evaluate; "
+    code = ("import logging, sys, stemforge.training, stemforge.training.config, stemforge.training.data, "
+            "stemforge.training.reader, stemforge.training.trainer, stemforge.training.evaluate; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam' "
-            "or m in ('pipeline.graph', 'pipeline.logs')), logging.getLogger().filters)")
+            "or m in ('stemforge.pipeline.graph', 'stemforge.pipeline.logs')), logging.getLogger().filters)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -72,7 +72,7 @@ def test_equal_ranks_yield_equal_counts_and_drop_fewer_than_world_size(roots, ex
 
 DISTRIBUTED = """
 import json, sys, torch.distributed as dist
-from training import ShardDataset
+from stemforge.training import ShardDataset
 dist.init_process_group("gloo", init_method=sys.argv[2], rank=int(sys.argv[1]), world_size=2)
 dataset = ShardDataset(json.loads(sys.argv[3]), columns=["clean"], scalars=("track_key", "variant", "segment"))
 keys = [[s["track_key"], s["variant"], s["segment"]] for s in dataset]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.realsynth import make_real_stemset
-from training.sources import DEBIAN, Catalogue
-from training.synth import SR, SynthError
-from training.voice_fx import augment_voice, compress, reverb
-from transforms.stemsets import read_stemset
+from stemforge.training.realsynth import make_real_stemset
+from stemforge.training.sources import DEBIAN, Catalogue
+from stemforge.training.synth import SR, SynthError
+from stemforge.training.voice_fx import augment_voice, compress, reverb
+from stemforge.transforms.stemsets import read_stemset
 
 LICENCES = {"klettres-data": "GPL-2+", "fillets-ng-data": "GPL-2+", "wesnoth-1.16-music": "CC-BY-SA-4.0",
             "hedgewars-data": "CC0-1.0"}
@@ -135,7 +135,7 @@ def test_reverb_decays_sixty_db_in_its_rt60_and_augmentation_follows_the_seed():
 @pytest.mark.skipif(DEBIAN.missing_packages("heldout") != [], reason="klettres-data/hedgewars-data/"
                     "warzone2100-music (Debian) not installed")
 def test_the_command_on_the_installed_packages(tmp_path, capsys):
-    from pipeline.cli import main
+    from stemforge.pipeline.cli import main
 
     assert main(["synth-real", str(tmp_path / "s"), "--tracks", "2", "--seed", "1", "--split", "heldout",
                  "--seconds", "3"]) == 0

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.synth import make_stemset, make_track
-from transforms.stemsets import read_stemset
+from stemforge.training.synth import make_stemset, make_track
+from stemforge.transforms.stemsets import read_stemset
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (Debian) not installed")
 
@@ -41,7 +41,7 @@ def test_recorded_music_replaces_the_synthesised_music(tmp_path):
 
 
 def test_the_synth_command(tmp_path, capsys):
-    from pipeline.cli import main
+    from stemforge.pipeline.cli import main
 
     assert main(["synth", str(tmp_path / "s"), "--tracks", "1", "--seed", "4", "--seconds", "2",
                  "--ratios-db=-3"]) == 0

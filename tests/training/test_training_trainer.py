@@ -11,10 +11,10 @@ import soundfile as sf
 import torch
 from stemforge_testing import SR, music, write_config
 
-from model import CascadedNet, load_checkpoint
-from pipeline.cli import main
-from training.config import TrainConfig, load_train_config
-from training.trainer import Trainer
+from stemforge.model import CascadedNet, load_checkpoint
+from stemforge.pipeline.cli import main
+from stemforge.training.config import TrainConfig, load_train_config
+from stemforge.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAIN = ["net.nout=8", "net.nout_lstm=16", "optim.cropsize=64", "optim.batch_size=2", "optim.steps_per_epoch=3",

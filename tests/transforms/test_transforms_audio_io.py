@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from transforms import AudioError, audio_info, load_audio, open_audio
+from stemforge.transforms import AudioError, audio_info, load_audio, open_audio
 
 SR = 44100
 
@@ -231,7 +231,7 @@ def test_credentials_in_the_uri_are_not_repeated():
 
 
 def test_a_refused_connection_is_a_transient_storage_error_and_a_404_stays_not_found(tmp_path):
-    from pipeline.storage import is_transient_read
+    from stemforge.pipeline.storage import is_transient_read
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from uvr_reference import uvr_or_skip
 
-from transforms import multiband as mb
-from transforms.bands import BandParams, BandParamsError, list_band_params, load_band_params, parse_band_params
+from stemforge.transforms import multiband as mb
+from stemforge.transforms.bands import BandParams, BandParamsError, list_band_params, load_band_params, parse_band_params
 
 SHIPPED = Path(__file__).resolve().parents[2] / "transforms" / "bandparams"
 MODEL_TABLES = ["4band_v2", "4band_44100", "4band_v3", "3band_44100_msb2", "2band_32000",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transforms import AugmentChain
+from stemforge.transforms import AugmentChain
 
 SR = 44100
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def test_editing_one_entry_keeps_the_others_draws():
 _CHILD = """
 import hashlib, json, sys
 import numpy as np
-from transforms import AugmentChain
+from stemforge.transforms import AugmentChain
 config, keys, x = json.loads(sys.argv[1]), json.loads(sys.argv[2]), np.load(sys.argv[3])
 chain = AugmentChain.from_config(config)
 for seed, key, variant in keys:
@@ -233,7 +233,7 @@ def test_stream_refused_for_non_streamable_plan():
 def test_a_new_linear_transform_streams_and_records_through_the_interface_alone(monkeypatch):
     """The chain treats a linear transform by its interface, not its name: a transform registered under a new
     name is drawn, applied, streamed bit for bit and recorded in its row column with no other change."""
-    from transforms import LinearTransform, chain
+    from stemforge.transforms import LinearTransform, chain
 
     class Invert(LinearTransform):
         supports_multichannel = True

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from transforms import AudioError, downmix_matrix, to_model_channels, to_model_input
+from stemforge.transforms import AudioError, downmix_matrix, to_model_channels, to_model_input
 
 
 def test_mono_is_duplicated_and_stereo_kept():

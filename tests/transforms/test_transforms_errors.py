@@ -8,9 +8,9 @@ import http.client
 
 import pytest
 
-from transforms import REASONS, AudioError
-from transforms.errors import is_transient
-from transforms.redaction import redact_uri, scrub
+from stemforge.transforms import REASONS, AudioError
+from stemforge.transforms.errors import is_transient
+from stemforge.transforms.redaction import redact_uri, scrub
 
 SIGNED = ("https://bucket.s3.amazonaws.com/in/a.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256"
           "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261205%2Fus-east-1%2Fs3%2Faws4_request"
@@ -88,8 +88,8 @@ def test_real_failures_on_signed_and_credentialed_urls_name_the_file_without_its
     none of the credentials (userinfo, X-Amz-Signature, the storage option values)."""
     import socket
 
-    from model import CheckpointError, load_checkpoint
-    from transforms import BandParamsError, load_audio, load_band_params
+    from stemforge.model import CheckpointError, load_checkpoint
+    from stemforge.transforms import BandParamsError, load_audio, load_band_params
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from encoded_audio import KIND, KINDS, SR, encode, lag_of, need_ffmpeg, reference_decode, write_source
 
-from transforms import AUDIO_EXTENSIONS, AudioError, audio_info, load_audio, open_audio
+from stemforge.transforms import AUDIO_EXTENSIONS, AudioError, audio_info, load_audio, open_audio
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray]]:
@@ -167,7 +167,7 @@ def test_raw_aac_at_any_rate_is_recognised_as_aac(tmp_path, rate):
 
 DAMAGED_SCRIPT = """
 import sys
-from transforms import AudioError, load_audio
+from stemforge.transforms import AudioError, load_audio
 for path in sys.argv[1:]:
     try:
         load_audio(path)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import chirp
 
-from transforms.lowpass import StreamingZeroPhaseLowpass, zero_phase_lowpass
+from stemforge.transforms.lowpass import StreamingZeroPhaseLowpass, zero_phase_lowpass
 
 SR = 44100
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pytest
 
-from transforms import AugmentChain
-from transforms.mixing import MixCatalog, draw_mix, excerpt_start, fit_length, fitted
-from transforms.seeding import derive_seed
+from stemforge.transforms import AugmentChain
+from stemforge.transforms.mixing import MixCatalog, draw_mix, excerpt_start, fit_length, fitted
+from stemforge.transforms.seeding import derive_seed
 
 CATALOG = {key: {"vocals": f"{key}/v.wav", "drums": f"{key}/d.wav", "bass": f"{key}/b.wav"} for key in "abcde"}
 CATALOG["f"] = {"vocals": "f/v.wav"}  # no drums or bass: never a partner for them

@@ -16,11 +16,11 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 from uvr_reference import uvr_or_skip
 
-from transforms import multiband as mb
-from transforms import multiband_filters as mf
-from transforms.bands import load_band_params
-from transforms.resample import resampled_length
-from transforms.stft import istft, stft
+from stemforge.transforms import multiband as mb
+from stemforge.transforms import multiband_filters as mf
+from stemforge.transforms.bands import load_band_params
+from stemforge.transforms.resample import resampled_length
+from stemforge.transforms.stft import istft, stft
 
 librosa = pytest.importorskip("librosa")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transforms import multiband as mb
-from transforms.bands import BandParams, load_band_params
-from transforms.multiband_filters import mirroring
-from transforms.multiband_stream import MultibandStreamAnalysis, synthesise_stream
-from transforms.multiband_stream_io import ScratchWave, SincStream, polyphase_block, sinc_count
+from stemforge.transforms import multiband as mb
+from stemforge.transforms.bands import BandParams, load_band_params
+from stemforge.transforms.multiband_filters import mirroring
+from stemforge.transforms.multiband_stream import MultibandStreamAnalysis, synthesise_stream
+from stemforge.transforms.multiband_stream_io import ScratchWave, SincStream, polyphase_block, sinc_count
 
 CASES = [("4band_v2", False), ("4band_44100", False), ("3band_44100_msb2", False), ("2band_32000", False),
          ("1band_sr44100_hl1024", False), ("4band_v3", True), ("4band_v4_ms_fullband", True)]

@@ -8,7 +8,7 @@ import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import Resampler, resample, resampled_length
+from stemforge.transforms import Resampler, resample, resampled_length
 
 RATE_PAIRS = [(48000, 44100), (22050, 44100), (44100, 48000), (8000, 44100), (96000, 44100), (44100, 16000)]
 

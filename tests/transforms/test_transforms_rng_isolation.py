@@ -8,7 +8,7 @@ import threading
 import numpy as np
 from audiomentations import AddGaussianNoise, Gain
 
-from transforms import rng_isolation
+from stemforge.transforms import rng_isolation
 
 X = np.zeros((2, 256), dtype=np.float32)
 

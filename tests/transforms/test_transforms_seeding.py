@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms import derive_seed
+from stemforge.transforms import derive_seed
 
 
 def test_pinned_values_never_change():
@@ -19,7 +19,7 @@ def test_pinned_values_never_change():
 
 
 def test_same_in_another_process_with_other_hash_seed():
-    code = "from transforms import derive_seed; print(derive_seed(1234, 'artist/track.flac', 3))"
+    code = "from stemforge.transforms import derive_seed; print(derive_seed(1234, 'artist/track.flac', 3))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])

@@ -10,8 +10,8 @@ import pytest
 import torch
 from stemforge_testing import music
 
-from transforms import device_stft, end_padded_frames, frames_for_samples, num_frames
-from transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.transforms import device_stft, end_padded_frames, frames_for_samples, num_frames
+from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
 
 N_FFT, HOP = 512, 128
 N = 20_000

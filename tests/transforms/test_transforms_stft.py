@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import check_geometry, frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
+from stemforge.transforms import check_geometry, frames_for_samples, istft, istft_samples, num_frames, stft, stft_frames
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

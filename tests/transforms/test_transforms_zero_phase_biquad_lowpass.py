@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from audiomentations import Compose, Gain
 
-from transforms import ZeroPhaseBiquadLowPass
+from stemforge.transforms import ZeroPhaseBiquadLowPass
 
 SR = 16000
 

@@ -1,10 +1,10 @@
-"""The ``mix`` section of a run's config (``pipeline.config``): mixtures made from stem sets."""
+"""The ``mix`` section of a run's config (``stemforge.config.run``): mixtures made from stem sets."""
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from pipeline.config_loader import Section
+from stemforge.config.loader import Section
 
 
 class MixConfig(Section):

@@ -1,5 +1,5 @@
 """What a shard's recorded run config (its ``stemforge.config`` metadata) says about its rows, read by the key
-names of the run schema (``pipeline.config``) but not through its validators: shards written under older rules
+names of the run schema (``stemforge.config.run``) but not through its validators: shards written under older rules
 still read, and their readers (`stemforge train`) decide what to refuse. Imports no Beam."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Reading a config: YAML text or plain data plus ``dotted.key=value`` overrides, validated against a pydantic
-schema, every problem said in one line. Generic over the schema: a run's Config (``pipeline.config``) and
+schema, every problem said in one line. Generic over the schema: a run's Config (``stemforge.config.run``) and
 `stemforge train`'s TrainConfig (``training.config``) are read by the same rules."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.yamlfile import YamlError, parse_yaml
+from stemforge.config.yamlfile import YamlError, parse_yaml
 
 
 class ConfigError(ValueError):

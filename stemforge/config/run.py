@@ -1,10 +1,10 @@
-"""The one config schema of a stemforge run: validated pydantic models (read by ``pipeline.config_loader``).
+"""The one config schema of a stemforge run: validated pydantic models (read by ``stemforge.config.loader``).
 
 Unknown keys are errors. Every key a user can set, and every default that does not depend on the checkpoint,
 lives here. The model keys left ``None`` (``band_params``, ``cropsize``, ``aggression``, ``stems``,
 ``postprocess_threshold``) are decided from the checkpoint at launch (``model.resolve``, through
 ``pipeline.inference.resolve``); the Beam runner is not a config key (``pipeline.launch.DEFAULT_RUNNER``).
-The ``mix`` section (mix runs) is in ``pipeline.mix_config``. Importing this module imports no Beam and installs
+The ``mix`` section (mix runs) is in ``stemforge.config.mix``. Importing this module imports no Beam and installs
 no log filter: `stemforge train` reads its own schema with the same loader.
 """
 
@@ -19,14 +19,13 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline import config_loader
-from pipeline.config_loader import ConfigError, Section
-from pipeline.mix_config import MixConfig
-from pipeline.validation import check_stem_format
-from shards.paths import inside, join
-from transforms.audio_io import AUDIO_EXTENSIONS
-from transforms.redaction import MASK, redact_uri
-from transforms.stft import check_geometry, check_window
+from stemforge.config import loader as config_loader
+from stemforge.config.loader import ConfigError, Section
+from stemforge.config.mix import MixConfig
+from stemforge.shards.paths import inside, join
+from stemforge.transforms.audio_io import AUDIO_EXTENSIONS, check_stem_format
+from stemforge.transforms.redaction import MASK, redact_uri
+from stemforge.transforms.stft import check_geometry, check_window
 
 STEM_SUBTYPE_DEFAULTS = {"flac": "PCM_24", "wav": "PCM_24", "ogg": "VORBIS"}
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
@@ -70,7 +69,7 @@ class AugmentConfig(Section):
     @classmethod
     def _buildable(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
         if value:  # audiomentations loads only for a config that has a chain
-            from transforms.chain import AugmentChain
+            from stemforge.transforms.chain import AugmentChain
 
             AugmentChain.from_config(list(value))
         return value
@@ -232,7 +231,7 @@ class Config(Section):
         if not (self.output.write_stems or self.output.write_spectrograms):
             raise ValueError("output: write_stems and write_spectrograms are both false; the run would write nothing")
         if self.mix is not None and self.augment.chain:
-            from transforms.chain import LINEAR_TRANSFORMS, is_linear  # audiomentations: only for a chain
+            from stemforge.transforms.chain import LINEAR_TRANSFORMS, is_linear  # audiomentations: only for a chain
 
             odd = [e.get("transform") for e in self.augment.chain if not is_linear(e.get("transform", ""))]
             if odd:

@@ -20,6 +20,7 @@ from stemforge.text import count
 from stemforge.shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
 from stemforge.shards.discovery import listed_shard
 from stemforge.shards.manifest import read_run
+from stemforge.shards.schema import BAND_PARAMS_KEY, CHECKPOINT_KEY, CONFIG_KEY
 
 
 class InspectError(ValueError):
@@ -41,7 +42,7 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
         raise InspectError(f"{shown}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     schema = handle.schema_arrow
     metadata = schema.metadata or {}
-    if b"stemforge.config" not in metadata:
+    if CONFIG_KEY not in metadata:
         raise InspectError(f"{shown}: not a stemforge shard (its schema metadata has no stemforge.config)")
     tensors = [f.name for f in schema if _tensor_shape(f)]
     ranges = {name: [np.inf, -np.inf] for name in tensors}
@@ -58,7 +59,7 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
                 real = row[..., :count]
                 if real.size:
                     ranges[name] = [min(ranges[name][0], float(real.min())), max(ranges[name][1], float(real.max()))]
-    band = metadata.get(b"stemforge.band_params")
+    band = metadata.get(BAND_PARAMS_KEY)
     return {
         "path": shown,
         "committed": committed,
@@ -71,8 +72,8 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
         "variants": sorted(variants),
         "segments": segments,
         "ranges": {name: (None if lo > hi else {"min": lo, "max": hi}) for name, (lo, hi) in ranges.items()},
-        "config": json.loads(metadata[b"stemforge.config"]),
-        "checkpoint_sha256": metadata.get(b"stemforge.checkpoint_sha256", b"").decode(),
+        "config": json.loads(metadata[CONFIG_KEY]),
+        "checkpoint_sha256": metadata.get(CHECKPOINT_KEY, b"").decode(),
         "band_params": json.loads(band)["name"] if band else None,
     }
 

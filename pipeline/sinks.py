@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -31,29 +30,12 @@ from stemforge.pipeline.storage import (
     redact_uri,
     scrub,
 )
-from stemforge.shards import is_tensor, tensor_from_numpy, tensor_shape, tensor_type, value_type
+from stemforge.shards import is_tensor
 from stemforge.shards.key_index import key_index_name
 from stemforge.shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
+from stemforge.shards.row_group import RowGroup, rows_per_group
+from stemforge.shards.schema import BAND_PARAMS_KEY, CHECKPOINT_KEY, CONFIG_KEY, row_schema
 from stemforge.transforms import load_band_params
-
-SCALAR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("track_key", pa.string()),
-    ("source", pa.string()),
-    ("variant", pa.int32()),
-    ("segment", pa.int32()),
-    ("start_frame", pa.int64()),
-    ("num_frames", pa.int32()),
-    ("sample_rate", pa.int32()),
-    ("n_fft", pa.int32()),
-    ("hop_length", pa.int32()),
-    ("seed", pa.int64()),
-    ("lowpass_cutoff_hz", pa.float32()),
-    ("lowpass_q", pa.float32()),
-    ("gain_db", pa.float32()),
-    ("augment_params", pa.string()),
-    ("stem_gain", pa.float32()),
-)
-
 
 @dataclass(frozen=True)
 class ErrorRecord:
@@ -80,12 +62,6 @@ class TrackDone:
     decoded: str = ""  # TrackMeta.decoded: "ffmpeg:counted", "libsndfile:declared", ...
 
 
-MIX_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("mix_params", pa.string()),  # transforms.mixing.MixPlan as JSON: each target's track, offset, gain, drop
-    ("dropped", pa.string()),  # the dropped (silent) targets, comma-separated; "" when none
-)
-
-
 def model_columns(config: Config) -> tuple[str, ...]:
     """The columns of the model's two predicted stems: its stem names, or ``teacher_{stem}`` in a mix run
     (where the stem names hold the ground truth); none when a mix run has no model."""
@@ -108,73 +84,16 @@ def tensor_columns(config: Config) -> list[str]:
 
 
 def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
-    """The exact Parquet schema of a run's shards, with the resolved config in its metadata."""
-    shape = [2, config.model.n_fft // 2 + 1, config.output.segment_frames]
-    dtype = pa.float16() if config.output.spectrogram_dtype == "float16" else pa.float32()
-    tensor = tensor_type(dtype, shape)
-    scalars = SCALAR_COLUMNS + (MIX_COLUMNS if config.mix is not None else ())
-    fields = [pa.field(name, kind) for name, kind in scalars]
-    fields += [pa.field(name, tensor, nullable=False) for name in tensor_columns(config)]
-    metadata = {
-        b"stemforge.config": json.dumps(config.redacted(), sort_keys=True).encode(),
-        b"stemforge.checkpoint_sha256": checkpoint_sha256.encode(),
-    }
+    """The exact Parquet schema of a run's shards (``shards.schema.row_schema``), with the resolved config in
+    its metadata."""
+    metadata = {CONFIG_KEY: json.dumps(config.redacted(), sort_keys=True).encode(),
+                CHECKPOINT_KEY: checkpoint_sha256.encode()}
     if config.model.band_params is not None:  # the band table the combined spectrogram's rows come from
         uri = config.model.band_params
         table = load_band_params(uri, options_for(uri, config.storage_options))
-        metadata[b"stemforge.band_params"] = json.dumps(dataclasses.asdict(table), sort_keys=True).encode()
-    return pa.schema(fields, metadata=metadata)
-
-
-_NUMPY = {pa.float16(): np.float16, pa.float32(): np.float32}
-
-
-class RowGroup:
-    """One Parquet row group being filled: each row's tensors are copied into preallocated column
-    buffers as the row arrives, so the group's spectrograms exist once (no list of rows, no stack),
-    and the table handed to Arrow views those buffers without a copy."""
-
-    def __init__(self, schema: pa.Schema, capacity: int) -> None:
-        self._schema = schema
-        self._tensors = {f.name: np.empty((capacity, *tensor_shape(f.type)), _NUMPY[value_type(f.type)])
-                         for f in schema if is_tensor(f.type)}
-        self._scalars: dict[str, list[Any]] = {field.name: [] for field in schema if field.name not in self._tensors}
-        self.rows = 0
-
-    @property
-    def full(self) -> bool:
-        return self.rows == len(next(iter(self._tensors.values())))
-
-    def add(self, row: dict[str, Any]) -> None:
-        """Copy one row in (tensors ``[2, bins, frames]`` already in the column dtype)."""
-        for name, buffer in self._tensors.items():
-            buffer[self.rows] = row[name]
-        for name, values in self._scalars.items():
-            values.append(row[name])
-        self.rows += 1
-
-    def table(self) -> pa.Table:
-        """The rows so far as a table of the shard schema (tensor columns are views of the buffers)."""
-        arrays = []
-        for field in self._schema:
-            if field.name in self._tensors:
-                arrays.append(tensor_from_numpy(self._tensors[field.name][: self.rows]))
-            else:
-                arrays.append(pa.array(self._scalars[field.name], type=field.type))
-        return pa.Table.from_arrays(arrays, schema=self._schema)
-
-    def clear(self) -> None:
-        """Empty the group; its buffers are reused by the next one."""
-        for values in self._scalars.values():
-            values.clear()
-        self.rows = 0
-
-
-def rows_per_group(schema: pa.Schema, group_bytes: int) -> int:
-    """How many rows fit ``group_bytes`` of uncompressed tensor data (at least one)."""
-    row_bytes = sum(int(np.prod(tensor_shape(f.type))) * value_type(f.type).bit_width // 8
-                    for f in schema if is_tensor(f.type))
-    return max(1, group_bytes // max(row_bytes, 1))
+        metadata[BAND_PARAMS_KEY] = json.dumps(dataclasses.asdict(table), sort_keys=True).encode()
+    return row_schema(tensor_columns(config), config.model.n_fft // 2 + 1, config.output.segment_frames,
+                      config.output.spectrogram_dtype, config.mix is not None, metadata)
 
 
 class ShardWriter:

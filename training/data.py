@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 
 from stemforge import shards
-from stemforge.config.shard_settings import shard_settings
+from stemforge.shards.schema import shard_settings
 from stemforge.training.config import DataConfig
 from stemforge.transforms import check_geometry
 

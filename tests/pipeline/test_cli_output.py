@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 from stemforge_testing import write_config
 
-from stemforge.pipeline.cli import _parser, main
+from stemforge.pipeline.cli import main
+from stemforge.pipeline.cli_args import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +82,7 @@ def test_every_command_help_has_an_example(capsys, command):
 
 
 def test_every_option_of_every_command_says_what_it_does():
-    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert sorted(commands.choices) == sorted(COMMANDS)
     silent = [f"{name} {action.option_strings or action.dest}" for name, parser in commands.choices.items()
               for action in parser._actions if not action.help]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from stemforge.pipeline.cli import _overrides, _parser
+from stemforge.pipeline.cli import _overrides
+from stemforge.pipeline.cli_args import build_parser
 from stemforge.config.run import load_config
 from stemforge.pipeline.launch import beam_options
 
@@ -28,7 +29,7 @@ def _render(text: str) -> str:
 
 def _accepted(argv: list[str]) -> str:
     """Parse ``argv`` (after `stemforge`) as the CLI does and check it; returns the run id it sets."""
-    args, rest = _parser().parse_known_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
     assert args.command == "run"
     config = load_config(REPO / "configs" / Path(args.config).name, _overrides(args))
     beam_options(rest)  # every flag that is not stemforge's must be a Beam option

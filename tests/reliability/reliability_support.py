@@ -369,6 +369,31 @@ def start_cli(args: list[str], env: dict[str, str] | None = None, log: Path | No
             handle.close()
 
 
+@contextlib.contextmanager
+def running_cli(args: list[str], log: Path) -> Iterator[subprocess.Popen]:
+    """:func:`start_cli`, its process group SIGKILLed on the way out if it still runs (so a failed assertion
+    never leaves a run behind)."""
+    proc = start_cli(args, log=log)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def frozen(proc: subprocess.Popen) -> Iterator[None]:
+    """``proc``'s process group stopped inside the block (SIGSTOP: alive, but its lease heartbeat silent) and
+    continued after it."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+
+
 def kill_when(proc: subprocess.Popen, condition, timeout: float = 120.0) -> bool:
     """SIGKILLs the process group as soon as ``condition()`` holds; False if the run ended first."""
     deadline = time.monotonic() + timeout

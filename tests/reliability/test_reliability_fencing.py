@@ -4,9 +4,7 @@ token on the lease and fails (exit 1) before it writes an error log or a manifes
 two runs with different outputs share is leased too, so they never write the same stem files at once."""
 
 import json
-import os
 import re
-import signal
 import time
 
 import fsspec
@@ -17,7 +15,8 @@ from reliability_support import (
     row_keys,
     run_args,
     sine_corpus,
-    start_cli,
+    frozen,
+    running_cli,
     wait_while_running,
 )
 from stemforge_testing import write_config
@@ -41,18 +40,13 @@ def test_a_run_whose_lease_was_taken_over_while_it_stalled_does_not_commit(tiny_
     args = run_args(write_config(tmp_path / "c.yaml", run={"lease_heartbeat_seconds": BEAT}), str(corpus), str(out),
                     str(tiny_checkpoint))
     log = tmp_path / "stalled.log"
-    stalled = start_cli(args + ["--set", "run.run_id=stalled"], log=log)
-    try:
+    with running_cli(args + ["--set", "run.run_id=stalled"], log) as stalled:
         wait_while_running(lambda: (out / "_tmp" / "stalled").exists(), stalled)
-        os.killpg(stalled.pid, signal.SIGSTOP)  # alive, but its heartbeat stops
-        while _heartbeat_age(out / LEASE) <= 2 * TIMEOUT_HEARTBEATS * BEAT:
-            time.sleep(0.05)
-        taker = cli(args + ["--set", "run.run_id=taker"])
-        os.killpg(stalled.pid, signal.SIGCONT)
+        with frozen(stalled):
+            while _heartbeat_age(out / LEASE) <= 2 * TIMEOUT_HEARTBEATS * BEAT:
+                time.sleep(0.05)
+            taker = cli(args + ["--set", "run.run_id=taker"])
         code = stalled.wait(timeout=300)
-    finally:
-        if stalled.poll() is None:
-            os.killpg(stalled.pid, signal.SIGKILL)
     assert taker.returncode == 0, taker.stderr[-2000:]
     assert "took over the lease of run stalled (host " in taker.stderr
     text = log.read_text()
@@ -69,20 +63,13 @@ def test_a_run_whose_lease_was_taken_over_while_it_stalled_does_not_commit(tiny_
 def test_two_runs_with_different_outputs_never_share_a_stems_folder_at_once(tiny_checkpoint, tmp_path, capsys):
     corpus, stems = sine_corpus(tmp_path / "corpus"), tmp_path / "stems"
     config = write_config(tmp_path / "c.yaml", output={"stems_uri": str(stems)})
-    first = start_cli(run_args(config, str(corpus), str(tmp_path / "one"), str(tiny_checkpoint)),
-                      log=tmp_path / "one.log")
-    try:
+    with running_cli(run_args(config, str(corpus), str(tmp_path / "one"), str(tiny_checkpoint)),
+                     tmp_path / "one.log") as first:
         wait_while_running(lambda: (stems / LEASE).exists(), first)
-        os.killpg(first.pid, signal.SIGSTOP)
-        try:
+        with frozen(first):
             code = main(run_args(config, str(corpus), str(tmp_path / "two"), str(tiny_checkpoint),
                                  "--set", "run.run_id=two"))
-        finally:
-            os.killpg(first.pid, signal.SIGCONT)
         assert first.wait(timeout=300) == 0, (tmp_path / "one.log").read_text()[-2000:]
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"stemforge: output.stems_uri: {stems} is leased by run ") and "\n" not in err

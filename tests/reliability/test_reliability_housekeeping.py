@@ -4,10 +4,8 @@ dead), and failed runs with what they left; `stemforge gc` removes exactly what 
 never a live run's files (it takes the lease, or refuses naming the live run), on local folders and S3."""
 
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,9 +18,11 @@ from reliability_support import (
     cli,
     committed_manifests,
     committed_rows,
+    frozen,
     kill_when,
     moto_bucket,
     row_keys,
+    running_cli,
     run_args,
     sine_corpus,
     start_cli,
@@ -132,23 +132,17 @@ def test_gc_never_touches_a_live_runs_files(schedule_root, tiny_checkpoint, tmp_
     shutil.copytree(schedule_root[0], out)
     (out / LEASE).unlink()
     args = [a if a != str(schedule_root[0]) else str(out) for a in schedule_root[1]]
-    live = start_cli(args + ["--set", "run.run_id=live", "--set", "run.skip_existing=false"], log=tmp_path / "live.log")
-    try:
+    with running_cli(args + ["--set", "run.run_id=live", "--set", "run.skip_existing=false"],
+                     tmp_path / "live.log") as live:
         wait_while_running(lambda: (out / "_tmp" / "live").exists() and any((out / "_tmp" / "live").rglob("*")),
                            live)
-        os.killpg(live.pid, signal.SIGSTOP)
-        try:
+        with frozen(live):
             scratch = {p: p.read_bytes() for p in (out / "_tmp" / "live").rglob("*") if p.is_file()}
             runs = {r["run_id"]: r for r in _runs_json(out)["runs"]}
             refused = cli(["gc", str(out)])
             dry = cli(["gc", str(out), "--dry-run"])
             assert {p: p.read_bytes() for p in scratch} == scratch
-        finally:
-            os.killpg(live.pid, signal.SIGCONT)
         assert live.wait(timeout=300) == 0, (tmp_path / "live.log").read_text()[-2000:]
-    finally:
-        if live.poll() is None:
-            os.killpg(live.pid, signal.SIGKILL)
     assert runs["live"]["status"] == "running" and runs["live"]["lease"]["pid"] == live.pid
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip().startswith(

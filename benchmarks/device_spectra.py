@@ -1,5 +1,5 @@
-"""How far the device path's spectral arithmetic (transforms.spectral_ops.DeviceSpectra) is from librosa, and the
-host path's (HostSpectra) for comparison: a track's STFT computed block by block as the pipeline does, and both
+"""How far the device path's spectral arithmetic (transforms.spectral_ops.DeviceSpectralOps) is from librosa, and the
+host path's (HostSpectralOps) for comparison: a track's STFT computed block by block as the pipeline does, and both
 stems inverted block by block from the end-padded analysis under a random mask.
 
     .venv/bin/python benchmarks/device_spectra.py                      # the device: CUDA if present, else CPU
@@ -18,7 +18,7 @@ import torch
 
 from stemforge.model import resolve_device
 from stemforge.transforms import frames_for_samples, num_frames
-from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps
 
 
 def _music(seconds: float, sr: int = 44100) -> np.ndarray:
@@ -53,7 +53,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, device {device}")
     print(f"{args.seconds:.0f} s of music, n_fft {n_fft} / hop {hop}, blocks of {args.block_seconds} s; "
           "deviations relative to the reference's peak")
-    for name, ops in (("host", HostSpectra()), ("device", DeviceSpectra(device))):
+    for name, ops in (("host", HostSpectralOps()), ("device", DeviceSpectralOps(device))):
         total = num_frames(n, hop)
         frames = np.concatenate([ops.frames(lambda a, b: wave[:, a:b], n, f, min(f + 256, total), n_fft, hop)
                                  for f in range(0, total, 256)], axis=-1)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from stemforge import shards
 from stemforge.config.run import Config
+from stemforge.pipeline.single_band import SingleBandLayout
 from stemforge.pipeline.sinks import ShardWriter, tensor_columns
 from stemforge.training import ShardDataset
 
@@ -46,7 +47,7 @@ def write_shards(root: Path, rows: int) -> tuple[list[str], int]:
     """Rows of 3-minute tracks (31 segments each) with log-normal magnitudes under a 1/f envelope; returns the
     shard paths and the stored tensor bytes of one row."""
     config = Config.model_validate({"model": {"stems": ["instruments", "vocals"]}, "output": {"uri": str(root)}})
-    writer = ShardWriter(config, "0" * 64, "bench", {})
+    writer = ShardWriter(config, "0" * 64, SingleBandLayout(config.model), "bench", {})
     rng = np.random.default_rng(0)
     envelope = (1.0 / (1.0 + np.arange(BINS) / 20.0))[None, :, None]
     written = []

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from stemforge.pipeline.scratch import scratch_root
 from stemforge.pipeline.sinks import model_columns
 from stemforge.pipeline.storage import StorageOptions, publish_file, redact_uri
 from stemforge.pipeline.track import MaskReader, PreparedTrack, TrackMeta
-from stemforge.transforms import frames_for_samples, synthesise_stream
 from stemforge.transforms.chain import recorded_draws
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}
@@ -50,7 +48,6 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader | None, config: Con
     meta = track.meta
     seg = config.output.segment_frames
     dtype = np.dtype(config.output.spectrogram_dtype)
-    ops = track.spectra.ops
     mixture = track.frames()
     clean = track.frames(clean=True) if track.clean is not None else None
     targets = {name: track.target_frames(name) for name in track.targets}
@@ -59,11 +56,11 @@ def spectrogram_rows(track: PreparedTrack, masks: MaskReader | None, config: Con
     for segment, start in enumerate(range(0, meta.num_frames, seg)):
         valid = min(seg, meta.num_frames - start)
         mask = masks.get(start, start + valid) if masks is not None else None
-        columns = dict(zip(["mixture", *predicted], ops.columns(mixture.get(start, start + valid), mask, dtype, seg)))
+        columns = dict(zip(["mixture", *predicted], track.columns(mixture.get(start, start + valid), mask, dtype, seg)))
         for name, frames in targets.items():
-            columns[name] = ops.columns(frames.get(start, start + valid), None, dtype, seg)[0]
+            columns[name] = track.columns(frames.get(start, start + valid), None, dtype, seg)[0]
         if clean is not None:
-            columns["clean"] = ops.columns(clean.get(start, start + valid), None, dtype, seg)[0]
+            columns["clean"] = track.columns(clean.get(start, start + valid), None, dtype, seg)[0]
         yield dict(shared, segment=segment, start_frame=start, num_frames=valid, **columns)
 
 
@@ -150,59 +147,8 @@ def _stem_pass(track: PreparedTrack, masks: MaskReader, config: Config, paths: l
             require_finite(audio, f"{config.model.stems[k]} stem")
             files.encode(k, audio)
 
-        if track.bands is None:
-            _single_band(track, masks, config, encode)
-        else:
-            _multi_band(track, masks, config, encode)
+        track.synthesise(masks, encode)
     return files.peaks, files.clipped
-
-
-def _single_band(track: PreparedTrack, masks: MaskReader, config: Config,
-                 encode: Callable[[int, np.ndarray], None]) -> None:
-    """vocal-remover's inverse, block by block (on the host or the model's device: ``Spectra.ops``). Each stem
-    is encoded (and on the host, masked and inverted) in its own thread (numpy and libsndfile release the GIL)
-    while the next block's STFT and mask are read; a stem's blocks are still written in order."""
-    meta = track.meta
-    n_fft, hop = config.model.n_fft, config.model.hop_length
-    padded = meta.num_samples + n_fft
-    cache = track.frames(padded=True)
-    # blocks of at most one kept spectrogram block: each read is then one or two of them, never a fresh
-    # array large enough that the allocator maps and faults it in anew every time (docs/performance.md)
-    frames = min(int(config.run.chunk_seconds * meta.sample_rate) // hop, track.spectra.block_frames)
-    block = max(frames, 1) * hop
-
-    ops = track.spectra.ops
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stemforge-stem") as workers:
-        pending: list[Future | None] = [None, None]
-        for start in range(0, meta.num_samples, block):
-            stop = min(start + block, meta.num_samples)
-            f0, f1 = frames_for_samples(start, stop, padded, n_fft, hop)
-            stems = ops.stems(cache.get(f0, f1), masks.get(f0, f1), f0, start, stop, padded, n_fft, hop)
-            for k, stem in enumerate(stems):
-                if pending[k] is not None:
-                    pending[k].result()
-                pending[k] = workers.submit(lambda k=k, stem=stem: encode(k, stem()))
-        for future in pending:
-            if future is not None:
-                future.result()
-
-
-def _multi_band(track: PreparedTrack, masks: MaskReader, config: Config,
-                encode: Callable[[int, np.ndarray], None]) -> None:
-    """UVR's multi-band synthesis, streamed (``transforms.synthesise_stream``), one stem after the other,
-    with UVR's high-end mirroring when ``model.high_end`` asks for it."""
-    meta = track.meta
-    frames = track.frames(padded=True)
-    high_end = track.high_end() if config.model.high_end == "mirroring" else None
-    block = max(int(config.run.chunk_seconds * meta.sample_rate), 1)
-    for k in (0, 1):
-        def stem(f0: int, f1: int, k: int = k) -> np.ndarray:
-            mask = masks.get(f0, f1)
-            return (mask if k == 0 else 1 - mask) * frames.get(f0, f1)
-
-        for audio in synthesise_stream(stem, frames.total, meta.num_samples, track.bands, track.per_band, block,
-                                       high_end):
-            encode(k, audio)
 
 
 def write_stems(track: PreparedTrack, masks: MaskReader, config: Config, storage_options: StorageOptions,

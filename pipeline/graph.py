@@ -128,8 +128,9 @@ class WriteShards(JobFn):
     """Bundles rows into Parquet shards; yields each published shard's path."""
 
     def start_bundle(self) -> None:
-        self._writer = ShardWriter(self._job.config, self._job.checkpoint_sha256, self._job.run_id,
-                                   self._job.config.storage_options, staging=self._job.staging)
+        job = self._job
+        self._writer = ShardWriter(job.config, job.checkpoint_sha256, job.layout, job.run_id,
+                                   job.config.storage_options, staging=job.staging)
 
     def process(self, row: dict[str, Any]) -> Iterator[str]:
         yield from self._writer.add(row)

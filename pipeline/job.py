@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from stemforge.config.run import Config
 from stemforge.pipeline.inference import ResolvedModel
+from stemforge.pipeline.spectra import FrameLayout, frame_layout
 from stemforge.pipeline.storage import is_transient_read, join, retry
 from stemforge.pipeline.track import PreparedTrack
 from stemforge.transforms import AugmentChain
@@ -29,6 +30,11 @@ class Job:
     @property
     def fingerprint(self) -> str:
         return self.config.fingerprint(self.checkpoint_sha256)
+
+    @property
+    def layout(self) -> FrameLayout:
+        """The run's frame layout: what its rows' bins are and how its tracks' spectra are computed."""
+        return frame_layout(self.model, self.config.model)
 
     @property
     def scratch(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stemforge.config.run import Config
+from stemforge.pipeline.frame_source import FrameLayout
 from stemforge.pipeline.scratch import make_scratch
 from stemforge.pipeline.storage import (
     StorageOptions,
@@ -34,8 +34,7 @@ from stemforge.shards import is_tensor
 from stemforge.shards.key_index import key_index_name
 from stemforge.shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
 from stemforge.shards.row_group import RowGroup, rows_per_group
-from stemforge.shards.schema import BAND_PARAMS_KEY, CHECKPOINT_KEY, CONFIG_KEY, row_schema
-from stemforge.transforms import load_band_params
+from stemforge.shards.schema import CHECKPOINT_KEY, CONFIG_KEY, row_schema
 
 @dataclass(frozen=True)
 class ErrorRecord:
@@ -83,16 +82,12 @@ def tensor_columns(config: Config) -> list[str]:
     return ["mixture", *targets, *model_columns(config), *(["clean"] if config.augment.keep_clean else [])]
 
 
-def shard_schema(config: Config, checkpoint_sha256: str) -> pa.Schema:
-    """The exact Parquet schema of a run's shards (``shards.schema.row_schema``), with the resolved config in
-    its metadata."""
+def shard_schema(config: Config, checkpoint_sha256: str, layout: FrameLayout) -> pa.Schema:
+    """The exact Parquet schema of a run's shards (``shards.schema.row_schema``), with the resolved config and
+    what the rows' bins are (``layout``) in its metadata."""
     metadata = {CONFIG_KEY: json.dumps(config.redacted(), sort_keys=True).encode(),
-                CHECKPOINT_KEY: checkpoint_sha256.encode()}
-    if config.model.band_params is not None:  # the band table the combined spectrogram's rows come from
-        uri = config.model.band_params
-        table = load_band_params(uri, options_for(uri, config.storage_options))
-        metadata[BAND_PARAMS_KEY] = json.dumps(dataclasses.asdict(table), sort_keys=True).encode()
-    return row_schema(tensor_columns(config), config.model.n_fft // 2 + 1, config.output.segment_frames,
+                CHECKPOINT_KEY: checkpoint_sha256.encode(), **layout.shard_metadata()}
+    return row_schema(tensor_columns(config), layout.bins, config.output.segment_frames,
                       config.output.spectrogram_dtype, config.mix is not None, metadata)
 
 
@@ -107,10 +102,10 @@ class ShardWriter:
     bundles never share a name; only the shards a run's manifest lists belong to the dataset.
     """
 
-    def __init__(self, config: Config, checkpoint_sha256: str, run_id: str, storage_options: StorageOptions,
-                 staging: str | None = None) -> None:
+    def __init__(self, config: Config, checkpoint_sha256: str, layout: FrameLayout, run_id: str,
+                 storage_options: StorageOptions, staging: str | None = None) -> None:
         self._config = config
-        self._schema = shard_schema(config, checkpoint_sha256)
+        self._schema = shard_schema(config, checkpoint_sha256, layout)
         self._run_id = run_id
         self._storage_options = storage_options
         self._staging = staging

@@ -23,7 +23,8 @@ from stemforge.config.run import Config
 from stemforge.pipeline.inference import ResolvedModel
 from stemforge.pipeline.mixture import mix_targets, sum_into
 from stemforge.pipeline.scratch import make_scratch
-from stemforge.pipeline.spectra import FrameCache, Spectra, spectral_ops
+from stemforge.pipeline.frame_source import Encode, MaskRange
+from stemforge.pipeline.spectra import FrameCache, FrameSource, frame_layout
 from stemforge.pipeline.storage import StorageOptions, options_for
 from stemforge.transforms import (
     AugmentChain,
@@ -119,7 +120,7 @@ class PreparedTrack:
         self._dir = make_scratch("track-")
         self._files: list[ScratchAudio] = []
         self._decoded: list[str] = []
-        self.spectra: Spectra | None = None
+        self._frames: FrameSource | None = None
         self.targets: dict[str, ScratchAudio] = {}
         try:
             self._prepare(source, track_key, variant, config, storage_options, chain, model, mix)
@@ -142,8 +143,8 @@ class PreparedTrack:
         return os.path.join(self._dir, name)
 
     def _remove(self) -> None:
-        if self.spectra is not None:
-            self.spectra.close()
+        if self._frames is not None:
+            self._frames.close()
         for scratch in self._files:
             scratch.close()
         self._files = []
@@ -189,13 +190,12 @@ class PreparedTrack:
         length = samples.length
         model = config.model
         try:
-            self.bands, self.per_band = resolved.bands, resolved.per_band
             readers = {"mix": self.read, "clean": self.read_clean,
                        **{f"target:{t}": scratch.read for t, scratch in self.targets.items()}}
-            self.spectra = Spectra(readers, length, model.n_fft, model.hop_length, self.bands, self.per_band,
-                                   self._dir, block_frames=4 * model.cropsize,
-                                   block_samples=chunk, ops=spectral_ops(model))
-            peak = self.spectra.keep("mix")
+            self.layout = frame_layout(resolved, model)
+            self._frames = self.layout.open(readers, length, self._dir, block_frames=4 * model.cropsize,
+                                            block_samples=chunk)
+            peak = self._frames.peak_pass("mix")
         except Exception as exc:
             raise TrackError("separate", exc) from exc
         seed = derive_seed(config.augment.seed, track_key, variant)
@@ -250,15 +250,20 @@ class PreparedTrack:
     def frames(self, padded: bool = False, clean: bool = False) -> FrameCache:
         """The spectrogram frames the model reads (of the clean waveform with ``clean``); ``padded``:
         of the waveform followed by zeros, which the stems are inverted from."""
-        return self.spectra.frames("clean" if clean else "mix", padded)
+        return self._frames.frames("clean" if clean else "mix", padded)
 
     def target_frames(self, target: str, padded: bool = False) -> FrameCache:
         """The spectrogram frames of one of a mix run's augmented target stems."""
-        return self.spectra.frames(f"target:{target}", padded)
+        return self._frames.frames(f"target:{target}", padded)
 
-    def high_end(self) -> Callable[[int, int], np.ndarray]:
-        """The mixture's top-band rows UVR's mirroring reads (end-padded frames; band tables only)."""
-        return self.spectra.high_end("mix")
+    def columns(self, spec: np.ndarray, mask: np.ndarray | None, dtype: np.dtype, frames: int) -> list[np.ndarray]:
+        """A row's magnitude columns of frames ``spec`` (``FrameSource.columns``)."""
+        return self._frames.columns(spec, mask, dtype, frames)
+
+    def synthesise(self, masks: MaskRange, encode: Encode) -> None:
+        """The two stems of the mixture under ``masks``, block by block into ``encode(k, samples)``
+        (``FrameSource.synthesise``)."""
+        self._frames.synthesise(masks, encode)
 
     def windows(self, passes: list[WindowGrid]) -> Iterator[tuple[int, int, np.ndarray | torch.Tensor]]:
         """(pass, index, peak-normalised magnitude window) for every model window of the grids ``passes``
@@ -268,7 +273,7 @@ class PreparedTrack:
         for pass_index, grid in enumerate(passes):
             for i in grid.contributing():
                 start, stop = grid.input_span(i)
-                yield pass_index, i, self.spectra.ops.window(cache.get(start, stop), peak)
+                yield pass_index, i, self._frames.window(cache.get(start, stop), peak)
 
 
 class MaskReader:

@@ -2,8 +2,8 @@
 
 Every step of a separation that touches a spectrogram goes through one of these: the STFT of a block (with
 its peak magnitude, for vocal-remover's normalisation), a model window's normalised magnitude, the masking
-and inverse STFT of a block of both stems, and a Parquet row's magnitude columns. ``HostSpectra`` is numpy,
-bit-exact with librosa (``transforms.stft``): the default on a CPU. ``DeviceSpectra`` runs the same procedure
+and inverse STFT of a block of both stems, and a Parquet row's magnitude columns. ``HostSpectralOps`` is numpy,
+bit-exact with librosa (``transforms.stft``): the default on a CPU. ``DeviceSpectralOps`` runs the same procedure
 in torch where the network runs (``transforms.device_stft``), so a GPU worker's CPUs only read, copy and
 encode; its results differ from the host's by float32 FFT rounding (bounded in
 tests/transforms/test_transforms_spectral_ops.py, figures in docs/performance.md). Both take and return host arrays,
@@ -32,7 +32,7 @@ def _column(value: np.ndarray, dtype: np.dtype, frames: int) -> np.ndarray:
     return out
 
 
-class HostSpectra:
+class HostSpectralOps:
     """numpy on the host: librosa's arithmetic exactly."""
 
     device: torch.device | None = None
@@ -68,7 +68,7 @@ class HostSpectra:
         return [_column(v, dtype, frames) for v in values]
 
 
-class DeviceSpectra(HostSpectra):
+class DeviceSpectralOps(HostSpectralOps):
     """torch on ``device``, copies through each thread's pinned buffers and stream (``device_stft.Transfer``).
     ``host_windows``: model windows come back to the host (the model is served by another process)."""
 

@@ -120,11 +120,6 @@ class ModelConfig(Section):
                 raise ValueError("stems may not be named 'mixture' or 'clean' (reserved columns)")
         return self
 
-    @property
-    def is_multiband(self) -> bool:
-        """Whether the model reads UVR's multi-band spectrograms (a band table is set, after resolution)."""
-        return self.band_params is not None
-
 
 class OutputConfig(Section):
     uri: str | None = None

@@ -1,4 +1,5 @@
-"""A track's model masks in its local scratch file (TrackMasks), and its spectrogram kept once (Spectra.keep):
+"""A track's model masks in its local scratch file (TrackMasks), and its spectrogram kept once (the single band's
+peak pass, SingleBandFrames.peak_pass):
 both read back exactly what was computed, in any order and across block boundaries."""
 
 import threading
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from stemforge.pipeline.masks import TrackMasks
-from stemforge.pipeline.spectra import Spectra
+from stemforge.config.run import build_config
+from stemforge.pipeline.single_band import SingleBandLayout
 from stemforge.transforms import end_padded_frames
 
 
@@ -47,9 +49,10 @@ def test_the_model_error_is_raised_where_the_track_waits_and_late_masks_after_cl
 def test_kept_frames_equal_librosa_plain_and_end_padded(tmp_path, samples):
     n_fft, hop = 512, 128
     wave = np.random.default_rng(1).standard_normal((2, samples)).astype(np.float32) * 0.3
-    spectra = Spectra({"mix": lambda a, b: wave[:, a:b]}, samples, n_fft, hop, None, True, str(tmp_path),
-                      block_frames=7, block_samples=1000)
-    peak = spectra.keep("mix")
+    layout = SingleBandLayout(build_config({"model": {"n_fft": n_fft, "hop_length": hop, "spectra": "host"}}).model)
+    spectra = layout.open({"mix": lambda a, b: wave[:, a:b]}, samples, str(tmp_path), block_frames=7,
+                          block_samples=1000)
+    peak = spectra.peak_pass("mix")
     plain = librosa.stft(wave, n_fft=n_fft, hop_length=hop)
     padded_wave = np.concatenate([wave, np.zeros((2, n_fft), np.float32)], axis=1)
     padded = librosa.stft(padded_wave, n_fft=n_fft, hop_length=hop)[..., : end_padded_frames(samples, n_fft, hop)]

@@ -38,5 +38,5 @@ def test_the_band_table_is_read_at_launch_and_never_by_a_track(tmp_path: Path) -
     assert (resolved.aggression.value, resolved.aggression.flip) == (7, True)  # vocals first: flipped
     table.unlink()  # a worker that read the table again would fail now
     with job.prepare(str(wav), "mix", 0, AugmentChain.from_config([])) as track:
-        assert track.bands == expected and track.per_band is False
+        assert track.layout.bands == expected and track.layout.per_band is False
         assert track.frames().get(0, 4).shape[-1] == 4

@@ -8,14 +8,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+import torch
 from stemforge_testing import TINY, read_manifest, snr_db, upstream_stems, write_config
 
 from stemforge.model import load_checkpoint
 from stemforge.pipeline.cli import main
 from stemforge.config.run import build_config
-from stemforge.pipeline.spectra import spectral_ops
+from stemforge.pipeline.single_band import spectral_ops
+from stemforge.pipeline.spectra import table_layout
 from stemforge.shards import tensor_to_numpy
-from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.transforms import load_band_params
+from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps
 
 STEMS = ("instruments", "vocals")
 N_FFT, HOP = TINY["n_fft"], TINY["hop_length"]
@@ -79,10 +82,14 @@ def test_the_device_path_agrees_with_the_host_path(runs):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())
 
 
-def test_auto_keeps_the_exact_host_path_on_a_cpu():
+def test_auto_keeps_the_exact_host_path_on_a_cpu_and_band_tables_always_run_on_the_host(tmp_path):
     config = build_config({"model": {"device": "cpu"}})
-    assert type(spectral_ops(config.model)) is HostSpectra
-    ops = spectral_ops(build_config({"model": {"device": "cpu", "spectra": "device"}}).model)
-    assert isinstance(ops, DeviceSpectra) and ops.device.type == "cpu"
-    assert type(spectral_ops(build_config({"model": {"device": "cpu", "spectra": "device",
-                                                     "band_params": "4band_v2"}}).model)) is HostSpectra
+    assert type(spectral_ops(config.model)) is HostSpectralOps
+    device = build_config({"model": {"device": "cpu", "spectra": "device"}}).model
+    ops = spectral_ops(device)
+    assert isinstance(ops, DeviceSpectralOps) and ops.device.type == "cpu"
+    spec = np.ones((2, 3, 4), np.complex64)
+    single = table_layout(None, True, device).open({}, 0, str(tmp_path), 1, 1)
+    multi = table_layout(load_band_params("4band_v2"), True, device).open({}, 0, str(tmp_path), 1, 1)
+    assert isinstance(single.window(spec, 1.0), torch.Tensor)
+    assert type(multi.window(spec, 1.0)) is np.ndarray

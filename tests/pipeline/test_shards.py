@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stemforge.config.run import build_config
+from stemforge.pipeline.single_band import SingleBandLayout
 from stemforge.pipeline.sinks import ShardWriter
 from stemforge.shards import tensor_to_numpy
 
@@ -24,7 +25,7 @@ def _row(segment: int, rng: np.random.Generator) -> dict:
 def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group_mib):
     config = build_config({"model": {"stems": ["instruments", "vocals"]},
                            "output": {"uri": str(tmp_path), "row_group_bytes": group_mib * 2**20}})
-    writer = ShardWriter(config, "0" * 64, "run", {})
+    writer = ShardWriter(config, "0" * 64, SingleBandLayout(config.model), "run", {})
     rng = np.random.default_rng(0)
     rows = [_row(i, rng) for i in range(23)]
     shards = [path for row in rows for path in writer.add(row)] + writer.close()
@@ -42,7 +43,7 @@ def test_row_groups_hold_at_most_row_group_bytes_of_spectrograms(tmp_path, group
 
 def test_scalar_columns_carry_statistics_and_spectrogram_columns_none(tmp_path):
     config = build_config({"model": {"stems": ["instruments", "vocals"]}, "output": {"uri": str(tmp_path)}})
-    writer = ShardWriter(config, "0" * 64, "run", {})
+    writer = ShardWriter(config, "0" * 64, SingleBandLayout(config.model), "run", {})
     rng = np.random.default_rng(1)
     [shard] = [path for row in (_row(i, rng) for i in range(3)) for path in writer.add(row)] + writer.close()
     group = pq.ParquetFile(tmp_path / shard).metadata.row_group(0)

@@ -11,11 +11,11 @@ import torch
 from stemforge_testing import music
 
 from stemforge.transforms import device_stft, end_padded_frames, frames_for_samples, num_frames
-from stemforge.transforms.spectral_ops import DeviceSpectra, HostSpectra
+from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps
 
 N_FFT, HOP = 512, 128
 N = 20_000
-OPS = [pytest.param(HostSpectra(), 1e-6, id="host"), pytest.param(DeviceSpectra("cpu"), 1e-5, id="device")]
+OPS = [pytest.param(HostSpectralOps(), 1e-6, id="host"), pytest.param(DeviceSpectralOps("cpu"), 1e-5, id="device")]
 
 
 def _librosa_stft(x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_window_is_the_normalised_magnitude(ops, bound, track):
 def test_windows_for_a_model_in_another_process_come_back_to_the_host(track):
     """share_across_processes: the model is served by another process, which takes host arrays."""
     _, expected = track
-    window = DeviceSpectra("cpu", host_windows=True).window(expected[..., :64], 2.0)
+    window = DeviceSpectralOps("cpu", host_windows=True).window(expected[..., :64], 2.0)
     assert isinstance(window, np.ndarray)
     np.testing.assert_allclose(window, np.abs(expected[..., :64]) / 2.0, rtol=1e-5)
 
@@ -125,7 +125,7 @@ def test_cuda_pinned_transfers_and_ops_agree_with_the_host(track):
     tensors = [transfer.upload(a) for a in arrays]
     for array, tensor in zip(arrays, tensors):
         np.testing.assert_array_equal(transfer.download(tensor), array)
-    ops = DeviceSpectra("cuda")
+    ops = DeviceSpectralOps("cuda")
     spec, peak = ops.frames_and_peak(lambda a, b: wave[:, a:b], N, 0, 60, N_FFT, HOP)
     assert np.abs(spec - expected[..., :60]).max() <= 1e-5 * np.abs(expected).max()
     assert ops.window(spec, peak).device.type == "cuda"

@@ -16,7 +16,7 @@ import numpy as np
 
 from stemforge.pipeline.frame_source import Encode, FrameCache, FrameLayout, FrameSource, MaskRange, Reader
 from stemforge.shards.schema import BAND_PARAMS_KEY
-from stemforge.transforms import BandParams, synthesise_stream
+from stemforge.transforms import Band, BandParams, synthesise_stream
 from stemforge.transforms.multiband_stream import MultibandStreamAnalysis
 from stemforge.transforms.spectral_ops import HostSpectralOps
 
@@ -35,6 +35,12 @@ class MultiBandLayout(FrameLayout):
     def shard_metadata(self) -> dict[bytes, bytes]:
         """The band table the combined spectrogram's rows come from."""
         return {BAND_PARAMS_KEY: json.dumps(dataclasses.asdict(self.bands), sort_keys=True).encode()}
+
+    @staticmethod
+    def recorded_table(raw: bytes) -> BandParams:
+        """The band table :meth:`shard_metadata` recorded."""
+        table = json.loads(raw)
+        return BandParams(**{**table, "bands": tuple(Band(**band) for band in table["bands"])})
 
     def open(self, readers: dict[str, Reader], num_samples: int, scratch_dir: str, block_frames: int,
              block_samples: int) -> MultiBandFrames:

@@ -19,6 +19,7 @@ from stemforge.pipeline import report_audio, report_plots as plots
 from stemforge.config.run import Config
 from stemforge.pipeline.report_reading import ReportError, RunReader, ShardIndex
 from stemforge.pipeline.sinks import tensor_columns
+from stemforge.pipeline.spectra import recorded_layout
 from stemforge.pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
 from stemforge.text import count, duration, wall_seconds
 from stemforge.shards import RunManifest
@@ -161,10 +162,10 @@ class _Page:
             return self.note(f"No spectrogram rows for this track in the run's shards{why}.")
         names, segments = tensor_columns(config), self.read.spectrogram_segments(config, shards, key, variant)
         pooled = {n: plots.pool_frames(np.concatenate([s[1][n] for s in segments], axis=1)) for n in names}
-        step, linear = pooled[names[0]][1], config.model.band_params is None  # multi-band rows: bins not linear
+        step, rows = pooled[names[0]][1], recorded_layout(shards.metadata, config.model)
         picture, vmin, vmax = plots.spectrograms({n: m for n, (m, _) in pooled.items()},
                                                  step * config.model.hop_length / config.audio.sample_rate,
-                                                 config.audio.sample_rate / config.model.n_fft if linear else None)
+                                                 rows.bin_hz(config.audio.sample_rate))
         frames = sum(s[1][names[0]].shape[1] for s in segments)
         return self.figure(picture, f"Spectrograms of {key}, variant {variant}: {', '.join(names)}",
                            f"Magnitude, mean of both channels, {frames} frames; one colour scale for all panels: "

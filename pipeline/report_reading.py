@@ -32,11 +32,12 @@ class ReportError(ValueError):
 class ShardIndex:
     """A run's shards from their scalar columns: per shard (path, rows, row groups, bytes, problem); per
     track variant its recorded augmentation draws (``plots.PARAMETERS``) and the row groups, by shard, that
-    hold its rows."""
+    hold its rows; the schema metadata of the shards (a run's shards share it)."""
 
     files: list[tuple[str, int | None, int | None, int | None, str]] = field(default_factory=list)
     params: dict[tuple[str, int], tuple[float | None, ...]] = field(default_factory=dict)
     places: dict[tuple[str, int], dict[str, list[int]]] = field(default_factory=dict)
+    metadata: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class RunReader:
                             out.params[(key, variant)] = tuple(values)
                             out.places.setdefault((key, variant), {}).setdefault(relative, []).append(group)
                     meta = parquet.metadata
+                    out.metadata = parquet.schema_arrow.metadata or {}
                 out.files.append((relative, meta.num_rows, meta.num_row_groups, self.fs.size(path), ""))
             except PathEscape as exc:  # an edited manifest: never read outside the output folder
                 out.files.append((relative, None, None, None, f"not read: {exc}"))

@@ -8,14 +8,17 @@ Either source serves frames by range, so no step holds a whole track's spectrogr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from stemforge.config.run import ModelConfig
 from stemforge.pipeline.frame_source import FrameCache, FrameLayout, FrameSource
 from stemforge.pipeline.inference import ResolvedModel
 from stemforge.pipeline.multi_band import MultiBandLayout
 from stemforge.pipeline.single_band import SingleBandLayout
+from stemforge.shards.schema import BAND_PARAMS_KEY
 from stemforge.transforms import BandParams
 
-__all__ = ["FrameCache", "FrameLayout", "FrameSource", "frame_layout", "table_layout"]
+__all__ = ["FrameCache", "FrameLayout", "FrameSource", "frame_layout", "recorded_layout", "table_layout"]
 
 
 def table_layout(bands: BandParams | None, per_band: bool, config: ModelConfig) -> FrameLayout:
@@ -24,6 +27,14 @@ def table_layout(bands: BandParams | None, per_band: bool, config: ModelConfig) 
     if bands is None:
         return SingleBandLayout(config)
     return MultiBandLayout(config, bands, per_band)
+
+
+def recorded_layout(metadata: Mapping[bytes, bytes], config: ModelConfig) -> FrameLayout:
+    """The layout a finished run's shards record (``FrameLayout.shard_metadata``; ``config`` is the run's resolved
+    model config), for readers of its rows such as the report. It describes the rows only: a band table's
+    channel conversions (``per_band``) are not recorded, so it is not for opening a track."""
+    table = metadata.get(BAND_PARAMS_KEY)
+    return table_layout(None if table is None else MultiBandLayout.recorded_table(table), False, config)
 
 
 def frame_layout(model: ResolvedModel, config: ModelConfig) -> FrameLayout:

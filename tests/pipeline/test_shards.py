@@ -1,13 +1,17 @@
-"""The Parquet writer: row groups bounded by bytes at full size, values and order kept."""
+"""The Parquet writer: row groups bounded by bytes at full size, values and order kept, and the rows' frame
+layout recorded for their readers."""
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from stemforge.config.run import build_config
+from stemforge.pipeline.multi_band import MultiBandLayout
 from stemforge.pipeline.single_band import SingleBandLayout
+from stemforge.pipeline.spectra import recorded_layout
 from stemforge.pipeline.sinks import ShardWriter
 from stemforge.shards import tensor_to_numpy
+from stemforge.transforms import load_band_params
 
 BINS, FRAMES = 1025, 256  # separate.yaml's rows: n_fft 2048, segment_frames 256
 
@@ -51,3 +55,18 @@ def test_scalar_columns_carry_statistics_and_spectrogram_columns_none(tmp_path):
     assert {name for name, column in stats.items() if not column.is_stats_set} == {"mixture", "instruments", "vocals"}
     assert (stats["segment"].statistics.min, stats["segment"].statistics.max) == (0, 2)
     assert stats["track_key"].statistics.max == "k"
+
+
+def test_shards_record_what_their_rows_bins_are(tmp_path):
+    config = build_config({"model": {"stems": ["instruments", "vocals"], "n_fft": 2048, "hop_length": 1024},
+                           "output": {"uri": str(tmp_path)}})
+    table = load_band_params("4band_v2")
+    recorded = []
+    for layout in (SingleBandLayout(config.model), MultiBandLayout(config.model, table, True)):
+        writer = ShardWriter(config, "0" * 64, layout, f"run-{len(recorded)}", {})
+        [shard] = writer.add(_row(0, np.random.default_rng(2))) + writer.close()
+        recorded.append(recorded_layout(pq.ParquetFile(tmp_path / shard).schema_arrow.metadata, config.model))
+    single, multi = recorded
+    assert single.bins == multi.bins == BINS
+    assert single.bin_hz(44100) == 44100 / 2048 and multi.bin_hz(44100) is None
+    assert multi.bands == table

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -53,10 +54,10 @@ class MultiBandFrames(FrameSource):
 
     layout: MultiBandLayout
 
-    def __init__(self, layout: MultiBandLayout, readers: dict[str, Reader], num_samples: int, scratch_dir: str,
-                 block_frames: int, block_samples: int, ops: HostSpectralOps) -> None:
-        super().__init__(layout, readers, num_samples, scratch_dir, block_frames, block_samples, ops)
-        self._analyses: dict[tuple[str, bool], MultibandStreamAnalysis] = {}
+    @cached_property
+    def _analyses(self) -> dict[tuple[str, bool], MultibandStreamAnalysis]:
+        """The analyses built so far, by waveform name and padding."""
+        return {}
 
     def peak_pass(self, source: str) -> float:
         peak = 0.0
@@ -95,4 +96,4 @@ class MultiBandFrames(FrameSource):
     def close(self) -> None:
         for analysis in self._analyses.values():
             analysis.close()
-        self._analyses = {}
+        self._analyses.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -69,35 +70,33 @@ class SingleBandLayout(FrameLayout):
 class SingleBandFrames(FrameSource):
     """A track's single-band STFT frames, kept in scratch files by :meth:`peak_pass`."""
 
-    def __init__(self, layout: FrameLayout, readers: dict[str, Reader], num_samples: int, scratch_dir: str,
-                 block_frames: int, block_samples: int, ops: HostSpectralOps) -> None:
-        super().__init__(layout, readers, num_samples, scratch_dir, block_frames, block_samples, ops)
-        self._n_fft, self._hop = layout.config.n_fft, layout.config.hop_length
-        self._stores: dict[str, FrameStore] = {}
+    @cached_property
+    def _stores(self) -> dict[str, FrameStore]:
+        """The kept frames, by waveform name."""
+        return {}
 
     def peak_pass(self, source: str) -> float:
         """The peak; ``source``'s frames are kept in a scratch file that every later :meth:`frames` of
         ``source`` reads instead of a new STFT."""
-        peak = 0.0
+        peak, hop = 0.0, self.layout.config.hop_length
         store = self._stores[source] = FrameStore(os.path.join(self._dir, f"frames-{source}.c64"),
                                                   self.layout.bins, self._block_frames)
-        total = num_frames(self.num_samples, self._hop)
+        total = num_frames(self.num_samples, hop)
         for start in range(0, total, self._block_frames):
             spec, block_peak = self._ops.frames_and_peak(self._readers[source], self.num_samples, start,
-                                                         min(start + self._block_frames, total), self._n_fft,
-                                                         self._hop)
+                                                         min(start + self._block_frames, total),
+                                                         self.layout.config.n_fft, hop)
             peak = max(peak, block_peak)
             store.write(start, spec)
         return peak
 
     def frames(self, source: str, padded: bool = False) -> FrameCache:
-        read = self._readers[source]
-        length = self.num_samples + (self._n_fft if padded else 0)
-        plain = num_frames(self.num_samples, self._hop)
-        total = end_padded_frames(self.num_samples, self._n_fft, self._hop) if padded else plain
-        n = self.num_samples
+        read, n = self._readers[source], self.num_samples
+        n_fft, hop, stft_frames = self.layout.config.n_fft, self.layout.config.hop_length, self._ops.frames
+        length = n + (n_fft if padded else 0)
+        plain = num_frames(n, hop)
+        total = end_padded_frames(n, n_fft, hop) if padded else plain
         samples = (lambda a, b: read_padded(read, n, a, b)) if padded else read
-        n_fft, hop, stft_frames = self._n_fft, self._hop, self._ops.frames
 
         store = self._stores.get(source)
 
@@ -115,7 +114,7 @@ class SingleBandFrames(FrameSource):
         """vocal-remover's inverse, block by block (on the host or the model's device). Each stem is encoded
         (and on the host, masked and inverted) in its own thread (numpy and libsndfile release the GIL) while
         the next block's STFT and mask are read; a stem's blocks are still written in order."""
-        n_fft, hop = self._n_fft, self._hop
+        n_fft, hop = self.layout.config.n_fft, self.layout.config.hop_length
         padded = self.num_samples + n_fft
         cache = self.frames("mix", padded=True)
         # blocks of at most one kept spectrogram block: each read is then one or two of them, never a fresh
@@ -138,4 +137,4 @@ class SingleBandFrames(FrameSource):
     def close(self) -> None:
         for store in self._stores.values():
             store.close()
-        self._stores = {}
+        self._stores.clear()

@@ -19,8 +19,8 @@ import torch
 from stemforge.config.run import ModelConfig
 from stemforge.pipeline.records import RecordFile
 from stemforge.transforms.spectral_ops import HostSpectralOps
+from stemforge.transforms.stft import ReadFn
 
-Reader = Callable[[int, int], np.ndarray]
 Compute = Callable[[int, int], np.ndarray]
 Encode = Callable[[int, np.ndarray], None]
 
@@ -31,8 +31,9 @@ class MaskRange(Protocol):
     def get(self, start: int, stop: int) -> np.ndarray: ...
 
 
-class FrameCache:
-    """Sequential access to frames ``[0, total)`` of a spectrogram, computed ``block_frames`` at a time."""
+class FrameReader:
+    """Frames ``[0, total)`` of a spectrogram by range (zero outside), computed ``block_frames`` at a time and
+    the last computed block held, so sequential reads compute each block once."""
 
     def __init__(self, compute: Compute, total: int, bins: int, block_frames: int) -> None:
         self._compute = compute
@@ -93,7 +94,7 @@ class FrameSource(ABC):
     closed with the track. ``block_frames`` frames are computed (and kept) at a time; ``block_samples`` is the
     stems' block."""
 
-    def __init__(self, layout: FrameLayout, readers: dict[str, Reader], num_samples: int, scratch_dir: str,
+    def __init__(self, layout: FrameLayout, readers: dict[str, ReadFn], num_samples: int, scratch_dir: str,
                  block_frames: int, block_samples: int, ops: HostSpectralOps) -> None:
         self.layout = layout
         self.num_samples = num_samples
@@ -106,7 +107,7 @@ class FrameSource(ABC):
         normalisation); a source may keep what it computed for later :meth:`frames` of ``source``."""
 
     @abstractmethod
-    def frames(self, source: str, padded: bool = False) -> FrameCache:
+    def frames(self, source: str, padded: bool = False) -> FrameReader:
         """The frames of the waveform ``source`` names (``padded``: followed by zeros, for the stems)."""
 
     @abstractmethod
@@ -148,6 +149,6 @@ class FrameLayout(ABC):
         """The shard metadata (beyond config and checkpoint) that says what the rows' bins are."""
 
     @abstractmethod
-    def open(self, readers: dict[str, Reader], num_samples: int, scratch_dir: str, block_frames: int,
+    def open(self, readers: dict[str, ReadFn], num_samples: int, scratch_dir: str, block_frames: int,
              block_samples: int) -> FrameSource:
         """The frame source of one track's waveforms (``readers``, ``num_samples`` long each)."""

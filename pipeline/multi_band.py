@@ -15,11 +15,12 @@ from functools import cached_property
 
 import numpy as np
 
-from stemforge.pipeline.frame_source import Encode, FrameCache, FrameLayout, FrameSource, MaskRange, Reader
+from stemforge.pipeline.frame_source import Encode, FrameLayout, FrameReader, FrameSource, MaskRange
 from stemforge.shards.schema import BAND_PARAMS_KEY
 from stemforge.transforms import Band, BandParams, synthesise_stream
 from stemforge.transforms.multiband_stream import MultibandStreamAnalysis
 from stemforge.transforms.spectral_ops import HostSpectralOps
+from stemforge.transforms.stft import ReadFn
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class MultiBandLayout(FrameLayout):
         table = json.loads(raw)
         return BandParams(**{**table, "bands": tuple(Band(**band) for band in table["bands"])})
 
-    def open(self, readers: dict[str, Reader], num_samples: int, scratch_dir: str, block_frames: int,
+    def open(self, readers: dict[str, ReadFn], num_samples: int, scratch_dir: str, block_frames: int,
              block_samples: int) -> MultiBandFrames:
         return MultiBandFrames(self, readers, num_samples, scratch_dir, block_frames, block_samples,
                                HostSpectralOps())
@@ -66,9 +67,9 @@ class MultiBandFrames(FrameSource):
             peak = max(peak, float(np.abs(frames.get(start, min(start + self._block_frames, frames.total))).max()))
         return peak
 
-    def frames(self, source: str, padded: bool = False) -> FrameCache:
+    def frames(self, source: str, padded: bool = False) -> FrameReader:
         analysis = self._analysis(source, padded)
-        return FrameCache(analysis.frames, analysis.total, self.layout.bins, self._block_frames)
+        return FrameReader(analysis.frames, analysis.total, self.layout.bins, self._block_frames)
 
     def synthesise(self, masks: MaskRange, encode: Encode) -> None:
         """UVR's multi-band synthesis, streamed (``transforms.synthesise_stream``), one stem after the other."""

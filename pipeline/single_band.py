@@ -20,18 +20,11 @@ import numpy as np
 
 from stemforge.config.run import ModelConfig
 from stemforge.model import resolve_device
-from stemforge.pipeline.frame_source import (
-    Encode,
-    FrameCache,
-    FrameLayout,
-    FrameSource,
-    FrameStore,
-    MaskRange,
-    Reader,
-)
+from stemforge.pipeline.frame_source import Encode, FrameLayout, FrameReader, FrameSource, FrameStore, MaskRange
 from stemforge.transforms import end_padded_frames, frames_for_samples, num_frames
 from stemforge.transforms.multiband_stream_io import read_padded
 from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps
+from stemforge.transforms.stft import ReadFn
 
 _DEVICE_OPS: dict[tuple[str, bool], DeviceSpectralOps] = {}
 
@@ -61,7 +54,7 @@ class SingleBandLayout(FrameLayout):
     def shard_metadata(self) -> dict[bytes, bytes]:
         return {}
 
-    def open(self, readers: dict[str, Reader], num_samples: int, scratch_dir: str, block_frames: int,
+    def open(self, readers: dict[str, ReadFn], num_samples: int, scratch_dir: str, block_frames: int,
              block_samples: int) -> SingleBandFrames:
         return SingleBandFrames(self, readers, num_samples, scratch_dir, block_frames, block_samples,
                                 spectral_ops(self.config))
@@ -90,7 +83,7 @@ class SingleBandFrames(FrameSource):
             store.write(start, spec)
         return peak
 
-    def frames(self, source: str, padded: bool = False) -> FrameCache:
+    def frames(self, source: str, padded: bool = False) -> FrameReader:
         read, n = self._readers[source], self.num_samples
         n_fft, hop, stft_frames = self.layout.config.n_fft, self.layout.config.hop_length, self._ops.frames
         length = n + (n_fft if padded else 0)
@@ -108,7 +101,7 @@ class SingleBandFrames(FrameSource):
             tail = stft_frames(samples, length, max(a, plain), b, n_fft, hop)  # the padded analysis' last frames
             return tail if a >= plain else np.concatenate([store.read(a, plain), tail], axis=-1)
 
-        return FrameCache(compute, total, self.layout.bins, self._block_frames)
+        return FrameReader(compute, total, self.layout.bins, self._block_frames)
 
     def synthesise(self, masks: MaskRange, encode: Encode) -> None:
         """vocal-remover's inverse, block by block (on the host or the model's device). Each stem is encoded

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stemforge.config.run import ModelConfig
-from stemforge.pipeline.frame_source import FrameCache, FrameLayout, FrameSource
+from stemforge.pipeline.frame_source import FrameLayout, FrameReader, FrameSource
 from stemforge.pipeline.inference import ResolvedModel
 from stemforge.pipeline.multi_band import MultiBandLayout
 from stemforge.pipeline.single_band import SingleBandLayout
 from stemforge.shards.schema import BAND_PARAMS_KEY
 from stemforge.transforms import BandParams
 
-__all__ = ["FrameCache", "FrameLayout", "FrameSource", "frame_layout", "recorded_layout", "table_layout"]
+__all__ = ["FrameLayout", "FrameReader", "FrameSource", "frame_layout", "recorded_layout", "table_layout"]
 
 
 def table_layout(bands: BandParams | None, per_band: bool, config: ModelConfig) -> FrameLayout:

@@ -24,7 +24,7 @@ from stemforge.pipeline.inference import ResolvedModel
 from stemforge.pipeline.mixture import mix_targets, sum_into
 from stemforge.pipeline.scratch import make_scratch
 from stemforge.pipeline.frame_source import Encode, MaskRange
-from stemforge.pipeline.spectra import FrameCache, FrameSource, frame_layout
+from stemforge.pipeline.spectra import FrameReader, FrameSource, frame_layout
 from stemforge.pipeline.storage import StorageOptions, options_for
 from stemforge.transforms import (
     AugmentChain,
@@ -247,12 +247,12 @@ class PreparedTrack:
         """Samples [start, stop) of the un-augmented waveform (keep_clean only)."""
         return self.clean.read(start, stop)
 
-    def frames(self, padded: bool = False, clean: bool = False) -> FrameCache:
+    def frames(self, padded: bool = False, clean: bool = False) -> FrameReader:
         """The spectrogram frames the model reads (of the clean waveform with ``clean``); ``padded``:
         of the waveform followed by zeros, which the stems are inverted from."""
         return self._frames.frames("clean" if clean else "mix", padded)
 
-    def target_frames(self, target: str, padded: bool = False) -> FrameCache:
+    def target_frames(self, target: str, padded: bool = False) -> FrameReader:
         """The spectrogram frames of one of a mix run's augmented target stems."""
         return self._frames.frames(f"target:{target}", padded)
 

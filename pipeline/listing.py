@@ -3,9 +3,11 @@ listing gives it, each source's content fingerprint (size and version)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
+import re
 import unicodedata
 import urllib.parse
 from collections import Counter
@@ -23,6 +25,7 @@ from stemforge.transforms.stemsets import read_stemset
 LOG = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".txt", ".parquet")
 KEY_PUNCTUATION = " ._-+=,@%~"  # what a key keeps besides letters, digits and marks; all else becomes '_'
+_PLAIN = re.compile(f"[A-Za-z0-9{re.escape(KEY_PUNCTUATION)}]*")  # ASCII that a key keeps as it is
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,23 @@ def _has_magic(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
+def _is_local_path(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """Whether a path of ``fs`` is named as it is (a local path), not as a URL with its protocol."""
+    return protocol_of(fs.unstrip_protocol(path)) == "file"
+
+
 def _unprotocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    return fs.unstrip_protocol(path) if protocol_of(fs.unstrip_protocol(path)) != "file" else path
+    return path if _is_local_path(fs, path) else fs.unstrip_protocol(path)
 
 
+@functools.lru_cache(maxsize=4096)
 def _key_char(ch: str) -> str:
     return ch if unicodedata.category(ch)[0] in "LNM" or ch in KEY_PUNCTUATION else "_"
+
+
+def _key_part(part: str) -> str:
+    """A path part with every character a key may not hold replaced by '_' (most parts need no change)."""
+    return part if _PLAIN.fullmatch(part) else "".join(_key_char(ch) for ch in part)
 
 
 def sanitize_key(relative: str) -> str:
@@ -95,7 +109,7 @@ def sanitize_key(relative: str) -> str:
         stem = stem + ext
     parts = []
     for part in stem.split("/"):
-        part = "".join(_key_char(ch) for ch in part).strip()
+        part = _key_part(part).strip()
         if part in ("", "."):
             continue
         if part == "..":
@@ -206,6 +220,7 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
     lowered = path.lower()
     if lowered.endswith(MANIFEST_SUFFIXES) and not _has_magic(path):
         root = posixpath.dirname(path)
+        local = _is_local_path(fs, root)  # the same for every entry: they are all under root
         for entry in manifest_entries(uri, storage_options, part):
             if _is_absolute(entry):
                 source = entry
@@ -215,7 +230,8 @@ def expand_input(uri: str, extensions: tuple[str, ...], storage_options: Storage
                 source = f"{scheme}://{posixpath.normpath(posixpath.join(rest, entry))}"
                 relative = entry
             else:
-                source = _unprotocol(fs, posixpath.normpath(posixpath.join(root, entry)))
+                joined = posixpath.normpath(posixpath.join(root, entry))
+                source = joined if local else fs.unstrip_protocol(joined)
                 relative = entry
             yield TrackRef(source, sanitize_key(relative))
         return

@@ -1,12 +1,13 @@
 """Input expansion: directories, globs and manifests, with keys that never escape the output."""
 
 import json
+import unicodedata
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stemforge.pipeline.listing import expand_input, sanitize_key
+from stemforge.pipeline.listing import KEY_PUNCTUATION, expand_input, sanitize_key
 
 EXTS = (".wav", ".flac")
 
@@ -28,6 +29,14 @@ def test_sanitize_key(relative, key):
     assert sanitize_key(relative) == key
     assert ".." not in key.split("/") and not key.startswith("/")
     assert not any(part.startswith(("-", "~", ".")) for part in key.split("/"))
+
+
+def test_sanitize_key_keeps_each_character_by_its_unicode_category():
+    """Every character inside a part, plain ASCII (kept without a look-up) or not: kept when it is a letter,
+    digit or mark or in KEY_PUNCTUATION, else '_'."""
+    for ch in (chr(c) for c in [*range(0x250), 0x301, 0x2028, 0x4E2D, 0x1F3B5] if chr(c) not in "/\\"):
+        kept = ch if unicodedata.category(ch)[0] in "LNM" or ch in KEY_PUNCTUATION else "_"
+        assert sanitize_key(f"dir/x{ch}y.wav") == f"dir/x{kept}y", repr(ch)
 
 
 def _touch(path):

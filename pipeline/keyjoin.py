@@ -15,9 +15,7 @@ its keys, so a cluster spreads the work, and the launcher reads nothing. A suffi
 from __future__ import annotations
 
 import io
-import re
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -27,11 +25,12 @@ import pyarrow as pa
 from stemforge.pipeline.job import Job
 from stemforge.pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
 from stemforge.pipeline.storage import filesystem, join, options_for, retrying
-from stemforge.shards.key_index import manifest_key_index, read_key_index
+from stemforge.shards.key_index import (BUCKETS, bucket_rows, buckets_of, is_bucketed, manifest_key_index,
+                                        read_key_bucket, read_key_index)
 from stemforge.shards.manifest import read_run, run_files
 
-BUCKETS = 64
-SUFFIX = re.compile(r"~[0-9a-f]{8}$")
+__all__ = ["BUCKETS", "DecideKeys", "buckets_of", "pack", "unpack"]
+BUCKETED = "bucketed"
 COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 COMPRESS_BYTES = 64 << 10  # smaller batches go as they are: compressing costs more than it saves there
 
@@ -48,11 +47,6 @@ def pack(table: pa.Table) -> bytes:
 def unpack(data: bytes) -> pa.Table:
     """The batch ``pack`` made."""
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-def buckets_of(values: Iterable[str]) -> np.ndarray:
-    """Each value's bucket: crc32 of its UTF-8, stable across processes and machines."""
-    return np.fromiter((zlib.crc32(v.encode()) % BUCKETS for v in values), np.int64)
 
 
 def split(table: pa.Table, buckets: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
@@ -79,19 +73,23 @@ def ref_buckets(packed: bytes, column: str) -> Iterator[tuple[int, bytes]]:
 
 def held_buckets(meta: RunMeta, held: pa.Table) -> Iterator[tuple[int, tuple[RunMeta, bytes]]]:
     """One run's committed records cut by bucket; a suffixed key also goes to its base key's bucket."""
-    keys = held["track_key"].to_pylist()
-    yield from ((b, (meta, pack(rows))) for b, rows in split(held, buckets_of(keys)))
-    marked = [i for i, key in enumerate(keys) if SUFFIX.search(key)]
-    if marked:
-        bases = buckets_of(SUFFIX.sub("", keys[i]) for i in marked)
-        moved = bases != buckets_of(keys[i] for i in marked)
-        rows = held.take(np.asarray(marked)[moved])
-        yield from ((b, (meta, pack(part))) for b, part in split(rows, bases[moved]))
+    rows, buckets, _ = bucket_rows(held["track_key"].to_pylist())
+    yield from ((b, (meta, pack(part))) for b, part in split(held.take(rows), buckets))
+
+
+def _opened(fs: Any, path: str, read: Callable[[Any], Any]) -> Any:
+    with fs.open(path, "rb") as handle:
+        return read(handle)
+
+
+def _run_meta(meta: dict[str, str], job: Job) -> RunMeta:
+    return meta["started_at"], meta["run_id"], meta["fingerprint"] == job.fingerprint
 
 
 class ReadHeld(beam.DoFn):
-    """The committed records of one run, by bucket: its key index (``shards.key_index``), and only for a run
-    committed before key indexes existed, what its manifest records."""
+    """The committed records of one run, by bucket, when its key index is not bucketed (``shards.key_index``)
+    or it has none (committed before key indexes existed: what its manifest records). A bucketed index goes
+    out by its path (tag ``BUCKETED``): each bucket of the join reads its own row group of it."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
@@ -101,6 +99,9 @@ class ReadHeld(beam.DoFn):
         options = self._job.config.storage_options
         fs, _ = filesystem(join(self._job.config.output.uri, "runs"), options)
         if index_path is not None:
+            if retrying(lambda: _opened(fs, index_path, is_bucketed), f"read {index_path}", options):
+                yield beam.pvalue.TaggedOutput(BUCKETED, index_path)
+                return
             meta, held = retrying(lambda: read_key_index(io.BytesIO(fs.cat_file(index_path))), f"read {index_path}",
                                   options)
         else:
@@ -109,8 +110,19 @@ class ReadHeld(beam.DoFn):
             if not manifest.committed:
                 return
             meta, held = manifest_key_index(manifest.raw)
-        yield from held_buckets((meta["started_at"], meta["run_id"], meta["fingerprint"] == self._job.fingerprint),
-                                held)
+        yield from held_buckets(_run_meta(meta, self._job), held)
+
+
+def bucket_held(bucket: int, indexes: list[str], job: Job) -> list[tuple[RunMeta, pa.Table]]:
+    """One bucket's committed records from each bucketed key index: that bucket's row group alone."""
+    options = job.config.storage_options
+    fs, _ = filesystem(join(job.config.output.uri, "runs"), options)
+    held = []
+    for path in indexes:
+        meta, table = retrying(lambda: _opened(fs, path, lambda f: read_key_bucket(f, bucket)), f"read {path}",
+                               options)
+        held.append((_run_meta(meta, job), table))
+    return held
 
 
 def committed_runs(output_uri: str, job: Job) -> list[tuple[str, str | None]]:
@@ -121,12 +133,13 @@ def committed_runs(output_uri: str, job: Job) -> list[tuple[str, str | None]]:
     return retrying(lambda: run_files(fs, path.rstrip("/")), f"list {output_uri}/runs", options)
 
 
-def _annotated(item: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[int, bytes]]:
-    _, grouped = item
+def _annotated(item: tuple[int, dict[str, list[Any]]], indexes: list[str], job: Job) -> Iterator[tuple[int, bytes]]:
+    bucket, grouped = item
     refs = _concat(grouped["refs"])
     if refs is None:
         return
-    annotated = annotate(refs, [(meta, unpack(data)) for meta, data in grouped["held"]])
+    held = [(meta, unpack(data)) for meta, data in grouped["held"]] + bucket_held(bucket, sorted(indexes), job)
+    annotated = annotate(refs, held)
     yield from ((b, pack(rows)) for b, rows in split(annotated, buckets_of(annotated["source"].to_pylist())))
 
 
@@ -145,13 +158,13 @@ class DecideKeys(beam.PTransform):
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         job = self._job
-        held = (batches.pipeline | "OutputRoot" >> beam.Create([job.config.output.uri])
+        runs = (batches.pipeline | "OutputRoot" >> beam.Create([job.config.output.uri])
                 | "CommittedRuns" >> beam.FlatMap(committed_runs, job)
                 | "SpreadRuns" >> beam.Reshuffle()
-                | "ReadHeld" >> beam.ParDo(ReadHeld(job)))
+                | "ReadHeld" >> beam.ParDo(ReadHeld(job)).with_outputs(BUCKETED, main="held"))
         refs = batches | "ByBaseKey" >> beam.FlatMap(ref_buckets, "track_key")
-        return ({"refs": refs, "held": held} | "JoinHistory" >> beam.CoGroupByKey()
-                | "Annotate" >> beam.FlatMap(_annotated)
+        return ({"refs": refs, "held": runs.held} | "JoinHistory" >> beam.CoGroupByKey()
+                | "Annotate" >> beam.FlatMap(_annotated, beam.pvalue.AsList(runs[BUCKETED]), job)
                 | "GroupBySource" >> beam.GroupByKey()
                 | "OnePerSource" >> beam.FlatMap(_one_per_source)
                 | "GroupByKey" >> beam.GroupByKey()

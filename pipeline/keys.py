@@ -89,17 +89,16 @@ def _committed_rows(lookups: pa.Table, held: list[tuple[RunMeta, pa.Table]]) -> 
     run first, by (started_at, run_id))."""
     wanted = lookups["track_key"].combine_chunks()
     ranks = {run: rank for rank, run in enumerate(sorted({meta[:2] for meta, _ in held}))}
-    parts = []
-    for (started_at, run_id, reusable), table in held:
-        rank = ranks[started_at, run_id]
-        table = table.filter(pc.is_in(table["track_key"], value_set=wanted))
-        if table.num_rows:
-            parts.append(table.rename_columns(["track_key", "h_source", "h_size", "h_version"])
-                         .append_column("rank", pa.array(np.full(table.num_rows, rank, np.int32)))
-                         .append_column("reusable", pa.array(np.full(table.num_rows, reusable))))
-    if not parts:
+    parts = [table.rename_columns(["track_key", "h_source", "h_size", "h_version"])
+             .append_column("rank", pa.array(np.full(table.num_rows, ranks[started_at, run_id], np.int32)))
+             .append_column("reusable", pa.array(np.full(table.num_rows, reusable)))
+             for (started_at, run_id, reusable), table in held if table.num_rows]
+    found = pa.concat_tables(parts) if parts else None
+    if found is not None:  # one look-up of all runs' records: the key set is hashed once, not once per run
+        found = found.filter(pc.is_in(found["track_key"], value_set=wanted))
+    if found is None or not found.num_rows:
         return pa.table({"row": pa.array([], pa.int64())})
-    return lookups.join(pa.concat_tables(parts), "track_key", join_type="inner", use_threads=False)
+    return lookups.join(found, "track_key", join_type="inner", use_threads=False)
 
 
 def annotate(refs: pa.Table, held: list[tuple[RunMeta, pa.Table]]) -> pa.Table:

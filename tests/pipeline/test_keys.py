@@ -7,6 +7,7 @@ import random
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.testing.util import assert_that, equal_to
 
 from stemforge.config.run import build_config
@@ -15,7 +16,8 @@ from stemforge.pipeline.job import Job
 from stemforge.pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
 from stemforge.pipeline.keys import annotate, assign_keys, one_per_source, refs_table
 from stemforge.pipeline.listing import TrackRef
-from stemforge.shards.key_index import key_index_bytes, manifest_key_index
+from stemforge.shards.key_index import (KEY_INDEX, is_bucketed, key_index_bytes, manifest_key_index,
+                                        read_key_bucket, read_key_index)
 
 FINGERPRINT = "f" * 16
 
@@ -164,15 +166,27 @@ def test_the_batched_decision_equals_the_rules_one_source_at_a_time():
         assert _decide(refs, *manifests) == _reference(refs, manifests)
 
 
+def _unbucketed_index(records: list[dict], meta: dict) -> bytes:
+    """A key index as written before buckets: one table sorted by key, the run's identity in its metadata."""
+    table = pa.Table.from_pylist(records, schema=KEY_INDEX).sort_by([("track_key", "ascending")])
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata({f"stemforge.{k}": meta[k] for k in
+                                                  ("run_id", "started_at", "fingerprint")}), sink)
+    return sink.getvalue().to_pybytes()
+
+
 def _write_runs(output, manifests: list[dict]) -> None:
-    """The runs under an output root: the first with a key index (``runs/<id>.keys.parquet``), the others in
-    the old layouts, and two that never committed (a failed manifest; a key index without its manifest)."""
+    """The runs under an output root: the first two with a key index (``runs/<id>.keys.parquet``; bucketed, and
+    as written before buckets), the others in the old layouts, and two that never committed (a failed
+    manifest; a key index without its manifest)."""
     runs = output / "runs"
     runs.mkdir(parents=True)
     for number, manifest in enumerate(manifests):
-        if number == 0 and "sources" in manifest:  # what the key index holds is not read from the manifest
-            (runs / f"{manifest['run_id']}.keys.parquet").write_bytes(key_index_bytes(
-                manifest["sources"], manifest["run_id"], manifest["started_at"], manifest["fingerprint"]))
+        if number < 2 and "sources" in manifest:  # what the key index holds is not read from the manifest
+            index = key_index_bytes(manifest["sources"], manifest["run_id"], manifest["started_at"],
+                                    manifest["fingerprint"]) if number == 0 else _unbucketed_index(
+                manifest["sources"], manifest)
+            (runs / f"{manifest['run_id']}.keys.parquet").write_bytes(index)
             manifest = {k: v for k, v in manifest.items() if k not in ("sources", "tracks", "fingerprint")}
             manifest["keys"] = f"{manifest['run_id']}.keys.parquet"
         (runs / f"{manifest['run_id']}.json").write_text(json.dumps(manifest))
@@ -206,3 +220,38 @@ def test_the_beam_join_over_buckets_decides_as_the_rules(tmp_path):
 def test_a_batch_of_refs_survives_the_round_trip():
     refs = [WAV, TrackRef("s3://b/x y.wav", "x y")]
     assert unpack(pack(refs_table(refs))) == pa.Table.from_batches(refs_table(refs).to_batches())
+
+
+def _sorted_rows(table: pa.Table) -> list[tuple]:
+    return sorted(zip(*(table[c].to_pylist() for c in KEY_INDEX.names)), key=repr)
+
+
+def test_a_bucketed_key_index_reads_whole_and_by_bucket_as_its_records():
+    """Whole: every record once, sorted by key. By bucket: the records of that bucket's keys, and of each
+    suffixed key whose base key is in that bucket (crc32 of the UTF-8, as the join buckets refs)."""
+    rng = random.Random(7)
+    records = []
+    for i in range(600):
+        base = f"k{rng.randrange(300)}"
+        key = base if rng.random() < 0.6 else _suffixed(base, f"/s/{i}")
+        records.append({"track_key": key, "source": f"/s/{i}.wav", "size": rng.choice([None, i]),
+                        "version": rng.choice([None, f"v{i}"])})
+    data = key_index_bytes(records, "r1", "2026-12-01T00:00:00Z", FINGERPRINT)
+    meta, whole = read_key_index(pa.BufferReader(data))
+    assert meta == {"run_id": "r1", "started_at": "2026-12-01T00:00:00Z", "fingerprint": FINGERPRINT}
+    assert _sorted_rows(whole) == _sorted_rows(pa.Table.from_pylist(records, schema=KEY_INDEX))
+    assert whole["track_key"].to_pylist() == sorted(r["track_key"] for r in records)
+    assert is_bucketed(pa.BufferReader(data)) and not is_bucketed(pa.BufferReader(_unbucketed_index(records, meta)))
+    for bucket in range(BUCKETS):
+        expected = [r for r in records
+                    if buckets_of([r["track_key"]])[0] == bucket or buckets_of([r["track_key"][:-9]])[0] == bucket
+                    and r["track_key"][-9:-8] == "~"]
+        got_meta, got = read_key_bucket(pa.BufferReader(data), bucket)
+        assert got_meta == meta and got.schema == KEY_INDEX
+        assert _sorted_rows(got) == _sorted_rows(pa.Table.from_pylist(expected, schema=KEY_INDEX))
+
+
+def test_an_empty_key_index_reads_empty():
+    data = key_index_bytes([], "r1", "2026-12-01T00:00:00Z", FINGERPRINT)
+    assert read_key_index(pa.BufferReader(data))[1].num_rows == 0
+    assert read_key_bucket(pa.BufferReader(data), 3)[1].num_rows == 0

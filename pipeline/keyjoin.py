@@ -14,6 +14,7 @@ its keys, so a cluster spreads the work, and the launcher reads nothing. A suffi
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -117,10 +118,10 @@ def bucket_held(bucket: int, indexes: list[str], job: Job) -> list[tuple[RunMeta
     """One bucket's committed records from each bucketed key index: that bucket's row group alone."""
     options = job.config.storage_options
     fs, _ = filesystem(join(job.config.output.uri, "runs"), options)
+    read = functools.partial(read_key_bucket, bucket=bucket)
     held = []
     for path in indexes:
-        meta, table = retrying(lambda: _opened(fs, path, lambda f: read_key_bucket(f, bucket)), f"read {path}",
-                               options)
+        meta, table = retrying(functools.partial(_opened, fs, path, read), f"read {path}", options)
         held.append((_run_meta(meta, job), table))
     return held
 

@@ -1,14 +1,18 @@
 """Key assignment and skip-existing as a Beam join, spread by key (the rules: ``pipeline.keys``).
 
-The listed refs come in batches (Arrow tables); the committed history is read one run's key index at a time.
-Both are cut into ``BUCKETS`` buckets by a stable hash of the base key, and each bucket decides on its own:
+The listed refs come in batches (Arrow tables), cut into ``BUCKETS`` buckets by a stable hash of the base key
+(``shards.key_index.buckets_of``); each bucket decides on its own:
 
     ref batches ─ by base key ─┐
                                ├─ CoGroupByKey ─ annotate ─ by source ─ GroupByKey ─ one_per_source
-    runs/*.json ─ key index ───┘      ─ by base key ─ GroupByKey ─ assign_keys ─ decided batches
+    runs/*.json ─ old indexes ─┘      ─ by base key ─ GroupByKey ─ assign_keys ─ decided batches
+               └─ bucketed key index paths (side input) ─ annotate reads its bucket's row group of each
 
-No step holds the whole history or all the inputs: a bucket holds its own refs and the committed records of
-its keys, so a cluster spreads the work, and the launcher reads nothing. A suffixed committed key
+A key index written at commit is stored bucket by bucket (``shards.key_index``), so a bucket reads its own
+committed records straight from every run's index and the history never goes through the shuffle; only a
+key index written before buckets, or a manifest from before key indexes, is cut by bucket and joined. No step
+holds the whole history or all the inputs: a bucket holds its own refs and the committed records of its
+keys, so a cluster spreads the work, and the launcher reads nothing. A suffixed committed key
 (``key~1234abcd``) also goes to the bucket of its base key, where the sources of that base key look it up.
 """
 
@@ -26,11 +30,10 @@ import pyarrow as pa
 from stemforge.pipeline.job import Job
 from stemforge.pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
 from stemforge.pipeline.storage import filesystem, join, options_for, retrying
-from stemforge.shards.key_index import (BUCKETS, bucket_rows, buckets_of, is_bucketed, manifest_key_index,
-                                        read_key_bucket, read_key_index)
+from stemforge.shards.key_index import (bucket_rows, buckets_of, is_bucketed, manifest_key_index, read_key_bucket,
+                                        read_key_index)
 from stemforge.shards.manifest import read_run, run_files
 
-__all__ = ["BUCKETS", "DecideKeys", "buckets_of", "pack", "unpack"]
 BUCKETED = "bucketed"
 COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 COMPRESS_BYTES = 64 << 10  # smaller batches go as they are: compressing costs more than it saves there

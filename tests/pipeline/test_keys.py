@@ -13,11 +13,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from stemforge.config.run import build_config
 from stemforge.pipeline.inference import resolved_model
 from stemforge.pipeline.job import Job
-from stemforge.pipeline.keyjoin import BUCKETS, DecideKeys, buckets_of, pack, unpack
+from stemforge.pipeline.keyjoin import DecideKeys, pack, unpack
 from stemforge.pipeline.keys import annotate, assign_keys, one_per_source, refs_table
 from stemforge.pipeline.listing import TrackRef
-from stemforge.shards.key_index import (KEY_INDEX, is_bucketed, key_index_bytes, manifest_key_index,
-                                        read_key_bucket, read_key_index)
+from stemforge.shards.key_index import (BUCKETS, KEY_INDEX, buckets_of, is_bucketed, key_index_bytes,
+                                        manifest_key_index, read_key_bucket, read_key_index)
 
 FINGERPRINT = "f" * 16
 

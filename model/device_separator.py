@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stemforge.model.inference import InferenceModel
+from stemforge.model.masks import MaskAssembler, mask_grids, predict_windows
 from stemforge.model.windows import WindowGrid
 from stemforge.transforms import device_stft
 from stemforge.transforms.stft import check_window, num_frames
@@ -31,22 +32,21 @@ class DeviceSeparator:
         check_window(cropsize, self.model.offset)
         self.batch_size, self.cropsize = batch_size, cropsize
 
+    def _assembler(self, mag: torch.Tensor) -> MaskAssembler:
+        """The mask of ``mag`` ``[2, bins, frames]`` (peak-normalised, on the device) by frame range."""
+        passes = mask_grids(mag.shape[-1], self.cropsize, self.model.offset, tta=False)
+        padded = F.pad(mag, (passes[0].pad_left, passes[0].pad_right))
+
+        def cut(grid: WindowGrid, i: int) -> torch.Tensor:
+            start, stop = grid.input_span(i)
+            return padded[..., start + grid.pad_left : stop + grid.pad_left]
+
+        centres = predict_windows(passes, self.batch_size, cut, lambda batch: self.model.predict(torch.stack(batch)))
+        return MaskAssembler(mag.shape[-1], passes, lambda p, i: centres[(p, i)].to(mag.dtype))
+
     def predict_mask(self, mag: torch.Tensor) -> torch.Tensor:
         """The mask of every frame of ``mag`` ``[2, bins, frames]`` (peak-normalised, on the device)."""
-        grid = WindowGrid(mag.shape[-1], self.cropsize, self.model.offset, 0)
-        padded = F.pad(mag, (grid.pad_left, grid.pad_right))
-        mask = torch.empty_like(mag)
-        needed = grid.contributing()
-        for b in range(0, len(needed), self.batch_size):
-            chunk = needed[b : b + self.batch_size]
-            batch = torch.stack([padded[..., s + grid.pad_left : e + grid.pad_left]
-                                 for s, e in (grid.input_span(i) for i in chunk)])
-            centres = self.model.predict(batch)
-            for i, centre in zip(chunk, centres):
-                start, stop = grid.output_span(i)
-                lo, hi = max(start, 0), min(stop, mag.shape[-1])
-                mask[..., lo:hi] = centre[..., lo - start : hi - start]
-        return mask
+        return self._assembler(mag).get(0, mag.shape[-1])
 
     def separate_audio(self, wave: np.ndarray, hop_length: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """The two stems of a stereo waveform ``[2, samples]``, as ``Separator.separate_audio`` without bands:
@@ -63,8 +63,7 @@ class DeviceSeparator:
             peak = mag.max()
             if not torch.isfinite(peak):
                 raise ValueError("spectrogram contains non-finite values")
-            mask = self.predict_mask(mag / peak if peak > 0 else mag)
-            mask = torch.cat([mask, mask[..., -1:].expand(-1, -1, spec.shape[-1] - frames)], dim=-1)
+            mask = self._assembler(mag / peak if peak > 0 else mag).get(0, spec.shape[-1])
             first = device_stft.istft(mask * spec, hop_length, length)
             second = device_stft.istft((1 - mask) * spec, hop_length, length)
             return device_stft.to_host(first), device_stft.to_host(second)

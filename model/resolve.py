@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from stemforge.model.checkpoint import CheckpointError, Uri, read_checkpoint
-from stemforge.model.separator import Aggression, Separator
+from stemforge.model.masks import Aggression
+from stemforge.model.separator import Separator
 from stemforge.model.shipped import ShippedModel, shipped_model
 from stemforge.model.uvr_models import KnownModel, known_model, uvr_hash
 from stemforge.transforms.bands import BandParams, load_band_params

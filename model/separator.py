@@ -10,38 +10,18 @@ squared window near 0 and can blow it up, and UVR's multi-band synthesis truncat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
 from stemforge.model.aspp import CascadedASPPNet
 from stemforge.model.inference import InferenceModel
-from stemforge.model.postprocess import adjust_aggression, merge_artifacts
-from stemforge.model.uvr_models import FLIPPED_STEMS
+from stemforge.model.masks import Aggression, MaskAssembler, mask_grids, predict_windows
 from stemforge.model.windows import WindowGrid, crop_frames
 from stemforge.transforms.bands import BandParams
 from stemforge.transforms.multiband import analyse, synthesise, to_input_rate
 from stemforge.transforms.multiband_filters import mirroring
 from stemforge.transforms.stft import check_window, istft, num_frames, stft
-
-
-@dataclass(frozen=True)
-class Aggression:
-    """UVR's aggressiveness setting for a model: ``value`` (UVR's integer, 5 by default), the row where
-    the gentler exponent stops (``split_bin``: band 1's ``crop_stop``), and whether it is flipped
-    (the mask's stem is a non-accompaniment stem such as vocals)."""
-
-    value: int
-    split_bin: int
-    flip: bool = False
-
-    @classmethod
-    def for_table(cls, value: int, bands: BandParams, first_stem: str) -> Aggression:
-        """UVR's rule: split at band 1's ``crop_stop``, flipped when the mask's stem (the first) is a
-        non-accompaniment stem such as ``vocals``."""
-        return cls(value, bands.bands[0].crop_stop, first_stem in FLIPPED_STEMS)
 
 
 def _module_device(net: nn.Module) -> torch.device | str:
@@ -110,22 +90,6 @@ class Separator:
         if X_spec.shape[2] < 1:
             raise ValueError("spectrogram has no frames")
 
-    def _mask_pass(self, mag: np.ndarray, shift: int) -> np.ndarray:
-        """One pass over a WindowGrid: the mask for every frame of ``mag`` (already peak-normalised)."""
-        n_frames = mag.shape[2]
-        grid = WindowGrid(n_frames, self.cropsize, self.offset, shift)
-        needed = grid.contributing()
-        mask = np.empty(mag.shape, dtype=np.float32)
-        for b in range(0, len(needed), self.batch_size):
-            chunk = needed[b : b + self.batch_size]
-            batch = np.stack([crop_frames(mag, *grid.input_span(i)) for i in chunk])
-            centres = self.model(batch)
-            for i, centre in zip(chunk, centres):
-                start, stop = grid.output_span(i)
-                lo, hi = max(start, 0), min(stop, n_frames)
-                mask[:, :, lo:hi] = centre[:, :, lo - start : hi - start]
-        return mask
-
     def predict_mask(self, X_spec: np.ndarray, n_frames: int | None = None) -> np.ndarray:
         """The first stem's mask ``[2, bins, frames]`` (float32, in [0, 1]) for ``X_spec``.
 
@@ -138,6 +102,10 @@ class Separator:
         the track's last frame, and they change nothing before.
         """
         X_spec = np.asarray(X_spec)
+        return self._assembler(X_spec, n_frames).get(0, X_spec.shape[2])
+
+    def _assembler(self, X_spec: np.ndarray, n_frames: int | None) -> MaskAssembler:
+        """The mask of ``X_spec``'s first ``n_frames`` frames (see :meth:`predict_mask`), by frame range."""
         self._check_spec(X_spec)
         total = X_spec.shape[2]
         n_frames = total if n_frames is None else n_frames
@@ -149,14 +117,15 @@ class Separator:
             raise ValueError("spectrogram contains non-finite values")
         if peak > 0:
             mag /= peak
-        mask = self._mask_pass(mag, shift=0)
-        if self.tta:
-            mask = (mask + self._mask_pass(mag, shift=self.roi // 2)) * 0.5
-        if self.aggression is not None:
-            mask = adjust_aggression(mask, self.aggression.value, self.aggression.split_bin, self.aggression.flip)
-        if self.postprocess:
-            mask = merge_artifacts(mask, thres=self.postprocess_threshold)
-        return _hold(mask, total)
+        passes = mask_grids(n_frames, self.cropsize, self.offset, self.tta)
+        threshold = self.postprocess_threshold if self.postprocess else None
+        return MaskAssembler(n_frames, passes, self._centres(mag, passes).__getitem__, self.aggression, threshold)
+
+    def _centres(self, mag: np.ndarray, passes: list[WindowGrid]) -> dict[tuple[int, int], np.ndarray]:
+        """Every window's centre mask (float32) over ``mag`` (peak-normalised), from the net on the host."""
+        windows = predict_windows(passes, self.batch_size, lambda grid, i: crop_frames(mag, *grid.input_span(i)),
+                                  lambda batch: self.model(np.stack(batch)))
+        return {key: np.asarray(centre, np.float32) for key, centre in windows.items()}
 
     def separate(self, X_spec: np.ndarray, n_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mask·X, (1−mask)·X)``: the two stems' spectrograms, same shape as ``X_spec``."""
@@ -192,17 +161,10 @@ class Separator:
             raise ValueError(f"band table {bands.name!r} has {bands.bins} bins, the network "
                              f"{self.model.n_bins - 1}: load the checkpoint with n_fft={bands.n_fft}")
         padded = analyse(wave, bands, self.per_band, pad_tail=True)
-        mask = _hold(self.predict_mask(analyse(wave, bands, self.per_band).spec), padded.spec.shape[-1])
+        mask = self._assembler(analyse(wave, bands, self.per_band).spec, None).get(0, padded.spec.shape[-1])
         stems = []
         for spec in (mask * padded.spec, (1 - mask) * padded.spec):
             rows = mirroring(spec, padded.high_end, bands) if high_end else None
             stems.append(to_input_rate(synthesise(spec, bands, self.per_band, rows), bands, wave.shape[1]))
         return stems[0], stems[1]
 
-
-def _hold(mask: np.ndarray, total: int) -> np.ndarray:
-    """``mask`` extended to ``total`` frames by repeating its last frame (the end padding's mask)."""
-    extra = total - mask.shape[-1]
-    if extra <= 0:
-        return mask
-    return np.concatenate([mask, np.repeat(mask[..., -1:], extra, axis=-1)], axis=-1)

@@ -9,6 +9,7 @@ whole-track computation of ``model.Separator``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from stemforge.model import Aggression, WindowGrid, adjust_aggression, artifact_weights
+from stemforge.model import Aggression, MaskAssembler, WindowGrid, mask_grids
 from stemforge.config.run import Config
 from stemforge.pipeline.inference import ResolvedModel
 from stemforge.pipeline.mixture import mix_targets, sum_into
@@ -70,11 +71,7 @@ class TrackMeta:
 
 def grids(meta: TrackMeta, config: Config, offset: int) -> list[WindowGrid]:
     """The window grids of vocal-remover's inference: one pass, or two with TTA."""
-    cropsize = config.model.cropsize
-    base = WindowGrid(meta.num_frames, cropsize, offset)
-    if not config.model.tta:
-        return [base]
-    return [base, WindowGrid(meta.num_frames, cropsize, offset, shift=base.roi // 2)]
+    return mask_grids(meta.num_frames, config.model.cropsize, offset, config.model.tta)
 
 
 class ScratchAudio:
@@ -276,69 +273,20 @@ class PreparedTrack:
                 yield pass_index, i, self._frames.window(cache.get(start, stop), peak)
 
 
-class MaskReader:
-    """The track's mask, frame range by frame range, from per-window mask loaders (with TTA and
-    vocal-remover's artifact merge applied exactly as ``model.Separator`` does). Frames past the
-    track's last one (the stems' end padding) hold the last frame's mask, as ``Separator`` does."""
+class MaskReader(MaskAssembler):
+    """The track's mask, frame range by frame range (``model.MaskAssembler``: ``model.Separator``'s
+    procedure), from the windows' centre masks that ``load_window(pass, window)`` reads back from the
+    track's scratch file.
+
+    Consecutive ranges (a row segment, a block of stems) mostly fall in the window the last range read, and
+    the artifact merge reads every window once up front, so the last few windows read are kept: at most
+    ``CACHED_WINDOWS`` (about 2 MiB each at 1025 bins and a 256-frame roi), enough for both TTA passes of
+    the rows' and the stems' current positions."""
+
+    CACHED_WINDOWS = 8
 
     def __init__(self, meta: TrackMeta, passes: list[WindowGrid], config: Config,
                  load_window: Callable[[int, int], np.ndarray], aggression: Aggression | None = None) -> None:
-        self._frames = meta.num_frames
-        self._grids = passes
-        self._load = load_window
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
-        self._aggression = aggression
-        self._weights = None
-        if config.model.postprocess:
-            frame_min = np.empty(meta.num_frames, np.float32)
-            step = self._grids[0].roi
-            for start in range(0, meta.num_frames, step):
-                stop = min(start + step, meta.num_frames)
-                frame_min[start:stop] = self._adjusted(start, stop).min(axis=(0, 1))
-            self._weights = artifact_weights(frame_min, thres=config.model.postprocess_threshold)
-
-    def _window(self, pass_index: int, i: int) -> np.ndarray:
-        key = (pass_index, i)
-        if key not in self._cache:
-            if len(self._cache) >= 8:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = self._load(pass_index, i)
-        return self._cache[key]
-
-    def _pass(self, pass_index: int, start: int, stop: int) -> np.ndarray:
-        grid = self._grids[pass_index]
-        parts = []
-        frame = start
-        while frame < stop:
-            i = (frame + grid.shift) // grid.roi
-            w_start, w_stop = grid.output_span(i)
-            take = min(stop, w_stop) - frame
-            parts.append(self._window(pass_index, i)[..., frame - w_start : frame - w_start + take])
-            frame += take
-        return np.concatenate(parts, axis=-1)
-
-    def _raw(self, start: int, stop: int) -> np.ndarray:
-        if len(self._grids) == 1:
-            return self._pass(0, start, stop)
-        return (self._pass(0, start, stop) + self._pass(1, start, stop)) * 0.5
-
-    def _adjusted(self, start: int, stop: int) -> np.ndarray:
-        """The TTA-averaged mask with UVR's aggressiveness, which merge_artifacts then reads (UVR's order)."""
-        mask = self._raw(start, stop)
-        if self._aggression is None:
-            return mask
-        a = self._aggression
-        return adjust_aggression(mask, a.value, a.split_bin, a.flip)
-
-    def get(self, start: int, stop: int) -> np.ndarray:
-        """Mask frames [start, stop), shape [2, bins, stop - start]; frames past the track's end
-        repeat its last frame."""
-        if stop > self._frames:
-            inside = self.get(min(start, self._frames - 1), self._frames)
-            held = np.repeat(inside[..., -1:], stop - max(start, self._frames), axis=-1)
-            return np.concatenate([inside[..., : max(self._frames - start, 0)], held], axis=-1)
-        mask = self._adjusted(start, stop)
-        if self._weights is not None:
-            weight = self._weights[start:stop]
-            mask = mask + weight * (1.0 - mask)
-        return mask
+        threshold = config.model.postprocess_threshold if config.model.postprocess else None
+        super().__init__(meta.num_frames, passes, functools.lru_cache(self.CACHED_WINDOWS)(load_window),
+                         aggression, threshold)

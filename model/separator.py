@@ -119,7 +119,8 @@ class Separator:
             mag /= peak
         passes = mask_grids(n_frames, self.cropsize, self.offset, self.tta)
         threshold = self.postprocess_threshold if self.postprocess else None
-        return MaskAssembler(n_frames, passes, self._centres(mag, passes).__getitem__, self.aggression, threshold)
+        centres = self._centres(mag, passes)
+        return MaskAssembler(n_frames, passes, lambda p, i: centres[(p, i)], self.aggression, threshold)
 
     def _centres(self, mag: np.ndarray, passes: list[WindowGrid]) -> dict[tuple[int, int], np.ndarray]:
         """Every window's centre mask (float32) over ``mag`` (peak-normalised), from the net on the host."""

@@ -11,13 +11,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stemforge.config.run import Config
-from stemforge.pipeline.frame_source import FrameLayout
 from stemforge.pipeline.scratch import make_scratch
 from stemforge.pipeline.storage import (
     StorageOptions,
@@ -35,6 +34,10 @@ from stemforge.shards.key_index import key_index_name
 from stemforge.shards.manifest import RunDetail, RunManifest, committed_runs, detail_name
 from stemforge.shards.row_group import RowGroup, rows_per_group
 from stemforge.shards.schema import CHECKPOINT_KEY, CONFIG_KEY, row_schema
+
+if TYPE_CHECKING:
+    from stemforge.pipeline.frame_source import FrameLayout  # torch: the command line's help and inspect stay light
+
 
 @dataclass(frozen=True)
 class ErrorRecord:

@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader
 
 from stemforge import shards
 from stemforge.config.run import Config
-from stemforge.pipeline.single_band import SingleBandLayout
-from stemforge.pipeline.sinks import ShardWriter, tensor_columns
+from stemforge.pipeline.engine.single_band import SingleBandLayout
+from stemforge.pipeline.engine.rows import tensor_columns
+from stemforge.pipeline.sinks import ShardWriter
 from stemforge.training import ShardDataset
 
 BINS, FRAMES, BATCH = 1025, 256, 8

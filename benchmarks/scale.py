@@ -108,8 +108,8 @@ def commit_cost(args: argparse.Namespace) -> None:
     """Commits one synthetic run of ``--tracks`` tracks; prints wall seconds, peak RSS and file sizes."""
     from stemforge.pipeline.commit import commit
     from stemforge.config.run import build_config
-    from stemforge.pipeline.inference import resolved_model
-    from stemforge.pipeline.job import Job
+    from stemforge.pipeline.engine.inference import resolved_model
+    from stemforge.pipeline.engine.job import Job
 
     run_id = "bench"
     with tempfile.TemporaryDirectory() as folder:

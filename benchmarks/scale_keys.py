@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _job(output: str, inputs: str = "unused"):
     from stemforge.config.run import build_config
-    from stemforge.pipeline.inference import resolved_model
-    from stemforge.pipeline.job import Job
+    from stemforge.pipeline.engine.inference import resolved_model
+    from stemforge.pipeline.engine.job import Job
 
     config = build_config({"input": {"uri": inputs}, "output": {"uri": output}})
     return Job(config, "bench", "2026-12-05T00:00:00Z", "sha", False, resolved_model(config, None), progress=False)

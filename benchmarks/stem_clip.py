@@ -21,10 +21,10 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from stemforge.pipeline.assemble import write_stems
+from stemforge.pipeline.engine.assemble import write_stems
 from stemforge.config.run import build_config
-from stemforge.pipeline.inference import resolved_model
-from stemforge.pipeline.track import MaskReader, PreparedTrack, grids
+from stemforge.pipeline.engine.inference import resolved_model
+from stemforge.pipeline.engine.track import MaskReader, PreparedTrack, grids
 from stemforge.transforms import AugmentChain
 
 ROOT = Path(__file__).resolve().parents[1]

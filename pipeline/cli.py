@@ -111,7 +111,8 @@ def _command(args: argparse.Namespace, rest: list[str]) -> tuple[int, Config | N
     if args.command == "synth-real":
         return _synth_real(args), None
     if args.command == "report":
-        from stemforge.pipeline.report import ReportError, write_report  # matplotlib: imported only when a report is drawn
+        # matplotlib: imported only when a report is drawn
+        from stemforge.pipeline.report import ReportError, write_report
 
         _refuse_unwritable(check_output_file, args.output or join(args.path, "report.html"), "report --output")
         try:

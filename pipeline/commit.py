@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.job import Job
 from stemforge.pipeline.lease import check_held
 from stemforge.pipeline.sinks import ErrorRecord, TrackDone, versions, write_errors, write_manifest
 from stemforge.pipeline.storage import filesystem, join, publish_bytes, retrying

@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.transforms.window import GlobalWindows
 
 from stemforge.pipeline.commit import commit
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.job import Job
 from stemforge.pipeline.inputs import excluded_roots
 from stemforge.pipeline.keyjoin import DecideKeys, pack, unpack
 from stemforge.pipeline.keys import refs_table, source_record, table_refs, with_contents

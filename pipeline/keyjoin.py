@@ -27,7 +27,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.job import Job
 from stemforge.pipeline.keys import RunMeta, annotate, assign_keys, one_per_source
 from stemforge.pipeline.storage import filesystem, join, options_for, retrying
 from stemforge.shards.key_index import (bucket_rows, buckets_of, is_bucketed, manifest_key_index, read_key_bucket,

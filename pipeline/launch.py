@@ -7,7 +7,6 @@ do not).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import logging
 import sys
@@ -20,9 +19,8 @@ from apache_beam.runners.runner import create_runner
 from stemforge.pipeline import lease
 from stemforge.config.run import Config, ConfigError
 from stemforge.pipeline.graph import DASK_RUNNER_NAMES, run
-from stemforge.pipeline.inference import RANDOM_INIT_SEED, resolve, resolved_model
 from stemforge.pipeline.inputs import check_inputs
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.job import Job, open_job
 from stemforge.pipeline.listing import describe_ignored
 from stemforge.pipeline.logs import printable
 from stemforge.pipeline.progress import progress_folder
@@ -37,14 +35,14 @@ EXIT_FATAL = 2
 # The DirectRunner's in-process engine (honours --direct_num_workers / --direct_running_mode). Named
 # explicitly because Beam's DirectRunner first tries PrismRunner, which downloads a binary at run time.
 DEFAULT_RUNNER = "FnApiRunner"
-NO_MODEL = "none"  # the checkpoint sha256 of a mix run without a model (ground-truth columns only)
 # runners that run the model in this process's machine, whose devices the launcher can check
 LOCAL_RUNNERS = ("FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner", "PrismRunner")
 
 
 def make_job(config: Config, progress: bool = True) -> Job:
-    """Validates the config and the checkpoint in the launcher, so fatal problems fail fast; the job carries
-    the config with every model default resolved from the checkpoint (``pipeline.inference.resolve``)."""
+    """Validates the config, the inputs and the output folders in the launcher, so fatal problems fail fast, then
+    opens the job (``engine.job.open_job``: the checkpoint loaded, every model default resolved from it) and
+    refuses a run id that is already committed."""
     config.require_runnable()
     for key in ("uri", "stems_uri"):
         uri = getattr(config.output, key)
@@ -54,18 +52,9 @@ def make_job(config: Config, progress: bool = True) -> Job:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     check_inputs(config)
-    if config.runs_model:
-        config, net = resolve(config)
-        random_init = not config.model.checkpoint
-        sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
-    else:  # a mix run without a model: nothing to load
-        model = config.model
-        config = config.model_copy(update={"model": model.model_copy(update={"cropsize": model.cropsize or 256})})
-        random_init, sha256, net = False, NO_MODEL, None
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    run_id = config.run.run_id or config.default_run_id()
-    refuse_committed(config, run_id)
-    return Job(config, run_id, started, sha256, random_init, resolved_model(config, net), progress)
+    job = open_job(config, progress)
+    refuse_committed(job.config, job.run_id)
+    return job
 
 
 def refuse_committed(config: Config, run_id: str) -> None:

@@ -1,6 +1,7 @@
 """What the launcher shows while a run works: a live line on a terminal, a plain log line (logger
-``stemforge.progress``) every N seconds elsewhere (CI, Dataflow logs, a file), nothing with ``--quiet``. It polls the counters that the workers
-publish (pipeline.progress), so it is live on every runner that can write the output."""
+``stemforge.progress``) every N seconds elsewhere (CI, Dataflow logs, a file), nothing with ``--quiet``. It
+polls the counters that the workers publish (pipeline.progress), so it is live on every runner that can write
+the output."""
 
 from __future__ import annotations
 

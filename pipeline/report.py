@@ -18,8 +18,8 @@ import yaml
 from stemforge.pipeline import report_audio, report_plots as plots
 from stemforge.config.run import Config
 from stemforge.pipeline.report_reading import ReportError, RunReader, ShardIndex
-from stemforge.pipeline.sinks import tensor_columns
-from stemforge.pipeline.spectra import recorded_layout
+from stemforge.pipeline.engine.rows import tensor_columns
+from stemforge.pipeline.engine.layout import recorded_layout
 from stemforge.pipeline.storage import StorageOptions, join, publish_bytes, redact_uri, scrub
 from stemforge.text import count, duration, wall_seconds
 from stemforge.shards import RunManifest

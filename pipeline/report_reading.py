@@ -16,7 +16,7 @@ import soundfile as sf
 
 from stemforge.pipeline import report_audio, report_plots as plots
 from stemforge.config.run import Config, ConfigError, build_config
-from stemforge.pipeline.sinks import audio_stems, tensor_columns
+from stemforge.pipeline.engine.rows import audio_stems, tensor_columns
 from stemforge.pipeline.storage import PathEscape, StorageOptions, filesystem, join, options_for, redact_uri
 from stemforge.text import count
 from stemforge.shards import RunManifest, committed_runs, reading, tensor_to_numpy

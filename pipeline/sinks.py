@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stemforge.config.run import Config
+from stemforge.pipeline.engine.rows import tensor_columns
 from stemforge.pipeline.scratch import make_scratch
 from stemforge.pipeline.storage import (
     StorageOptions,
@@ -36,7 +37,8 @@ from stemforge.shards.row_group import RowGroup, rows_per_group
 from stemforge.shards.schema import CHECKPOINT_KEY, CONFIG_KEY, row_schema
 
 if TYPE_CHECKING:
-    from stemforge.pipeline.frame_source import FrameLayout  # torch: the command line's help and inspect stay light
+    # only for type checking: the frame sources import torch, and the command line's help and inspect stay light
+    from stemforge.pipeline.engine.frame_source import FrameLayout
 
 
 @dataclass(frozen=True)
@@ -62,27 +64,6 @@ class TrackDone:
     clipped: dict[str, int] | None = None  # ``clamp``: samples clipped per stem, when any were
     seconds: float = 0.0  # the worker's time assembling it (stems and rows), not the fused stages downstream
     decoded: str = ""  # TrackMeta.decoded: "ffmpeg:counted", "libsndfile:declared", ...
-
-
-def model_columns(config: Config) -> tuple[str, ...]:
-    """The columns of the model's two predicted stems: its stem names, or ``teacher_{stem}`` in a mix run
-    (where the stem names hold the ground truth); none when a mix run has no model."""
-    if not config.runs_model:
-        return ()
-    prefix = "teacher_" if config.mix is not None else ""
-    return tuple(prefix + stem for stem in config.model.stems)
-
-
-def audio_stems(config: Config) -> list[str]:
-    """The stem names of a run's audio files: the model's two, or a mix run's mixture and targets."""
-    return ["mixture", *config.mix.targets] if config.mix is not None else list(config.model.stems)
-
-
-def tensor_columns(config: Config) -> list[str]:
-    """The spectrogram columns, in order: mixture, a mix run's targets, the model's two stems (``teacher_``
-    ones in a mix run), and clean when kept."""
-    targets = list(config.mix.targets) if config.mix is not None else []
-    return ["mixture", *targets, *model_columns(config), *(["clean"] if config.augment.keep_clean else [])]
 
 
 def shard_schema(config: Config, checkpoint_sha256: str, layout: FrameLayout) -> pa.Schema:

@@ -1,9 +1,11 @@
-"""The DoFns that take a track variant from its source to its stems and rows (Beam's side of ``pipeline.track``).
+"""The DoFns that take a track variant from its source to its stems and rows: Beam's side of the engine
+(``pipeline.engine``), whose ``one_track`` runs the same steps without Beam.
 
 SeparateTrack does all of it in one step: prepare (decode, resample, augment, peak), submit the model windows
-to the worker process's batcher (``pipeline.masks``: one model, batches filled across tracks and threads),
-and, once the masks are back in the track's local scratch file, write the stems and yield the rows. A mix run
-without a model does the same without the model (MixTrack).
+to the worker process's batcher (``pipeline.batchers``: one model, batches filled across tracks and threads),
+and, once the masks are back in the track's local scratch file (``engine.masks``), write the stems and yield
+the rows (``engine.one_track.write_outputs``). A mix run without a model does the same without the model
+(MixTrack).
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from stemforge.model import WindowGrid
-from stemforge.pipeline.assemble import StemReport, spectrogram_rows, write_sources, write_stems
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.batchers import acquire_batcher, release_batcher
+from stemforge.pipeline.engine.assemble import StemReport
+from stemforge.pipeline.engine.job import Job
+from stemforge.pipeline.engine.one_track import Submitted, submit_windows, write_outputs
+from stemforge.pipeline.engine.rows import audio_stems
+from stemforge.pipeline.engine.track import PreparedTrack, TrackError, TrackMeta
 from stemforge.pipeline.listing import MixRef, TrackRef
-from stemforge.pipeline.masks import TrackMasks, acquire_batcher, release_batcher
 from stemforge.pipeline.progress import ProgressWriter, progress_folder, timed
-from stemforge.pipeline.sinks import ErrorRecord, TrackDone, audio_stems
+from stemforge.pipeline.sinks import ErrorRecord, TrackDone
 from stemforge.pipeline.storage import PathEscape
-from stemforge.pipeline.track import MaskReader, PreparedTrack, TrackError, TrackMeta, grids
 from stemforge.transforms import AugmentChain
 from stemforge.transforms.mixing import MixCatalog, draw_mix
 
@@ -101,8 +104,7 @@ class _Open:
 
     ref: TrackRef
     track: PreparedTrack
-    masks: TrackMasks
-    passes: list[WindowGrid]  # the track's window grids, built once: its windows and its masks read them
+    submitted: Submitted
 
 
 class SeparateTrack(TrackFn):
@@ -132,12 +134,11 @@ class SeparateTrack(TrackFn):
     def _discard_open(self) -> None:
         while self._open:
             item = self._open.popleft()
-            item.masks.close()
+            item.submitted.store.close()
             item.track.close()
 
     def process(self, element: tuple[TrackRef, int]) -> Iterator[Any]:
         ref, variant = element
-        config = self._job.config
         start = time.perf_counter()
         refused = self.misplaced(ref, variant)
         if refused is not None:
@@ -149,25 +150,18 @@ class SeparateTrack(TrackFn):
             yield self.reject(ref, exc.stage, exc.cause)
             return
         meta = track.meta
-        passes = grids(meta, config, self._job.model.offset)
-        keys = [(p, i) for p, grid in enumerate(passes) for i in grid.contributing()]
-        masks = None
-        waited = 0.0
+        Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
         try:
-            masks = TrackMasks(track.scratch_path("masks.f32"), keys)
-            Metrics.counter(NAMESPACE, "audio_milliseconds").inc(int(meta.audio_seconds * 1000))
-            for pass_index, index, magnitude in track.windows(passes):
-                Metrics.counter(NAMESPACE, "windows").inc()
-                waited += self._batcher.submit(magnitude, masks.receiver((pass_index, index)))
+            submitted = submit_windows(self._job, track, self._batcher)
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
-            if masks is not None:
-                masks.close()
             track.close()
             yield self.reject(ref, "separate", exc)
             return
+        Metrics.counter(NAMESPACE, "windows").inc(submitted.windows)
         self.progress.add("prepared", audio_seconds=meta.audio_seconds)
-        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant, time.perf_counter() - start - waited))
-        self._open.append(_Open(ref, track, masks, passes))
+        yield beam.pvalue.TaggedOutput(TIMING, (ref.track_key, variant,
+                                                time.perf_counter() - start - submitted.waited))
+        self._open.append(_Open(ref, track, submitted))
         yield from self._finish(everything=False)
 
     def finish_bundle(self) -> Iterator[Any]:
@@ -181,14 +175,15 @@ class SeparateTrack(TrackFn):
     def _finish(self, everything: bool) -> Iterator[Any]:
         """Writes the open tracks, oldest first: those whose masks are all back, or all of them."""
         self._report_batches()
-        while self._open and (everything or self._open[0].masks.complete or len(self._open) > self.MAX_OPEN):
+        while self._open and (everything or self._open[0].submitted.store.complete
+                              or len(self._open) > self.MAX_OPEN):
             item = self._open.popleft()
-            if not item.masks.complete:
+            if not item.submitted.store.complete:
                 self._batcher.flush()
             try:
                 yield from self._write(item)
             finally:
-                item.masks.close()
+                item.submitted.store.close()
                 item.track.close()
             self._report_batches()
 
@@ -198,9 +193,9 @@ class SeparateTrack(TrackFn):
             Metrics.distribution(NAMESPACE, "batch_size").update(size)
 
     def _write(self, item: _Open) -> Iterator[Any]:
-        track, meta, config = item.track, item.track.meta, self._job.config
+        track, meta = item.track, item.track.meta
         try:
-            item.masks.wait()
+            item.submitted.store.wait()
         except Exception as exc:  # noqa: BLE001 - the model failed on this track's windows
             yield self.reject(item.ref, "separate", exc)
             return
@@ -211,17 +206,11 @@ class SeparateTrack(TrackFn):
         rows = 0
         try:
             # one reader for the stems and the rows: merge_artifacts' weights read every mask once, not twice
-            masks = MaskReader(meta, item.passes, config, item.masks.load, self._job.model.aggression)
-            report = None
-            if config.output.write_stems and meta.mix is not None:
-                report = write_sources(track, config, config.storage_options, staging=self._job.staging)
-            elif config.output.write_stems:
-                report = write_stems(track, masks, config, config.storage_options, staging=self._job.staging)
+            report, made = write_outputs(self._job, track, item.submitted.masks(self._job, meta))
             seconds[0] = time.perf_counter() - start
-            if config.output.write_spectrograms:
-                for row in timed(spectrogram_rows(track, masks, config, report.gain if report else None), seconds):
-                    rows += 1
-                    yield row
+            for row in timed(made, seconds):
+                rows += 1
+                yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
             yield self.reject(item.ref, "write", exc)
             return
@@ -240,7 +229,6 @@ class MixTrack(TrackFn):
 
     def process(self, element: tuple[MixRef, int]) -> Iterator[Any]:
         ref, variant = element
-        config = self._job.config
         start = time.perf_counter()
         refused = self.misplaced(ref, variant)
         if refused is not None:
@@ -257,12 +245,10 @@ class MixTrack(TrackFn):
         rows = 0
         try:
             with track:
-                report = (write_sources(track, config, config.storage_options, staging=self._job.staging)
-                          if config.output.write_stems else None)
-                if config.output.write_spectrograms:
-                    for row in spectrogram_rows(track, None, config, report.gain if report else None):
-                        rows += 1
-                        yield row
+                report, made = write_outputs(self._job, track, None)
+                for row in made:
+                    rows += 1
+                    yield row
         except Exception as exc:  # noqa: BLE001 - one track's failure never stops the run
             yield self.reject(ref, "write", exc)
             return

@@ -74,3 +74,17 @@ def test_the_layout_check_sees_a_wrong_edge(tmp_path):
     bad.write_text("import os\nfrom stemforge.config.run import Config\nfrom model import nets\n")
     assert _imports(bad) == [(1, "os"), (2, "stemforge.config.run"), (2, "stemforge.config.run.Config"),
                              (3, "model"), (3, "model.nets")]
+
+
+# what the Beam-free engine may use of the rest of pipeline/: its storage and scratch helpers, which import no Beam
+ENGINE_USES = {"stemforge.pipeline.engine", "stemforge.pipeline.storage", "stemforge.pipeline.scratch"}
+
+
+def test_the_engine_uses_only_beam_free_parts_of_the_pipeline():
+    used = {f"{path.relative_to(REPO)}:{line}: {module}" for path in _sources("pipeline/engine")
+            for line, module in _imports(path) if module.startswith("stemforge.pipeline.")
+            and not any(module == allowed or module.startswith(allowed + ".") for allowed in ENGINE_USES)}
+    assert _sources("pipeline/engine") and used == set()
+    for helper in ("storage", "scratch"):
+        assert not [m for _, m in _imports(REPO / "pipeline" / f"{helper}.py")
+                    if m.startswith("stemforge.pipeline.") or m.startswith("apache_beam")]

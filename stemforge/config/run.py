@@ -3,7 +3,7 @@
 Unknown keys are errors. Every key a user can set, and every default that does not depend on the checkpoint,
 lives here. The model keys left ``None`` (``band_params``, ``cropsize``, ``aggression``, ``stems``,
 ``postprocess_threshold``) are decided from the checkpoint at launch (``model.resolve``, through
-``pipeline.inference.resolve``); the Beam runner is not a config key (``pipeline.launch.DEFAULT_RUNNER``).
+``pipeline.engine.inference.resolve``); the Beam runner is not a config key (``pipeline.launch.DEFAULT_RUNNER``).
 The ``mix`` section (mix runs) is in ``stemforge.config.mix``. Importing this module imports no Beam and installs
 no log filter: `stemforge train` reads its own schema with the same loader.
 """
@@ -93,7 +93,7 @@ class ModelConfig(Section):
     high_end: Literal["none", "mirroring"] = "none"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    spectra: Literal["auto", "host", "device"] = "auto"  # where STFT, masking and ISTFT run (pipeline.spectra)
+    spectra: Literal["auto", "host", "device"] = "auto"  # where STFT, masking and ISTFT run (pipeline.engine.layout)
     cpu_threads: int | None = Field(None, ge=1, le=1024)
     share_across_processes: bool = False  # one model per machine (Beam's MultiProcessShared), served to its processes
     model_copies: int = Field(1, ge=1, le=64)  # with share_across_processes: how many copies that machine loads

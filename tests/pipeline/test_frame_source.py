@@ -4,7 +4,7 @@
 import numpy as np
 
 from stemforge.config.run import build_config
-from stemforge.pipeline.single_band import SingleBandLayout
+from stemforge.pipeline.engine.single_band import SingleBandLayout
 
 
 class WholeMask:

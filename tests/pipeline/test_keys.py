@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from apache_beam.testing.util import assert_that, equal_to
 
 from stemforge.config.run import build_config
-from stemforge.pipeline.inference import resolved_model
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.inference import resolved_model
+from stemforge.pipeline.engine.job import Job
 from stemforge.pipeline.keyjoin import DecideKeys, pack, unpack
 from stemforge.pipeline.keys import annotate, assign_keys, one_per_source, refs_table
 from stemforge.pipeline.listing import TrackRef

@@ -8,9 +8,9 @@ import librosa
 import numpy as np
 import pytest
 
-from stemforge.pipeline.masks import TrackMasks
+from stemforge.pipeline.engine.masks import TrackMasks
 from stemforge.config.run import build_config
-from stemforge.pipeline.single_band import SingleBandLayout
+from stemforge.pipeline.engine.single_band import SingleBandLayout
 from stemforge.transforms import end_padded_frames
 
 

@@ -1,4 +1,4 @@
-"""``output.clip`` in mix runs: the one stem writer (pipeline.assemble.StemFiles) treats a mix run's mixture and
+"""``output.clip`` in mix runs: the one stem writer (pipeline.engine.assemble.StemFiles) treats a mix run's mixture and
 targets as it treats separated stems. The reference is the same run with ``clip: none`` (float WAV keeps every
 value): ``clamp`` must equal it clipped to ±1, ``rescale`` must equal it times 1/(the largest peak of all files)."""
 

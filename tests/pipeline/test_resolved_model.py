@@ -1,4 +1,4 @@
-"""The model is decided once, at launch (pipeline.inference.ResolvedModel): the job carries the band table, the
+"""The model is decided once, at launch (pipeline.engine.inference.ResolvedModel): the job carries the band table, the
 network's family, its offset and the masks' aggression to every worker, and no track reads any of them again."""
 
 import pickle

@@ -14,8 +14,8 @@ from stemforge_testing import TINY, read_manifest, snr_db, upstream_stems, write
 from stemforge.model import load_checkpoint
 from stemforge.pipeline.cli import main
 from stemforge.config.run import build_config
-from stemforge.pipeline.single_band import spectral_ops
-from stemforge.pipeline.spectra import table_layout
+from stemforge.pipeline.engine.single_band import spectral_ops
+from stemforge.pipeline.engine.layout import table_layout
 from stemforge.shards import tensor_to_numpy
 from stemforge.transforms import load_band_params
 from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps

@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from stemforge.config.run import build_config
-from stemforge.pipeline.multi_band import MultiBandLayout
-from stemforge.pipeline.single_band import SingleBandLayout
-from stemforge.pipeline.spectra import recorded_layout
+from stemforge.pipeline.engine.multi_band import MultiBandLayout
+from stemforge.pipeline.engine.single_band import SingleBandLayout
+from stemforge.pipeline.engine.layout import recorded_layout
 from stemforge.pipeline.sinks import ShardWriter
 from stemforge.shards import tensor_to_numpy
 from stemforge.transforms import load_band_params

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from stemforge.config.run import build_config
-from stemforge.pipeline.inference import resolved_model
-from stemforge.pipeline.track import PreparedTrack, ScratchAudio, TrackError
+from stemforge.pipeline.engine.inference import resolved_model
+from stemforge.pipeline.engine.track import PreparedTrack, ScratchAudio, TrackError
 from stemforge.transforms import AugmentChain
 
 

@@ -17,8 +17,8 @@ from stemforge_testing import TINY, read_manifest, write_config
 
 from stemforge.pipeline.cli import main
 from stemforge.config.run import build_config
-from stemforge.pipeline.inference import resolved_model
-from stemforge.pipeline.job import Job
+from stemforge.pipeline.engine.inference import resolved_model
+from stemforge.pipeline.engine.job import Job
 from stemforge.pipeline.listing import MixRef, expand_stemset
 from stemforge.pipeline.report import build_report
 from stemforge.pipeline.stages import ERRORS, MixTrack

@@ -138,7 +138,7 @@ def test_real_failures_a_stopped_server_is_retried_a_missing_or_denied_object_is
     a proxy) are tried once. Reading audio says the same through AudioError.transient."""
     from stemforge.pipeline import storage
     from stemforge.pipeline.storage import RETRY_ATTEMPTS, StorageError, filesystem, is_transient_read, retrying
-    from stemforge.pipeline.track import TrackError
+    from stemforge.pipeline.engine.track import TrackError
     from stemforge.transforms import AudioError, load_audio
 
     monkeypatch.setattr(storage, "RETRY_BASE_SECONDS", 0.01)

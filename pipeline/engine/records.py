@@ -1,5 +1,6 @@
 """Arrays in a local scratch file, one per fixed-size slot, written and read by slot through ``pwrite`` and
-``preadv`` (never memory-mapped, as ``pipeline.track.ScratchAudio``): a track's spectrogram blocks and its masks."""
+``preadv`` (never memory-mapped, as ``pipeline.engine.track.ScratchAudio``): a track's spectrogram blocks and
+its masks."""
 
 from __future__ import annotations
 

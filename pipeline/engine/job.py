@@ -3,15 +3,18 @@ worker: its scratch and staging folders and how a track is prepared."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from stemforge.config.run import Config
-from stemforge.pipeline.inference import ResolvedModel
-from stemforge.pipeline.spectra import FrameLayout, frame_layout
+from stemforge.pipeline.engine.inference import RANDOM_INIT_SEED, ResolvedModel, resolve, resolved_model
+from stemforge.pipeline.engine.layout import FrameLayout, frame_layout
+from stemforge.pipeline.engine.track import PreparedTrack
 from stemforge.pipeline.storage import is_transient_read, join, retry
-from stemforge.pipeline.track import PreparedTrack
 from stemforge.transforms import AugmentChain
 from stemforge.transforms.mixing import MixPlan
+
+NO_MODEL = "none"  # the checkpoint sha256 of a mix run without a model (ground-truth columns only)
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,22 @@ class Job:
         return retry(lambda: PreparedTrack(source, track_key, variant, config, config.storage_options, chain,
                                            self.model, mix),
                      f"read {source}", is_transient_read, config.storage_options)
+
+
+def open_job(config: Config, progress: bool = True) -> Job:
+    """The job of ``config``: every model default resolved from the checkpoint (``engine.inference.resolve``),
+    the checkpoint's fingerprint, the start time and the run id (``run.run_id``, else a fresh default).
+
+    It checks nothing about the inputs or the output folder: the launcher does that first
+    (``pipeline.launch.make_job``)."""
+    if config.runs_model:
+        config, net = resolve(config)
+        random_init = not config.model.checkpoint
+        sha256 = f"random-init-seed-{RANDOM_INIT_SEED}" if random_init else net.checkpoint_sha256
+    else:  # a mix run without a model: nothing to load
+        model = config.model
+        config = config.model_copy(update={"model": model.model_copy(update={"cropsize": model.cropsize or 256})})
+        random_init, sha256, net = False, NO_MODEL, None
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    run_id = config.run.run_id or config.default_run_id()
+    return Job(config, run_id, started, sha256, random_init, resolved_model(config, net), progress)

@@ -1,26 +1,20 @@
-"""Where model masks are made and kept: one WindowBatcher per worker process (one model, every thread's tracks
-filling its batches), and each track variant's masks in a local scratch file beside its audio.
+"""Each track variant's model masks, kept in a local scratch file beside its audio as the batcher returns them,
+and the finiteness rule for masks and stems.
 
 The masks never leave the worker: no object per window on the output store, no GroupByKey, and the track is
-decoded once. ``model.share_across_processes`` loads ``model.model_copies`` copies per machine in Beam's
-MultiProcessShared server and calls them from every SDK process (one GPU, many processes).
+decoded once. Who makes them (one WindowBatcher per worker process) is the pipeline's business
+(``pipeline.batchers``); this module only receives them.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from collections.abc import Callable
 
 import numpy as np
-from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-from stemforge.model.batcher import Receiver, WindowBatcher
-from stemforge.config.run import ModelConfig
-from stemforge.pipeline.inference import load_model
-from stemforge.pipeline.records import RecordFile
-from stemforge.pipeline.storage import StorageOptions
+from stemforge.model.batcher import Receiver
+from stemforge.pipeline.engine.records import RecordFile
 
 
 class NonFiniteError(ValueError):
@@ -94,35 +88,3 @@ class TrackMasks:
             if not self._closed:
                 self._closed = True
                 self._file.close()
-
-
-_LOCK = threading.Lock()
-_BATCHERS: dict[str, tuple[WindowBatcher, int]] = {}
-
-
-def acquire_batcher(tag: str, config: ModelConfig, storage_options: StorageOptions) -> WindowBatcher:
-    """This process's batcher for run ``tag`` (made on first use; release it with :func:`release_batcher`)."""
-    with _LOCK:
-        if tag in _BATCHERS:
-            batcher, users = _BATCHERS[tag]
-        else:
-            loader = functools.partial(load_model, config, storage_options)
-            predict: Callable[[np.ndarray], np.ndarray]
-            if config.share_across_processes:
-                copy = os.getpid() % config.model_copies
-                predict = MultiProcessShared(loader, tag=f"stemforge-{tag}-{copy}").acquire()
-            else:
-                predict = loader()
-            batcher, users = WindowBatcher(predict, config.batch_size), 0
-        _BATCHERS[tag] = (batcher, users + 1)
-        return batcher
-
-
-def release_batcher(tag: str) -> None:
-    """One user fewer; the last one stops the batcher's thread and drops its model."""
-    with _LOCK:
-        batcher, users = _BATCHERS.pop(tag)
-        if users > 1:
-            _BATCHERS[tag] = (batcher, users - 1)
-            return
-    batcher.close()

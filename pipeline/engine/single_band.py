@@ -20,7 +20,7 @@ import numpy as np
 
 from stemforge.config.run import ModelConfig
 from stemforge.model import resolve_device
-from stemforge.pipeline.frame_source import Encode, FrameLayout, FrameReader, FrameSource, FrameStore, MaskRange
+from stemforge.pipeline.engine.frame_source import Encode, FrameLayout, FrameReader, FrameSource, FrameStore, MaskRange
 from stemforge.transforms import end_padded_frames, frames_for_samples, num_frames
 from stemforge.transforms.multiband_stream_io import read_padded
 from stemforge.transforms.spectral_ops import DeviceSpectralOps, HostSpectralOps

@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from stemforge.pipeline.frame_source import Encode, FrameLayout, FrameReader, FrameSource, MaskRange
+from stemforge.pipeline.engine.frame_source import Encode, FrameLayout, FrameReader, FrameSource, MaskRange
 from stemforge.shards.schema import BAND_PARAMS_KEY
 from stemforge.transforms import Band, BandParams, synthesise_stream
 from stemforge.transforms.multiband_stream import MultibandStreamAnalysis

@@ -13,11 +13,11 @@ import numpy as np
 import soundfile as sf
 
 from stemforge.config.run import Config
-from stemforge.pipeline.masks import require_finite
+from stemforge.pipeline.engine.masks import require_finite
 from stemforge.pipeline.scratch import scratch_root
-from stemforge.pipeline.sinks import model_columns
+from stemforge.pipeline.engine.rows import model_columns
 from stemforge.pipeline.storage import StorageOptions, publish_file, redact_uri
-from stemforge.pipeline.track import MaskReader, PreparedTrack, TrackMeta
+from stemforge.pipeline.engine.track import MaskReader, PreparedTrack, TrackMeta
 from stemforge.transforms.chain import recorded_draws
 
 _FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}

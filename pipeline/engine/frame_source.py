@@ -1,7 +1,7 @@
 """What every frame source of a track offers, whatever its bands and wherever its arithmetic runs.
 
 A run's rows have one frequency layout (:class:`FrameLayout`: vocal-remover's single band, or a UVR band
-table's combined spectrogram), decided once from the run's resolved model (``pipeline.spectra.frame_layout``).
+table's combined spectrogram), decided once from the run's resolved model (``pipeline.engine.layout.frame_layout``).
 Each track opens it into a :class:`FrameSource`: the peak pass, frames by range, a model window's and a row's
 magnitudes, and the stems' synthesis. Nothing outside these classes asks which layout a run has.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from stemforge.config.run import ModelConfig
-from stemforge.pipeline.records import RecordFile
+from stemforge.pipeline.engine.records import RecordFile
 from stemforge.transforms.spectral_ops import HostSpectralOps
 from stemforge.transforms.stft import ReadFn
 
@@ -26,7 +26,7 @@ Encode = Callable[[int, np.ndarray], None]
 
 
 class MaskRange(Protocol):
-    """A track's mask by frame range (``pipeline.track.MaskReader``), frames past its end included."""
+    """A track's mask by frame range (``pipeline.engine.track.MaskReader``), frames past its end included."""
 
     def get(self, start: int, stop: int) -> np.ndarray: ...
 

@@ -1,10 +1,10 @@
-"""One track variant, start to finish, in bounded memory (Beam-free; the graph wires it).
+"""One track variant prepared in bounded memory, and the reader of its masks.
 
-A track is decoded and resampled block by block into a local scratch file (read and written by
-range, never memory-mapped), augmented as a stream (the low-pass's padding at the track's ends
-only), and every later step reads frame ranges from that file: the peak pass, the model windows, the stems and the Parquet rows. So
-an hour-long file needs no more memory than a minute-long one, and the results equal the
-whole-track computation of ``model.Separator``.
+A track is decoded and resampled block by block into a local scratch file (read and written by range, never
+memory-mapped), augmented as a stream (the low-pass's padding at the track's ends only), and every later step
+reads frame ranges from that file: the peak pass, the model windows, the stems and the Parquet rows. So an
+hour-long file needs no more memory than a minute-long one, and the results equal the whole-track computation
+of ``model.Separator``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import torch
 
 from stemforge.model import Aggression, MaskAssembler, WindowGrid, mask_grids
 from stemforge.config.run import Config
-from stemforge.pipeline.inference import ResolvedModel
-from stemforge.pipeline.mixture import mix_targets, sum_into
+from stemforge.pipeline.engine.inference import ResolvedModel
+from stemforge.pipeline.engine.mixture import mix_targets, sum_into
 from stemforge.pipeline.scratch import make_scratch
-from stemforge.pipeline.frame_source import Encode, MaskRange
-from stemforge.pipeline.spectra import FrameReader, FrameSource, frame_layout
+from stemforge.pipeline.engine.frame_source import Encode, MaskRange
+from stemforge.pipeline.engine.layout import FrameReader, FrameSource, frame_layout
 from stemforge.pipeline.storage import StorageOptions, options_for
 from stemforge.transforms import (
     AugmentChain,

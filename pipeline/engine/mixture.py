@@ -1,6 +1,6 @@
 """A mix run's track: each target stem decoded, cut, gained and summed as its MixPlan says, into local scratch
 waveforms (block by block, so a long track costs no more memory than a short one). Beam-free; used by
-``pipeline.track.PreparedTrack``."""
+``pipeline.engine.track.PreparedTrack``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from stemforge.transforms.mixing import MixPlan, excerpt_start, fit_length, fitt
 
 
 class ScratchLike(Protocol):
-    """What mixing needs of a scratch waveform (``pipeline.track.ScratchAudio``)."""
+    """What mixing needs of a scratch waveform (``pipeline.engine.track.ScratchAudio``)."""
 
     length: int
 

@@ -1,7 +1,7 @@
 """A run's frame layout, chosen once from its resolved model: the one place that asks whether a model reads
-vocal-remover's single band (``pipeline.single_band``) or a UVR band table's combined spectrogram
-(``pipeline.multi_band``). The track, the rows, the stems, the shard metadata and the report use the
-:class:`~stemforge.pipeline.frame_source.FrameLayout` and the frame sources it opens, never the band table.
+vocal-remover's single band (``pipeline.engine.single_band``) or a UVR band table's combined spectrogram
+(``pipeline.engine.multi_band``). The track, the rows, the stems, the shard metadata and the report use the
+:class:`~stemforge.pipeline.engine.frame_source.FrameLayout` and the frame sources it opens, never the band table.
 
 Either source serves frames by range, so no step holds a whole track's spectrogram.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stemforge.config.run import ModelConfig
-from stemforge.pipeline.frame_source import FrameLayout, FrameReader, FrameSource
-from stemforge.pipeline.inference import ResolvedModel
-from stemforge.pipeline.multi_band import MultiBandLayout
-from stemforge.pipeline.single_band import SingleBandLayout
+from stemforge.pipeline.engine.frame_source import FrameLayout, FrameReader, FrameSource
+from stemforge.pipeline.engine.inference import ResolvedModel
+from stemforge.pipeline.engine.multi_band import MultiBandLayout
+from stemforge.pipeline.engine.single_band import SingleBandLayout
 from stemforge.shards.schema import BAND_PARAMS_KEY
 from stemforge.transforms import BandParams
 

@@ -1,5 +1,5 @@
 """The VR networks (vocal-remover's and UVR's) as a run loads them: the launcher resolves the model's settings
-from its checkpoint once, and each worker process loads the network (``pipeline.masks``)."""
+from its checkpoint once, and each worker process loads the network (``pipeline.batchers``)."""
 
 from __future__ import annotations
 

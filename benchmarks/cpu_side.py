@@ -14,6 +14,10 @@ A run on 1 s of audio gives the fixed cost. The runs alternate (short, long, sho
 
     .venv/bin/python benchmarks/cpu_side.py --files 3 --seconds 180 --repeat 3
     git worktree add /tmp/before 8710f4c && .venv/bin/python benchmarks/cpu_side.py --repo /tmp/before --repo .
+
+A tree with its own interpreter (``TREE/.venv/bin/python``, as docs/pipeline.md's comparison recipe makes one)
+runs with it; any other tree runs with this interpreter and ``PYTHONPATH=TREE``, which imports a tree from
+before the ``stemforge`` namespace (top-level ``model`` and ``pipeline``) from its own folders.
 """
 
 from __future__ import annotations
@@ -41,7 +45,12 @@ REPO = Path(__file__).resolve().parent.parent
 # the network computes on that thread: the batcher's).
 HARNESS = """
 import json, sys, time
-from stemforge.model.inference import InferenceModel
+try:
+    from stemforge.model.inference import InferenceModel
+    from stemforge.pipeline.cli import main
+except ImportError:  # a tree from before the stemforge namespace
+    from model.inference import InferenceModel
+    from pipeline.cli import main
 spent = [0.0]
 forward = InferenceModel.__call__
 def timed(self, windows):
@@ -51,7 +60,6 @@ def timed(self, windows):
     finally:
         spent[0] += time.thread_time() - start
 InferenceModel.__call__ = timed
-from stemforge.pipeline.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as handle:
     json.dump({"model_cpu": spent[0]}, handle)
@@ -64,11 +72,14 @@ def timed_run(repo: Path, music: Path, out: Path, checkpoint: Path, extra: list[
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     report = out.with_suffix(".json")
-    subprocess.run([sys.executable, "-c", HARNESS, str(report), "run",
+    own = repo / ".venv" / "bin" / "python"
+    python, env = str(own), dict(os.environ)
+    if not own.exists():
+        python, env["PYTHONPATH"] = sys.executable, str(repo)
+    subprocess.run([python, "-c", HARNESS, str(report), "run",
                     "--config", str(repo / "configs" / "separate.yaml"), "--input", str(music), "--output", str(out),
                     "--checkpoint", str(checkpoint), "--set", "model.device=cpu", "--set", "model.cpu_threads=1",
-                    "--quiet", *extra], check=True, cwd=repo, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "PYTHONPATH": str(repo)})
+                    "--quiet", *extra], check=True, cwd=repo, stdout=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

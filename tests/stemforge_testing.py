@@ -2,6 +2,8 @@
 masks, reference procedures, test music, a config writer."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,11 @@ def progress_snapshots(output: str) -> tuple[list[tuple[int, ...]], tuple[int, .
 def read_manifest(path: Path | str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run manifest with its per-track detail inline (tracks, sources, timing, clipping), either layout."""
     return read_run(str(path), storage_options).old_layout()
+
+
+def fresh_python(code: str) -> str:
+    """What ``code`` prints when a fresh interpreter runs it (so ``sys.modules`` holds only what it imported);
+    it must exit 0."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -67,7 +67,7 @@ def real_corpus(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     album = folder / "album"
     album.mkdir()
     vbr = encode(folder / "source.wav", album / "quiet start.mp3", KIND["mp3_vbr_no_xing"].args)
-    m4a = encode(folder / "source.wav", album / "song.m4a", KIND["m4a_aac"].args)
+    encode(folder / "source.wav", album / "song.m4a", KIND["m4a_aac"].args)
     (folder / "source.wav").unlink()
     (album / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (album / "notes.txt").write_text("track list\n")

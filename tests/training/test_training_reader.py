@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 import torch
+from stemforge_testing import fresh_python
 from torch.utils.data import DataLoader
 
 from stemforge.training import ShardDataset
@@ -41,10 +42,7 @@ def test_importing_training_imports_no_beam():
             "stemforge.training.reader, stemforge.training.trainer, stemforge.training.evaluate; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam' "
             "or m in ('stemforge.pipeline.graph', 'stemforge.pipeline.logs')), logging.getLogger().filters)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout == "[] []\n"
+    assert fresh_python(code) == "[] []\n"
 
 
 def test_every_committed_row_exactly_once_across_two_ranks_of_two_workers(roots, expected):

@@ -19,7 +19,7 @@ from stemforge.pipeline.storage import PathEscape, StorageOptions, filesystem, j
 from stemforge.text import count
 from stemforge.shards import is_tensor, open_shard, tensor_shape, tensor_to_numpy, threads_for
 from stemforge.shards.discovery import listed_shard
-from stemforge.shards.manifest import read_run
+from stemforge.shards.manifest import RunManifest, read_run, run_files
 from stemforge.shards.schema import BAND_PARAMS_KEY, CHECKPOINT_KEY, CONFIG_KEY
 
 
@@ -78,7 +78,8 @@ def _shard(fs: Any, path: str, shown: str, committed: bool | None) -> dict[str, 
     }
 
 
-def _manifest(fs: Any, path: str, shown: str) -> dict[str, Any]:
+def _manifest(fs: Any, path: str, shown: str) -> RunManifest:
+    """The run manifest at ``path``, or an InspectError saying why the file is not one."""
     try:
         data = json.loads(fs.cat_file(path))
     except FileNotFoundError:
@@ -87,22 +88,22 @@ def _manifest(fs: Any, path: str, shown: str) -> dict[str, Any]:
         raise InspectError(f"{shown}: not a run manifest (invalid JSON: {exc})") from None
     if not isinstance(data, dict) or "run_id" not in data or "shards" not in data:
         raise InspectError(f"{shown}: not a stemforge run manifest (no run_id and shards)")
-    return data
+    return RunManifest.from_dict(data)
 
 
-def _run(fs: Any, root: str, shown_root: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    committed = manifest.get("status") == "committed"
+def _run(fs: Any, root: str, shown_root: str, manifest: RunManifest) -> dict[str, Any]:
     try:
-        shown = [listed_shard(shown_root, manifest, s) for s in manifest["shards"]]
+        shown = [listed_shard(shown_root, manifest.raw, s) for s in manifest.shards]
     except PathEscape as exc:  # an edited manifest: never read, nor call committed, a file outside the folder
         raise InspectError(str(exc)) from None
     return {
-        "run_id": manifest["run_id"],
-        "status": manifest.get("status"),
-        "fingerprint": manifest.get("fingerprint"),
-        "counts": manifest.get("counts", {}),
-        "checkpoint": manifest.get("checkpoint"),
-        "shards": [_shard(fs, join(root, s), path, committed) for s, path in zip(manifest["shards"], shown)],
+        "run_id": manifest.run_id,
+        "status": manifest.raw.get("status"),
+        "fingerprint": manifest.raw.get("fingerprint"),
+        "counts": manifest.counts,
+        "checkpoint": manifest.raw.get("checkpoint"),
+        "shards": [_shard(fs, join(root, s), path, manifest.committed)
+                   for s, path in zip(manifest.shards, shown)],
     }
 
 
@@ -127,7 +128,7 @@ def inspect_path(uri: str, storage_options: StorageOptions | None = None) -> dic
         raise InspectError(f"{shown}: no such file or folder" if not fs.exists(path) else
                            f"{shown}: not a shard (.parquet), a run manifest (.json) or an output folder")
     runs = [_run(fs, path, shown, _manifest(fs, p, join(shown, "runs", p.rsplit("/", 1)[-1])))
-            for p in sorted(fs.glob(f"{path}/runs/*.json"))]
+            for p, _ in run_files(fs, path)]
     listed = {s["path"] for run in runs for s in run["shards"]}
     on_disk = sorted(fs.glob(f"{path}/spectrograms/*/*.parquet"))
     stray = [_shard(fs, p, join(shown, p[len(path) + 1:]), False) for p in on_disk

@@ -1,7 +1,8 @@
 """What every frame source of a track offers, whatever its bands and wherever its arithmetic runs.
 
 A run's rows have one frequency layout (:class:`FrameLayout`: vocal-remover's single band, or a UVR band
-table's combined spectrogram), decided once from the run's resolved model (``pipeline.engine.layout.frame_layout``).
+table's combined spectrogram), decided once from the run's resolved model
+(``pipeline.engine.layout.frame_layout``).
 Each track opens it into a :class:`FrameSource`: the peak pass, frames by range, a model window's and a row's
 magnitudes, and the stems' synthesis. Nothing outside these classes asks which layout a run has.
 """

@@ -2,8 +2,10 @@
 (``pipeline.stages``), and without Beam: for a notebook, a test, or another scheduler.
 
     job = open_job(load_config("run.yaml"))
-    batcher = WindowBatcher(load_model(job.config.model, job.config.storage_options), job.config.model.batch_size)
-    out = separate_track(job, "song.flac", "song", 0, AugmentChain.from_config(list(job.config.augment.chain)), batcher)
+    model = job.config.model
+    batcher = WindowBatcher(load_model(model, job.config.storage_options), model.batch_size)
+    chain = AugmentChain.from_config(list(job.config.augment.chain))
+    out = separate_track(job, "song.flac", "song", 0, chain, batcher)
 
 The pipeline drives the same steps through its DoFns, so that one batcher fills its batches across tracks
 and threads; :func:`write_outputs` is the part both share.
@@ -39,12 +41,12 @@ def write_outputs(job: Job, track: PreparedTrack,
     """Writes the track's stem files now (a mix run's sources, else the model's stems from ``masks``) and
     returns their report with the track's rows, made as they are read (the track must stay open until then)."""
     config = job.config
+    if masks is None and config.runs_model:
+        raise ValueError("the run has a model: its stems and model columns need the track's masks (a batcher)")
     report = None
     if config.output.write_stems and track.meta.mix is not None:
         report = write_sources(track, config, config.storage_options, staging=job.staging)
     elif config.output.write_stems:
-        if masks is None:
-            raise ValueError("write_outputs: the model's stems need the track's masks")
         report = write_stems(track, masks, config, config.storage_options, staging=job.staging)
     if not config.output.write_spectrograms:
         return report, iter(())

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pyarrow.parquet as pq
 import soundfile as sf
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -67,3 +68,16 @@ def test_one_track_without_beam_equals_the_run_on_beams_runner(tiny_checkpoint, 
             beam_stem = Path(beam_config.output.stem_uri("song", out.meta.variant, stem))
             assert engine_stem.parent != beam_stem.parent
             assert engine_stem.read_bytes() == beam_stem.read_bytes()
+
+
+def test_a_run_with_a_model_needs_a_batcher(tiny_checkpoint, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sf.write(corpus / "song.wav", np.zeros((44100, 2), np.float32), 44100, subtype="FLOAT")
+    config = load_config(write_config(tmp_path / "c.yaml"), [f"input.uri={corpus}", f"output.uri={tmp_path / 'out'}",
+                                                             f"model.checkpoint={tiny_checkpoint}"])
+    job = open_job(config, progress=False)
+    chain = AugmentChain.from_config(list(job.config.augment.chain))
+    with pytest.raises(ValueError, match=r"^the run has a model: its stems and model columns need the track's masks"):
+        separate_track(job, str(corpus / "song.wav"), "song", 0, chain, None)
+    assert not (tmp_path / "out" / "stems").exists()
